@@ -1,0 +1,271 @@
+// Package ldaptest starts a real OpenLDAP slapd for tests: mdb backend,
+// memberof, refint and ppolicy overlays, listening on a free loopback port,
+// with its database in the test's temporary directory.
+//
+// It needs slapd and ldap-utils (Debian packages slapd, ldap-utils); a test
+// that cannot find them is skipped rather than failed, so a machine without a
+// directory still runs the rest of the suite.
+package ldaptest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+)
+
+// Suffix, AdminDN and AdminPassword are the directory's root naming context
+// and its root account, the same for every server this package starts.
+const (
+	Suffix        = "dc=example,dc=test"
+	AdminDN       = "cn=admin," + Suffix
+	AdminPassword = "adminpw"
+)
+
+// ServiceDN and ServicePassword name the read-only service account every
+// server starts with; sealgate binds as it to search.
+const (
+	ServiceDN       = "cn=sealgate,ou=services," + Suffix
+	ServicePassword = "service-secret"
+)
+
+// Server is a running slapd.
+type Server struct {
+	// URL is ldap://127.0.0.1:<port>.
+	URL string
+
+	dir  string
+	conf string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Options shape a server. The zero value is an empty tree with the service
+// account and the ou=people, ou=groups containers.
+type Options struct {
+	// LDIF is loaded with slapadd before slapd starts, after the base
+	// entries: much faster than ldapadd for large trees. slapadd bypasses
+	// overlays, so memberOf is not maintained for these entries.
+	LDIF string
+	// LDIFFile is like LDIF but read from a file (for large generated trees).
+	LDIFFile string
+}
+
+const confTemplate = `include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload memberof
+moduleload refint
+moduleload ppolicy
+pidfile {{.Dir}}/slapd.pid
+argsfile {{.Dir}}/slapd.args
+sizelimit unlimited
+database mdb
+maxsize 4294967296
+suffix "{{.Suffix}}"
+rootdn "{{.AdminDN}}"
+rootpw {{.AdminPassword}}
+directory {{.Dir}}/db
+index objectClass eq
+index uid,cn eq
+index entryUUID eq
+index member,uniqueMember,memberUid eq
+limits dn.exact="{{.ServiceDN}}" size=unlimited size.pr=unlimited size.prtotal=unlimited
+access to attrs=userPassword by self write by anonymous auth by * none
+access to * by users read by * none
+overlay memberof
+overlay refint
+refint_attributes member uniqueMember
+overlay ppolicy
+`
+
+// baseLDIF is the tree every server starts with.
+const baseLDIF = `dn: ` + Suffix + `
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: Example
+
+dn: ou=services,` + Suffix + `
+objectClass: organizationalUnit
+ou: services
+
+dn: ` + ServiceDN + `
+objectClass: applicationProcess
+objectClass: simpleSecurityObject
+cn: sealgate
+userPassword: ` + ServicePassword + `
+
+dn: ou=people,` + Suffix + `
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,` + Suffix + `
+objectClass: organizationalUnit
+ou: groups
+`
+
+// Start starts a slapd for t and stops it when t ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	for _, tool := range []string{"slapd", "slapadd", "ldapmodify"} {
+		if _, err := lookPath(tool); err != nil {
+			t.Skipf("ldaptest: %s not installed (Debian: slapd, ldap-utils)", tool)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{dir: dir, conf: filepath.Join(dir, "slapd.conf")}
+	var conf bytes.Buffer
+	err := template.Must(template.New("conf").Parse(confTemplate)).Execute(&conf, map[string]string{
+		"Dir": dir, "Suffix": Suffix, "AdminDN": AdminDN, "AdminPassword": AdminPassword, "ServiceDN": ServiceDN,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.conf, conf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.slapadd(t, strings.NewReader(baseLDIF))
+	if opts.LDIF != "" {
+		s.slapadd(t, strings.NewReader(opts.LDIF))
+	}
+	if opts.LDIFFile != "" {
+		f, err := os.Open(opts.LDIFFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.slapadd(t, f)
+		f.Close()
+	}
+	s.start(t)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func lookPath(tool string) (string, error) {
+	if p, err := exec.LookPath(tool); err == nil {
+		return p, nil
+	}
+	// slapd and slapadd live in /usr/sbin, which is not on every PATH.
+	return exec.LookPath(filepath.Join("/usr/sbin", tool))
+}
+
+func (s *Server) slapadd(t testing.TB, ldif io.Reader) {
+	t.Helper()
+	bin, _ := lookPath("slapadd")
+	cmd := exec.Command(bin, "-q", "-f", s.conf)
+	cmd.Stdin = ldif
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ldaptest: slapadd: %v\n%s", err, out)
+	}
+}
+
+// start runs slapd in the foreground on a free port and waits until it
+// accepts connections. A port taken between choosing and binding is retried.
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	bin, _ := lookPath("slapd")
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := fmt.Sprintf("ldap://127.0.0.1:%d", port)
+		var logBuf bytes.Buffer
+		cmd := exec.Command(bin, "-d", "0", "-f", s.conf, "-h", url+"/")
+		cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("ldaptest: slapd: %v", err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		if err := waitListening(fmt.Sprintf("127.0.0.1:%d", port), done); err != nil {
+			_ = cmd.Process.Kill()
+			<-done
+			lastErr = fmt.Errorf("%v\n%s", err, logBuf.String())
+			continue
+		}
+		s.URL, s.cmd, s.done = url, cmd, done
+		return
+	}
+	t.Fatalf("ldaptest: slapd did not start: %v", lastErr)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitListening(addr string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("slapd exited")
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("slapd not listening on %s after 10s", addr)
+}
+
+// Stop stops slapd and waits for it to exit. It is safe to call twice.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	// SIGTERM lets slapd close its database cleanly, so Restart finds it intact.
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+// Restart starts a stopped server again with the same data (on a new port:
+// URL changes).
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.start(t)
+}
+
+// Apply runs ldapmodify as the root account on an LDIF of change records;
+// records without a changetype are adds.
+func (s *Server) Apply(t testing.TB, ldif string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ldapmodify", "-a", "-x", "-H", s.URL, "-D", AdminDN, "-w", AdminPassword)
+	cmd.Stdin = strings.NewReader(ldif)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ldaptest: ldapmodify: %v\n%s\nLDIF:\n%s", err, out, ldif)
+	}
+}
