@@ -1,0 +1,268 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/store"
+)
+
+// Error codes reported by this package.
+const (
+	CodeUnauthenticated       fault.Code = "unauthenticated"
+	CodeAccountLocked         fault.Code = "account_locked"
+	CodeTOTPRequired          fault.Code = "totp_required"
+	CodeTOTPEnrollment        fault.Code = "totp_enrollment_required"
+	CodeTOTPInvalid           fault.Code = "totp_invalid"
+	CodeSealNotPermitted      fault.Code = "seal_not_permitted"
+	CodeOperationNotPermitted fault.Code = "operation_not_permitted"
+	CodeUserUnknown           fault.Code = "user_unknown"
+	CodeUserExists            fault.Code = "user_exists"
+	CodeUserExternal          fault.Code = "user_external"
+	CodeGroupUnknown          fault.Code = "group_unknown"
+	CodeGroupExists           fault.Code = "group_exists"
+	CodeProcessUnknown        fault.Code = "process_unknown"
+	CodeProcessExists         fault.Code = "process_exists"
+	CodeRuleInvalid           fault.Code = "rule_invalid"
+	CodeRuleUnknown           fault.Code = "rule_unknown"
+	CodeInvalidInput          fault.Code = "invalid_input"
+	CodeDirectoryUnknown      fault.Code = "directory_unknown"
+)
+
+// Options configure a Service. The zero value gives production defaults.
+type Options struct {
+	// Logger receives operational messages; never secrets. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Password sets the argon2id cost of new password hashes. Default
+	// DefaultPasswordParams. Existing hashes keep the parameters they were
+	// made with (they are part of the PHC string).
+	Password PasswordParams
+	// TokenTTL is the lifetime of OAuth access tokens. Default 10 minutes.
+	TokenTTL time.Duration
+	// SessionTTL is the lifetime of user sessions. Default 8 hours.
+	SessionTTL time.Duration
+	// Lockout is the brute-force policy. Zero fields take defaults.
+	Lockout LockoutPolicy
+	// Directories verify the passwords of directory users, by source name.
+	Directories map[string]PasswordVerifier
+	// TOTPIssuer names sealgate in authenticator apps. Default "sealgate".
+	TOTPIssuer string
+	// OnAuditHead, when set, is called after each committed audit append
+	// with the new chain head and event count, so an external log can
+	// anchor the audit trail (a deleted tail is only detectable that way).
+	OnAuditHead func(ctx context.Context, headHash []byte, count uint64)
+}
+
+// Service holds users, groups, processes, credentials, rules and the audit
+// trail in the database, and makes every authorization decision.
+type Service struct {
+	db   *store.DB
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	genStmt *sql.Stmt
+
+	mu  sync.RWMutex
+	idx *index // rules and memberships as of idx.generation
+
+	dummyHash string // verified for unknown accounts so they cost the same time
+}
+
+var migrations = []string{
+	`CREATE TABLE access_state (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+	`INSERT INTO access_state (name, value) VALUES ('generation', 1)`,
+	`CREATE TABLE access_users (
+		id INTEGER PRIMARY KEY,
+		login TEXT NOT NULL UNIQUE,
+		display_name TEXT NOT NULL DEFAULT '',
+		mail TEXT NOT NULL DEFAULT '',
+		source TEXT NOT NULL DEFAULT '',
+		external_id TEXT,
+		password_hash TEXT NOT NULL DEFAULT '',
+		disabled INTEGER NOT NULL DEFAULT 0,
+		roles TEXT NOT NULL DEFAULT '',
+		totp_secret TEXT NOT NULL DEFAULT '',
+		totp_pending TEXT NOT NULL DEFAULT '',
+		totp_last_step INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		UNIQUE (source, external_id))`,
+	`CREATE TABLE access_groups (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		source TEXT NOT NULL DEFAULT '',
+		require_totp INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL)`,
+	`CREATE TABLE access_members (
+		group_id INTEGER NOT NULL REFERENCES access_groups(id) ON DELETE CASCADE,
+		user_id INTEGER NOT NULL REFERENCES access_users(id) ON DELETE CASCADE,
+		source TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (group_id, user_id))`,
+	`CREATE INDEX access_members_user ON access_members (user_id)`,
+	`CREATE TABLE access_processes (
+		id INTEGER PRIMARY KEY,
+		client_id TEXT NOT NULL UNIQUE,
+		description TEXT NOT NULL DEFAULT '',
+		roles TEXT NOT NULL DEFAULT '',
+		revoked INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL)`,
+	`CREATE TABLE access_process_secrets (
+		id INTEGER PRIMARY KEY,
+		process_id INTEGER NOT NULL REFERENCES access_processes(id) ON DELETE CASCADE,
+		salt BLOB NOT NULL,
+		hash BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER)`,
+	`CREATE TABLE access_process_certs (
+		id INTEGER PRIMARY KEY,
+		process_id INTEGER NOT NULL REFERENCES access_processes(id) ON DELETE CASCADE,
+		fingerprint TEXT NOT NULL DEFAULT '',
+		subject TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL)`,
+	`CREATE TABLE access_tokens (
+		hash BLOB PRIMARY KEY,
+		kind TEXT NOT NULL,
+		principal_kind TEXT NOT NULL,
+		principal_id INTEGER NOT NULL,
+		factors TEXT NOT NULL,
+		issued_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		revoked_at INTEGER)`,
+	`CREATE INDEX access_tokens_principal ON access_tokens (principal_kind, principal_id)`,
+	`CREATE TABLE access_approvals (
+		id INTEGER PRIMARY KEY,
+		user_id INTEGER NOT NULL REFERENCES access_users(id) ON DELETE CASCADE,
+		factor TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		used_at INTEGER)`,
+	`CREATE TABLE access_recovery_codes (
+		user_id INTEGER NOT NULL REFERENCES access_users(id) ON DELETE CASCADE,
+		hash BLOB NOT NULL,
+		used_at INTEGER,
+		PRIMARY KEY (user_id, hash))`,
+	`CREATE TABLE access_failures (
+		key TEXT PRIMARY KEY,
+		failures INTEGER NOT NULL,
+		last_at INTEGER NOT NULL,
+		locked_until INTEGER NOT NULL)`,
+	`CREATE TABLE access_rules (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		subject_kind TEXT NOT NULL,
+		subject_id INTEGER NOT NULL,
+		conditions TEXT NOT NULL,
+		created_at INTEGER NOT NULL)`,
+	`CREATE INDEX access_rules_subject ON access_rules (subject_kind, subject_id)`,
+	`CREATE TABLE access_usage (
+		rule_id INTEGER NOT NULL,
+		day TEXT NOT NULL,
+		documents INTEGER NOT NULL,
+		PRIMARY KEY (rule_id, day))`,
+	`CREATE TABLE access_audit (
+		id INTEGER PRIMARY KEY,
+		at INTEGER NOT NULL,
+		type TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		source TEXT NOT NULL,
+		outcome TEXT NOT NULL,
+		detail TEXT NOT NULL,
+		prev_hash BLOB NOT NULL,
+		hash BLOB NOT NULL)`,
+	`CREATE TABLE access_audit_head (
+		id INTEGER PRIMARY KEY,
+		last_id INTEGER NOT NULL,
+		count INTEGER NOT NULL,
+		hash BLOB NOT NULL)`,
+}
+
+// Open prepares the access tables in db and returns the Service.
+func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
+	if err := db.Migrate(ctx, "access", migrations); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Password == (PasswordParams{}) {
+		opts.Password = DefaultPasswordParams
+	}
+	if opts.TokenTTL == 0 {
+		opts.TokenTTL = 10 * time.Minute
+	}
+	if opts.SessionTTL == 0 {
+		opts.SessionTTL = 8 * time.Hour
+	}
+	if opts.TOTPIssuer == "" {
+		opts.TOTPIssuer = "sealgate"
+	}
+	opts.Lockout = opts.Lockout.withDefaults()
+	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now}
+	st, err := db.Read().PrepareContext(ctx, `SELECT value FROM access_state WHERE name = 'generation'`)
+	if err != nil {
+		return nil, fmt.Errorf("access: prepare: %w", err)
+	}
+	s.genStmt = st
+	dummy, err := hashPassword("sealgate-no-such-account", opts.Password)
+	if err != nil {
+		return nil, err
+	}
+	s.dummyHash = dummy
+	return s, nil
+}
+
+// Close releases prepared statements; the database stays open.
+func (s *Service) Close() error { return s.genStmt.Close() }
+
+// bumpGeneration marks rules, groups, memberships or account states as
+// changed, so every Service on this database rebuilds its index before the
+// next decision.
+func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE access_state SET value = value + 1 WHERE name = 'generation'`); err != nil {
+		return fmt.Errorf("access: bump generation: %w", err)
+	}
+	return nil
+}
+
+// nowMS returns the clock in Unix milliseconds, the unit of every stored time.
+func (s *Service) nowMS() int64 { return s.now().UnixMilli() }
+
+// joinList and splitList store short name lists (roles, factors) in one
+// TEXT column; names never contain commas (validName forbids them).
+func joinList(v []string) string { return strings.Join(v, ",") }
+
+func splitList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+// validName checks a login, group name, client id or rule name: printable,
+// no separators used in storage or in principal strings, bounded length.
+func validName(what, v string) error {
+	if v == "" || len(v) > 128 {
+		return fault.New(fault.Invalid, CodeInvalidInput, "%s %q must be 1 to 128 characters", what, v)
+	}
+	for _, r := range v {
+		if r <= ' ' || r == ',' || r == ':' || r == 0x7f {
+			return fault.New(fault.Invalid, CodeInvalidInput, "%s %q must not contain spaces, commas, colons or control characters", what, v)
+		}
+	}
+	return nil
+}
+
+func internal(err error, what string) error {
+	return fault.Wrap(err, fault.Internal, fault.CodeInternal, "access: %s failed", what)
+}

@@ -1,0 +1,153 @@
+package access
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/sealgate/sealgate/fault"
+)
+
+// LockoutPolicy slows down password and secret guessing. Failures are
+// counted per account name (known or not, so a locked unknown name looks
+// like a locked real one) and per source address; past the threshold the
+// key is locked for BaseLock, doubling with every further failure up to
+// MaxLock. Counts are kept in the database, so all sealgate processes on it
+// share them.
+type LockoutPolicy struct {
+	// AccountFailures before an account name locks. Default 5.
+	AccountFailures int
+	// SourceFailures before a source address locks. Default 20.
+	SourceFailures int
+	// BaseLock is the first lock's length. Default 1 minute.
+	BaseLock time.Duration
+	// MaxLock caps the lock. Default 1 hour.
+	MaxLock time.Duration
+	// Window forgets failures older than this. Default 1 hour.
+	Window time.Duration
+}
+
+func (p LockoutPolicy) withDefaults() LockoutPolicy {
+	if p.AccountFailures == 0 {
+		p.AccountFailures = 5
+	}
+	if p.SourceFailures == 0 {
+		p.SourceFailures = 20
+	}
+	if p.BaseLock == 0 {
+		p.BaseLock = time.Minute
+	}
+	if p.MaxLock == 0 {
+		p.MaxLock = time.Hour
+	}
+	if p.Window == 0 {
+		p.Window = time.Hour
+	}
+	return p
+}
+
+func accountKey(kind Kind, name string) string { return "account:" + string(kind) + ":" + name }
+
+func sourceKey(src netip.Addr) string {
+	if !src.IsValid() {
+		return ""
+	}
+	return "source:" + src.Unmap().String()
+}
+
+// checkLocked refuses an attempt while the account name or the source is locked.
+func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src netip.Addr) error {
+	now := s.nowMS()
+	for _, key := range []string{accountKey(kind, name), sourceKey(src)} {
+		if key == "" {
+			continue
+		}
+		var until int64
+		err := s.db.Read().QueryRowContext(ctx, `SELECT locked_until FROM access_failures WHERE key = ?`, key).Scan(&until)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return internal(err, "read lockout")
+		}
+		if until > now {
+			wait := time.Duration(until-now) * time.Millisecond
+			return fault.New(fault.TooMany, CodeAccountLocked,
+				"too many failed attempts for %q; try again in %s", name, wait.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// recordFailure counts a failed attempt and returns the answer to give:
+// the same for an unknown account and a wrong password. The event is
+// audited in the same transaction.
+func (s *Service) recordFailure(ctx context.Context, kind Kind, name string, src netip.Addr, method string) error {
+	err := s.write(ctx, func(tx *sql.Tx, audit func(Event) error) error {
+		if err := s.countFailure(ctx, tx, accountKey(kind, name), s.opts.Lockout.AccountFailures); err != nil {
+			return err
+		}
+		if key := sourceKey(src); key != "" {
+			if err := s.countFailure(ctx, tx, key, s.opts.Lockout.SourceFailures); err != nil {
+				return err
+			}
+		}
+		return audit(Event{Type: "login", Actor: string(kind) + ":" + name, Source: addrString(src), Outcome: OutcomeFailed,
+			Detail: map[string]string{"method": method}})
+	})
+	if err != nil {
+		return err
+	}
+	return errUnauthenticated()
+}
+
+func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, key string, threshold int) error {
+	p := s.opts.Lockout
+	now := s.nowMS()
+	var failures, last int64
+	err := tx.QueryRowContext(ctx, `SELECT failures, last_at FROM access_failures WHERE key = ?`, key).Scan(&failures, &last)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return internal(err, "read failures")
+	}
+	if now-last > p.Window.Milliseconds() {
+		failures = 0
+	}
+	failures++
+	var until int64
+	if failures >= int64(threshold) {
+		lock := p.BaseLock
+		for i := int64(threshold); i < failures && lock < p.MaxLock; i++ {
+			lock *= 2
+		}
+		until = now + min(lock, p.MaxLock).Milliseconds()
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO access_failures (key, failures, last_at, locked_until) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, locked_until = excluded.locked_until`,
+		key, failures, now, until); err != nil {
+		return internal(err, "record failure")
+	}
+	return nil
+}
+
+// clearFailures forgets an account's failures after a successful login.
+func clearFailures(ctx context.Context, tx *sql.Tx, kind Kind, name string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM access_failures WHERE key = ?`, accountKey(kind, name)); err != nil {
+		return internal(err, "clear failures")
+	}
+	return nil
+}
+
+// errUnauthenticated is the one answer to every failed proof of identity,
+// so it reveals neither whether the account exists nor what was wrong.
+func errUnauthenticated() error {
+	return fault.New(fault.Unauthenticated, CodeUnauthenticated, "authentication failed")
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.Unmap().String()
+}
