@@ -1,0 +1,183 @@
+package signing_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
+)
+
+func digestOf(h crypto.Hash, b []byte) []byte {
+	d := h.New()
+	d.Write(b)
+	return d.Sum(nil)
+}
+
+// A detached SignCMS signature verifies with openssl for every supported key
+// type and hash, carries signing-certificate-v2, carries signingTime unless
+// told not to (PAdES), and stops verifying when one document bit changes.
+func TestSignCMSVerifiesWithOpenSSL(t *testing.T) {
+	p := sharedPKI(t)
+	caPath := p.caFile(t)
+	doc := []byte("Invoice 2026-0042\nTotal: 1,234.56 EUR\n")
+	tests := []struct {
+		name            string
+		key             string
+		hash            crypto.Hash
+		pss             bool
+		omitSigningTime bool
+		wantAlg         string // as openssl prints the signatureAlgorithm
+	}{
+		{"ECDSA P-256 SHA-256", "ecdsa-p256", crypto.SHA256, false, false, "ecdsa-with-SHA256"},
+		{"ECDSA P-384 SHA-384", "ecdsa-p384", crypto.SHA384, false, false, "ecdsa-with-SHA384"},
+		{"ECDSA P-256 SHA-512", "ecdsa-p256", crypto.SHA512, false, false, "ecdsa-with-SHA512"},
+		{"RSA PKCS#1 v1.5 SHA-256", "rsa-2048", crypto.SHA256, false, false, "sha256WithRSAEncryption"},
+		{"RSA PKCS#1 v1.5 SHA-384", "rsa-2048", crypto.SHA384, false, false, "sha384WithRSAEncryption"},
+		{"RSA PKCS#1 v1.5 SHA-512", "rsa-2048", crypto.SHA512, false, false, "sha512WithRSAEncryption"},
+		{"RSA-PSS SHA-256", "rsa-2048", crypto.SHA256, true, false, "rsassaPss"},
+		{"RSA-PSS SHA-512", "rsa-2048", crypto.SHA512, true, false, "rsassaPss"},
+		{"PAdES baseline: no signing time", "rsa-2048", crypto.SHA256, false, true, "sha256WithRSAEncryption"},
+		{"PAdES baseline ECDSA", "ecdsa-p256", crypto.SHA256, false, true, "ecdsa-with-SHA256"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			docPath := writeFile(t, dir, "doc", doc)
+			sig, err := signing.SignCMS(context.Background(), p.keys[tc.key], digestOf(tc.hash, doc), tc.hash,
+				signing.CMSOptions{PSS: tc.pss, OmitSigningTime: tc.omitSigningTime})
+			if err != nil {
+				t.Fatalf("SignCMS: %v", err)
+			}
+			if out, err := opensslVerifyDetached(t, sig, docPath, caPath); err != nil {
+				t.Fatalf("openssl cms -verify rejected the signature: %v\n%s", err, out)
+			}
+			tampered := writeFile(t, dir, "tampered", flipByte(doc))
+			if out, err := opensslVerifyDetached(t, sig, tampered, caPath); err == nil {
+				t.Fatalf("openssl cms -verify accepted a tampered document:\n%s", out)
+			}
+			dump := opensslPrint(t, sig)
+			for _, want := range []string{"signingCertificateV2", "contentType", "messageDigest", tc.wantAlg} {
+				if !strings.Contains(dump, want) {
+					t.Errorf("openssl -print does not show %s", want)
+				}
+			}
+			if got := strings.Contains(dump, "signingTime"); got == tc.omitSigningTime {
+				t.Errorf("signingTime present = %v, want %v", got, !tc.omitSigningTime)
+			}
+			// openssl dumps RSASSA-PSS-params raw: saltLength is the INTEGER in [2], in hex.
+			saltLength := regexp.MustCompile(fmt.Sprintf(`cont \[ 2 \]\s*\n.*INTEGER\s*:%X\n`, tc.hash.Size()))
+			if tc.pss && !saltLength.MatchString(dump) {
+				t.Errorf("RSASSA-PSS salt length is not the %d-byte hash length:\n%s", tc.hash.Size(), dump)
+			}
+		})
+	}
+}
+
+// The encapsulated variant carries the content and its content type, as an
+// RFC 3161 token carries its TSTInfo; openssl verifies it without -content
+// and hands back the content unchanged.
+func TestSignCMSEncapsulatesContent(t *testing.T) {
+	p := sharedPKI(t)
+	content := []byte("content that travels inside the signature")
+	sig, err := signing.SignCMS(context.Background(), p.keys["ecdsa-p256"], nil, crypto.SHA256,
+		signing.CMSOptions{Content: content, ContentType: signing.OIDTSTInfo})
+	if err != nil {
+		t.Fatalf("SignCMS: %v", err)
+	}
+	dir := t.TempDir()
+	sigPath := writeFile(t, dir, "s.p7s", sig)
+	outPath := filepath.Join(dir, "content")
+	if out, err := runOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigPath,
+		"-CAfile", p.caFile(t), "-purpose", "any", "-out", outPath); err != nil {
+		t.Fatalf("openssl cms -verify: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(outPath)
+	if err != nil || string(got) != string(content) {
+		t.Fatalf("openssl extracted %q (%v), want %q", got, err, content)
+	}
+	if dump := opensslPrint(t, sig); !strings.Contains(dump, "id-smime-ct-TSTInfo") {
+		t.Errorf("eContentType is not id-ct-TSTInfo:\n%s", dump)
+	}
+
+	if _, err := signing.SignCMS(context.Background(), p.keys["ecdsa-p256"], digestOf(crypto.SHA256, []byte("other")), crypto.SHA256,
+		signing.CMSOptions{Content: content}); fault.CodeOf(err) != signing.CodeDigestMismatch {
+		t.Errorf("a digest that does not match the content: got %v, want %s", err, signing.CodeDigestMismatch)
+	}
+}
+
+// The key is asked to sign exactly once per signature, and not at all when
+// the context is already done: a seal card's slot is precious.
+func TestSignCMSSignsOnceAndHonoursContext(t *testing.T) {
+	p := sharedPKI(t)
+	doc := digestOf(crypto.SHA256, []byte("doc"))
+	for _, name := range []string{"rsa-2048", "ecdsa-p256"} {
+		key := &countingKey{Key: p.keys[name]}
+		if _, err := signing.SignCMS(context.Background(), key, doc, crypto.SHA256, signing.CMSOptions{}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n := key.signs.Load(); n != 1 {
+			t.Errorf("%s: key.Sign called %d times, want 1", name, n)
+		}
+	}
+
+	key := &countingKey{Key: p.keys["ecdsa-p256"]}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := signing.SignCMS(ctx, key, doc, crypto.SHA256, signing.CMSOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v, want context.Canceled", err)
+	}
+	if n := key.signs.Load(); n != 0 {
+		t.Errorf("cancelled context: key.Sign called %d times, want 0", n)
+	}
+}
+
+// Inputs SignCMS cannot turn into a signature are refused with stable codes.
+func TestSignCMSRefusesUnsupportedInput(t *testing.T) {
+	p := sharedPKI(t)
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edCert, err := p.ca.IssueSeal(edKey.Public(), devpkiSubject, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ed, err := signing.NewSoftKey(edKey, []*x509.Certificate{edCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d256 := digestOf(crypto.SHA256, []byte("doc"))
+	tests := []struct {
+		name   string
+		key    signing.Key
+		digest []byte
+		hash   crypto.Hash
+		opts   signing.CMSOptions
+		want   fault.Code
+	}{
+		{"Ed25519 key", ed, d256, crypto.SHA256, signing.CMSOptions{}, signing.CodeAlgorithmUnsupported},
+		{"PSS with an ECDSA key", p.keys["ecdsa-p256"], d256, crypto.SHA256, signing.CMSOptions{PSS: true}, signing.CodeAlgorithmUnsupported},
+		{"SHA-1", p.keys["rsa-2048"], digestOf(crypto.SHA1, []byte("doc")), crypto.SHA1, signing.CMSOptions{}, signing.CodeAlgorithmUnsupported},
+		{"digest of the wrong length", p.keys["rsa-2048"], d256[:20], crypto.SHA256, signing.CMSOptions{}, signing.CodeDigestMismatch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := signing.SignCMS(context.Background(), tc.key, tc.digest, tc.hash, tc.opts)
+			if fault.CodeOf(err) != tc.want {
+				t.Fatalf("got %v, want code %s", err, tc.want)
+			}
+		})
+	}
+}
