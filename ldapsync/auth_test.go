@@ -1,0 +1,94 @@
+package ldapsync
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/ldapsync/ldaptest"
+)
+
+// TestVerifyPassword is the specification of directory logins: the right
+// password yields the user's entryUUID; every refusal has the same code and
+// the same message as an unknown user.
+func TestVerifyPassword(t *testing.T) {
+	s := startOrg(t)
+	a, err := NewAuthenticator(testConfig(t, s), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = a.VerifyPassword(ctx, "nobody", "whatever")
+	if fault.CodeOf(err) != CodeUnauthenticated {
+		t.Fatalf("unknown user: %v", err)
+	}
+	unknownMsg := fault.As(err).Msg
+	tests := []struct {
+		name, login, password string
+		ok                    bool
+	}{
+		{"right password", "ann", "ann-pw", true},
+		{"login is case-insensitive in the directory", "ANN", "ann-pw", true},
+		{"wrong password", "ann", "bob-pw", false},
+		{"empty password", "ann", "", false},
+		{"disabled account with its right password", "eve", "eve-pw", false},
+		{"filter injection", "*)(uid=*))(|(uid=*", "ann-pw", false},
+		{"wildcard login", "*", "ann-pw", false},
+		{"another user's password", "bob", "ann-pw", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := a.VerifyPassword(ctx, tc.login, tc.password)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("VerifyPassword: %v", err)
+				}
+				if want := entryUUID(t, s, "ann"); id != want {
+					t.Fatalf("external id %q, want entryUUID %q", id, want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("login %q accepted (id %q)", tc.login, id)
+			}
+			f := fault.As(err)
+			if f == nil || f.Code != CodeUnauthenticated || f.Kind != fault.Unauthenticated {
+				t.Fatalf("error %v, want code %s", err, CodeUnauthenticated)
+			}
+			// Same wording as for an unknown user, apart from the echoed login.
+			if want := strings.Replace(unknownMsg, strconv.Quote("nobody"), strconv.Quote(tc.login), 1); f.Msg != want {
+				t.Fatalf("message %q, want the unknown-user message %q", f.Msg, want)
+			}
+		})
+	}
+}
+
+// TestVerifyPasswordFailover proves logins try the next URL when the first
+// server does not answer, and report directory_unavailable, not a wrong
+// password, when none does.
+func TestVerifyPasswordFailover(t *testing.T) {
+	s := startOrg(t)
+	dead := ldaptest.Start(t, ldaptest.Options{})
+	deadURL := dead.URL
+	dead.Stop()
+	cfg := testConfig(t, s)
+	cfg.URLs = []string{deadURL, s.URL}
+	a, err := NewAuthenticator(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := a.VerifyPassword(ctx, "ann", "ann-pw"); err != nil {
+		t.Fatalf("with the first server down: %v", err)
+	}
+	s.Stop()
+	_, err = a.VerifyPassword(ctx, "ann", "ann-pw")
+	if f := fault.As(err); f == nil || f.Code != CodeDirectoryUnavailable || f.Kind != fault.Unavailable {
+		t.Fatalf("all servers down: %v, want %s", err, CodeDirectoryUnavailable)
+	}
+	if strings.Contains(err.Error(), ldaptest.ServicePassword) || strings.Contains(err.Error(), "ann-pw") {
+		t.Fatalf("error reveals a password: %v", err)
+	}
+}

@@ -1,0 +1,100 @@
+package ldapsync
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Change is a user whose login, name, mail or enabled state changed.
+// Identity is the external id, so a renamed user is a change, not a removal
+// and an addition.
+type Change struct {
+	Before, After ExternalUser
+}
+
+// MembershipChange is a user joining (Added) or leaving a sealgate group.
+type MembershipChange struct {
+	ExternalID string
+	Login      string
+	Group      string
+	Added      bool
+}
+
+// Diff is what a sync changes in sealgate.
+type Diff struct {
+	// Added are directory users sealgate does not know yet (with their groups).
+	Added []ExternalUser
+	// Changed are known users whose attributes changed, including renames
+	// and users enabled again.
+	Changed []Change
+	// Disabled are known users the directory now marks disabled.
+	Disabled []ExternalUser
+	// Removed are known users no longer in the directory (or no longer
+	// matching the user filter).
+	Removed []ExternalUser
+	// Memberships are group changes of users that stay.
+	Memberships []MembershipChange
+}
+
+// Empty reports whether the diff changes nothing.
+func (d Diff) Empty() bool {
+	return len(d.Added)+len(d.Changed)+len(d.Disabled)+len(d.Removed)+len(d.Memberships) == 0
+}
+
+// diff compares what sealgate knows with what the directory says.
+// Directory users that are disabled and unknown to sealgate are not added:
+// there is nothing to deprovision and they could not log in.
+func diff(known, desired []ExternalUser) Diff {
+	var d Diff
+	byID := make(map[string]ExternalUser, len(known))
+	for _, k := range known {
+		byID[k.ExternalID] = k
+	}
+	for _, u := range desired {
+		k, ok := byID[u.ExternalID]
+		if !ok {
+			if !u.Disabled {
+				d.Added = append(d.Added, u)
+			}
+			continue
+		}
+		delete(byID, u.ExternalID)
+		switch {
+		case u.Disabled && !k.Disabled:
+			d.Disabled = append(d.Disabled, u)
+		case k.Login != u.Login || k.DisplayName != u.DisplayName || k.Mail != u.Mail || k.Disabled != u.Disabled:
+			d.Changed = append(d.Changed, Change{Before: k, After: u})
+		}
+		d.Memberships = append(d.Memberships, membershipChanges(k, u)...)
+	}
+	for _, k := range byID {
+		d.Removed = append(d.Removed, k)
+	}
+	byLogin := func(a, b ExternalUser) int {
+		return cmp.Or(cmp.Compare(a.Login, b.Login), cmp.Compare(a.ExternalID, b.ExternalID))
+	}
+	slices.SortFunc(d.Added, byLogin)
+	slices.SortFunc(d.Disabled, byLogin)
+	slices.SortFunc(d.Removed, byLogin)
+	slices.SortFunc(d.Changed, func(a, b Change) int { return byLogin(a.After, b.After) })
+	slices.SortFunc(d.Memberships, func(a, b MembershipChange) int {
+		return cmp.Or(cmp.Compare(a.Login, b.Login), cmp.Compare(a.Group, b.Group))
+	})
+	return d
+}
+
+// membershipChanges lists the groups after joined and left relative to before.
+func membershipChanges(before, after ExternalUser) []MembershipChange {
+	var out []MembershipChange
+	for _, g := range after.Groups {
+		if !slices.Contains(before.Groups, g) {
+			out = append(out, MembershipChange{ExternalID: after.ExternalID, Login: after.Login, Group: g, Added: true})
+		}
+	}
+	for _, g := range before.Groups {
+		if !slices.Contains(after.Groups, g) {
+			out = append(out, MembershipChange{ExternalID: after.ExternalID, Login: after.Login, Group: g})
+		}
+	}
+	return out
+}

@@ -1,0 +1,169 @@
+package ldapsync
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net"
+	"net/url"
+	"os"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/sealgate/sealgate/fault"
+)
+
+// directory connects to the configured servers.
+type directory struct {
+	cfg Config
+	tls *tls.Config
+}
+
+func newDirectory(cfg Config) (*directory, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pemBytes, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "ldap.caFile %q cannot be read", cfg.CAFile)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fault.New(fault.Invalid, CodeConfigInvalid, "ldap.caFile %q holds no PEM certificate", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return &directory{cfg: cfg, tls: tc}, nil
+}
+
+// conn is a connection that closes itself when its context ends, so a
+// cancelled sync never waits out a request timeout.
+type conn struct {
+	*ldap.Conn
+	url  string
+	stop func() bool
+}
+
+func (c *conn) close() {
+	c.stop()
+	c.Conn.Close()
+}
+
+// dial connects to the first URL that answers, upgrading ldap:// with
+// StartTLS unless plaintext is allowed. Each failure is kept so the error
+// says why every server was skipped.
+func (d *directory) dial(ctx context.Context) (*conn, error) {
+	var errs []error
+	for _, u := range d.cfg.URLs {
+		if err := ctx.Err(); err != nil {
+			return nil, unavailable(err, "connect to the directory")
+		}
+		c, err := d.dialOne(ctx, u)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, unavailable(errors.Join(errs...), "no directory server in ldap.urls %v answered", d.cfg.URLs)
+}
+
+func (d *directory) dialOne(ctx context.Context, rawURL string) (*conn, error) {
+	tc := d.tls.Clone()
+	if pu, err := url.Parse(rawURL); err == nil {
+		tc.ServerName = pu.Hostname()
+	}
+	dialer := &net.Dialer{Timeout: d.cfg.DialTimeout}
+	lc, err := ldap.DialURL(rawURL, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(tc))
+	if err != nil {
+		return nil, err
+	}
+	lc.SetTimeout(d.cfg.RequestTimeout)
+	c := &conn{Conn: lc, url: rawURL, stop: context.AfterFunc(ctx, func() { lc.Close() })}
+	if !d.cfg.Plaintext && len(rawURL) >= 7 && rawURL[:7] == "ldap://" {
+		if err := lc.StartTLS(tc); err != nil {
+			c.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// serviceConn connects and binds as the service account (anonymously when
+// no bind DN is configured).
+func (d *directory) serviceConn(ctx context.Context) (*conn, error) {
+	c, err := d.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if d.cfg.BindDN == "" {
+		return c, nil
+	}
+	pw, err := d.cfg.BindPassword.Value()
+	if err != nil {
+		c.close()
+		return nil, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "ldap.bindPassword (%s) cannot be read", d.cfg.BindPassword)
+	}
+	if err := c.Bind(d.cfg.BindDN, string(pw)); err != nil {
+		c.close()
+		if isNetwork(err) {
+			return nil, unavailable(err, "bind as %q at %s", d.cfg.BindDN, c.url)
+		}
+		return nil, fault.Wrap(err, fault.Internal, CodeDirectoryError, "the directory at %s refused the service account %q", c.url, d.cfg.BindDN)
+	}
+	return c, nil
+}
+
+// search runs req page by page (RFC 2696) and hands each entry to fn, so at
+// most one page of entries is held at a time whatever the directory's size.
+func (c *conn) search(ctx context.Context, req *ldap.SearchRequest, pageSize int, fn func(*ldap.Entry) error) error {
+	paging := ldap.NewControlPaging(uint32(pageSize))
+	req.Controls = append(req.Controls, paging)
+	for {
+		res, err := c.Search(req)
+		if err != nil {
+			return searchError(ctx, err, req, c.url)
+		}
+		for _, e := range res.Entries {
+			if err := fn(e); err != nil {
+				c.abandon(req, paging)
+				return err
+			}
+		}
+		ctl, _ := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+		if ctl == nil || len(ctl.Cookie) == 0 {
+			return nil
+		}
+		paging.SetCookie(ctl.Cookie)
+	}
+}
+
+// abandon tells the server to drop a paged search's state (RFC 2696: a
+// request with size 0 and the last cookie).
+func (c *conn) abandon(req *ldap.SearchRequest, paging *ldap.ControlPaging) {
+	if len(paging.Cookie) == 0 {
+		return
+	}
+	paging.PagingSize = 0
+	_, _ = c.Search(req)
+}
+
+func searchError(ctx context.Context, err error, req *ldap.SearchRequest, url string) error {
+	if ctx.Err() != nil {
+		return unavailable(ctx.Err(), "search %q under %q at %s", req.Filter, req.BaseDN, url)
+	}
+	if isNetwork(err) {
+		return unavailable(err, "search %q under %q at %s", req.Filter, req.BaseDN, url)
+	}
+	return fault.Wrap(err, fault.Internal, CodeDirectoryError, "search %q under %q at %s failed", req.Filter, req.BaseDN, url)
+}
+
+func unavailable(err error, format string, args ...any) error {
+	return fault.Wrap(err, fault.Unavailable, CodeDirectoryUnavailable, format, args...)
+}
+
+// isNetwork reports whether err means the server could not be reached or
+// went away, as opposed to an answer refusing the request.
+func isNetwork(err error) bool {
+	return ldap.IsErrorAnyOf(err, ldap.ErrorNetwork, ldap.LDAPResultServerDown, ldap.LDAPResultUnavailable,
+		ldap.LDAPResultBusy, ldap.LDAPResultTimeout, ldap.LDAPResultConnectError)
+}
