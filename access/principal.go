@@ -14,8 +14,10 @@ type Kind string
 
 // Kinds of principal.
 const (
-	KindUser    Kind = "user"
-	KindProcess Kind = "process"
+	// KindAnonymous is a caller that presented no credentials.
+	KindAnonymous Kind = ""
+	KindUser      Kind = "user"
+	KindProcess   Kind = "process"
 )
 
 // Factor is one proof of identity a principal presented for this request.
@@ -53,6 +55,9 @@ type Principal struct {
 
 // Approval records a fresh second factor given for one batch.
 type Approval struct {
+	// ID is the stored approval; Decide consumes it, so one approval
+	// covers one document or one batch.
+	ID     int64
 	Factor Factor
 	At     time.Time
 }

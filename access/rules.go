@@ -1,5 +1,19 @@
 package access
 
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/sealgate/sealgate/fault"
+)
+
 // SubjectKind says what a rule's subject is.
 type SubjectKind string
 
@@ -10,7 +24,666 @@ const (
 	SubjectProcess SubjectKind = "process"
 )
 
-// index is the in-memory view of rules and memberships used by Decide.
+// Subject names who a rule grants to: a user login, group name or process client id.
+type Subject struct {
+	Kind SubjectKind `json:"kind"`
+	Name string      `json:"name"`
+}
+
+// Strength is the authentication a rule requires.
+type Strength string
+
+// Strengths. The empty strength accepts any successful authentication.
+const (
+	StrengthPassword     Strength = "password"
+	StrengthPasswordTOTP Strength = "password+totp"
+	StrengthClientCert   Strength = "client_cert"
+	StrengthClientSecret Strength = "client_secret"
+)
+
+// ApprovalMode says whether a person must approve with a fresh TOTP.
+type ApprovalMode string
+
+// Approval modes.
+const (
+	// ApprovalNone needs no approval.
+	ApprovalNone ApprovalMode = ""
+	// ApprovalDocument needs one approval per document: batches of one only.
+	ApprovalDocument ApprovalMode = "document"
+	// ApprovalBatch needs one approval per batch.
+	ApprovalBatch ApprovalMode = "batch"
+)
+
+// AnySeal in Rule.Seals grants every seal.
+const AnySeal = "*"
+
+// Rule grants a subject the use of seals under conditions. Everything not
+// granted by a rule is denied.
+type Rule struct {
+	ID      int64    `json:"id"`
+	Name    string   `json:"name"`
+	Subject Subject  `json:"subject"`
+	Seals   []string `json:"seals"`
+	// Formats (pades, cades) and Levels (B-B, B-T, B-LT, B-LTA) allowed; empty means any.
+	Formats []string `json:"formats,omitempty"`
+	Levels  []string `json:"levels,omitempty"`
+	// Strength is the authentication required.
+	Strength Strength `json:"strength,omitempty"`
+	// Approval requires a fresh TOTP approval, at most ApprovalMaxAge old
+	// (default 5 minutes), consumed by the decision.
+	Approval       ApprovalMode  `json:"approval,omitempty"`
+	ApprovalMaxAge time.Duration `json:"approvalMaxAge,omitempty"`
+	// NotBefore and NotAfter bound when the rule applies.
+	NotBefore *time.Time `json:"notBefore,omitempty"`
+	NotAfter  *time.Time `json:"notAfter,omitempty"`
+	// Networks are the CIDRs callers must come from; empty means any.
+	Networks []string `json:"networks,omitempty"`
+	// DailyQuota caps the documents sealed under this rule per UTC day; 0 means no cap.
+	DailyQuota int `json:"dailyQuota,omitempty"`
+}
+
+// conditions is the stored JSON of a rule (all but id, name and subject).
+type conditions struct {
+	Seals          []string      `json:"seals"`
+	Formats        []string      `json:"formats,omitempty"`
+	Levels         []string      `json:"levels,omitempty"`
+	Strength       Strength      `json:"strength,omitempty"`
+	Approval       ApprovalMode  `json:"approval,omitempty"`
+	ApprovalMaxAge time.Duration `json:"approvalMaxAge,omitempty"`
+	NotBefore      *time.Time    `json:"notBefore,omitempty"`
+	NotAfter       *time.Time    `json:"notAfter,omitempty"`
+	Networks       []string      `json:"networks,omitempty"`
+	DailyQuota     int           `json:"dailyQuota,omitempty"`
+}
+
+func (r *Rule) conditions() conditions {
+	return conditions{r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMaxAge, r.NotBefore, r.NotAfter, r.Networks, r.DailyQuota}
+}
+
+func (r *Rule) setConditions(c conditions) {
+	r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMaxAge = c.Seals, c.Formats, c.Levels, c.Strength, c.Approval, c.ApprovalMaxAge
+	r.NotBefore, r.NotAfter, r.Networks, r.DailyQuota = c.NotBefore, c.NotAfter, c.Networks, c.DailyQuota
+}
+
+func ruleInvalid(r Rule, format string, args ...any) error {
+	return fault.New(fault.Invalid, CodeRuleInvalid, "rule %q: "+format, append([]any{r.Name}, args...)...)
+}
+
+// validate checks a rule before it is stored.
+func (r *Rule) validate() error {
+	if err := validName("rule name", r.Name); err != nil {
+		return err
+	}
+	if len(r.Seals) == 0 {
+		return ruleInvalid(*r, "names no seal (use %q for every seal)", AnySeal)
+	}
+	for _, f := range r.Formats {
+		if f != "pades" && f != "cades" {
+			return ruleInvalid(*r, "format %q is not pades or cades", f)
+		}
+	}
+	for _, l := range r.Levels {
+		if !slices.Contains([]string{"B-B", "B-T", "B-LT", "B-LTA"}, l) {
+			return ruleInvalid(*r, "level %q is not B-B, B-T, B-LT or B-LTA", l)
+		}
+	}
+	userSubject := r.Subject.Kind == SubjectUser || r.Subject.Kind == SubjectGroup
+	switch r.Subject.Kind {
+	case SubjectUser, SubjectGroup, SubjectProcess:
+	default:
+		return ruleInvalid(*r, "subject kind %q is not user, group or process", r.Subject.Kind)
+	}
+	switch r.Strength {
+	case "":
+	case StrengthPassword, StrengthPasswordTOTP:
+		if !userSubject {
+			return ruleInvalid(*r, "strength %q applies to users, not to process %q", r.Strength, r.Subject.Name)
+		}
+	case StrengthClientCert, StrengthClientSecret:
+		if userSubject {
+			return ruleInvalid(*r, "strength %q applies to processes, not to %s %q", r.Strength, r.Subject.Kind, r.Subject.Name)
+		}
+	default:
+		return ruleInvalid(*r, "strength %q is not password, password+totp, client_cert or client_secret", r.Strength)
+	}
+	switch r.Approval {
+	case ApprovalNone:
+	case ApprovalDocument, ApprovalBatch:
+		if !userSubject {
+			return ruleInvalid(*r, "approval needs a person; process %q cannot approve", r.Subject.Name)
+		}
+		if r.ApprovalMaxAge == 0 {
+			r.ApprovalMaxAge = 5 * time.Minute
+		}
+	default:
+		return ruleInvalid(*r, "approval %q is not document or batch", r.Approval)
+	}
+	for _, n := range r.Networks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return ruleInvalid(*r, "network %q is not a CIDR", n)
+		}
+	}
+	if r.NotBefore != nil && r.NotAfter != nil && !r.NotAfter.After(*r.NotBefore) {
+		return ruleInvalid(*r, "notAfter %s is not after notBefore %s", r.NotAfter, r.NotBefore)
+	}
+	if r.DailyQuota < 0 {
+		return ruleInvalid(*r, "daily quota %d is negative", r.DailyQuota)
+	}
+	return nil
+}
+
+func subjectID(ctx context.Context, q queryer, sub Subject) (int64, error) {
+	switch sub.Kind {
+	case SubjectUser:
+		return lookupUserID(ctx, q, sub.Name)
+	case SubjectGroup:
+		return lookupGroupID(ctx, q, sub.Name)
+	default:
+		return lookupProcessID(ctx, q, sub.Name)
+	}
+}
+
+// AddRule stores a rule; it takes effect on the next decision of every
+// sealgate process on this database.
+func (s *Service) AddRule(ctx context.Context, r Rule, actor string) (Rule, error) {
+	if err := r.validate(); err != nil {
+		return Rule{}, err
+	}
+	cond, err := json.Marshal(r.conditions())
+	if err != nil {
+		return Rule{}, internal(err, "encode rule")
+	}
+	err = s.write(ctx, func(tx *sql.Tx, audit func(Event) error) error {
+		sid, err := subjectID(ctx, tx, r.Subject)
+		if err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_rules WHERE name = ?`, r.Name).Scan(&n); err != nil {
+			return internal(err, "check rule name")
+		}
+		if n > 0 {
+			return fault.New(fault.Conflict, CodeRuleInvalid, "rule %q already exists", r.Name)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO access_rules (name, subject_kind, subject_id, conditions, created_at) VALUES (?, ?, ?, ?, ?)`,
+			r.Name, string(r.Subject.Kind), sid, string(cond), s.nowMS())
+		if err != nil {
+			return internal(err, "add rule")
+		}
+		if r.ID, err = res.LastInsertId(); err != nil {
+			return internal(err, "add rule")
+		}
+		if err := bumpGeneration(ctx, tx); err != nil {
+			return err
+		}
+		return audit(Event{Type: "rule.add", Actor: actor, Subject: "rule:" + r.Name, Detail: map[string]string{
+			"subject": string(r.Subject.Kind) + ":" + r.Subject.Name, "conditions": string(cond)}})
+	})
+	if err != nil {
+		return Rule{}, err
+	}
+	return r, nil
+}
+
+// RemoveRule deletes a rule by name; the next decision no longer sees it.
+func (s *Service) RemoveRule(ctx context.Context, name, actor string) error {
+	return s.write(ctx, func(tx *sql.Tx, audit func(Event) error) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM access_rules WHERE name = ?`, name)
+		if err != nil {
+			return internal(err, "remove rule")
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fault.New(fault.NotFound, CodeRuleUnknown, "rule %q does not exist", name)
+		}
+		if err := bumpGeneration(ctx, tx); err != nil {
+			return err
+		}
+		return audit(Event{Type: "rule.remove", Actor: actor, Subject: "rule:" + name})
+	})
+}
+
+// Rules lists all rules by id.
+func (s *Service) Rules(ctx context.Context) ([]Rule, error) {
+	rules, _, err := loadRules(ctx, s.db.Read())
+	return rules, err
+}
+
+// loadRules returns the rules with subject names, and their subject ids.
+func loadRules(ctx context.Context, q queryer) ([]Rule, []int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT r.id, r.name, r.subject_kind, r.subject_id, r.conditions,
+		COALESCE(u.login, g.name, p.client_id, '')
+		FROM access_rules r
+		LEFT JOIN access_users u ON r.subject_kind = 'user' AND u.id = r.subject_id
+		LEFT JOIN access_groups g ON r.subject_kind = 'group' AND g.id = r.subject_id
+		LEFT JOIN access_processes p ON r.subject_kind = 'process' AND p.id = r.subject_id
+		ORDER BY r.id`)
+	if err != nil {
+		return nil, nil, internal(err, "read rules")
+	}
+	defer rows.Close()
+	rules := []Rule{}
+	var ids []int64
+	for rows.Next() {
+		var r Rule
+		var sid int64
+		var cond string
+		if err := rows.Scan(&r.ID, &r.Name, &r.Subject.Kind, &sid, &cond, &r.Subject.Name); err != nil {
+			return nil, nil, internal(err, "read rule")
+		}
+		var c conditions
+		if err := json.Unmarshal([]byte(cond), &c); err != nil {
+			return nil, nil, internal(err, "decode rule "+r.Name)
+		}
+		r.setConditions(c)
+		rules = append(rules, r)
+		ids = append(ids, sid)
+	}
+	return rules, ids, rows.Err()
+}
+
+// Operation is what a principal wants to do.
+type Operation string
+
+// Operations.
+const (
+	OpSeal       Operation = "seal"
+	OpVerify     Operation = "verify"
+	OpAdminRead  Operation = "admin-read"
+	OpAdminWrite Operation = "admin-write"
+	OpAuditRead  Operation = "audit-read"
+)
+
+// Action is one request to authorize.
+type Action struct {
+	Operation Operation
+	// Seal, Format and Level describe a seal operation.
+	Seal   string
+	Format string
+	Level  string
+	// Documents is the number of documents in the batch (at least 1 for seal).
+	Documents int
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Allowed bool `json:"allowed"`
+	// Rule names what allowed it: a rule name, "role admin", "public verification".
+	Rule   string `json:"rule,omitempty"`
+	RuleID int64  `json:"ruleId,omitempty"`
+	// Reason says why nothing allowed it.
+	Reason string `json:"reason,omitempty"`
+}
+
+// compiledRule is a rule prepared for fast evaluation.
+type compiledRule struct {
+	Rule
+	anySeal  bool
+	seals    map[string]bool
+	networks []netip.Prefix
+}
+
+type subjectKey struct {
+	kind SubjectKind
+	id   int64
+}
+
+type principalState struct {
+	disabled bool
+	roles    []string
+	groups   []int64
+}
+
+// index is the in-memory view of rules, memberships and account states
+// that Decide reads; it is rebuilt when the database generation moves.
 type index struct {
 	generation int64
+	rules      map[subjectKey][]*compiledRule
+	users      map[int64]principalState
+	processes  map[int64]principalState
+}
+
+func buildIndex(ctx context.Context, q queryer, gen int64) (*index, error) {
+	idx := &index{generation: gen, rules: map[subjectKey][]*compiledRule{},
+		users: map[int64]principalState{}, processes: map[int64]principalState{}}
+	rules, sids, err := loadRules(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rules {
+		c := &compiledRule{Rule: r, seals: map[string]bool{}}
+		for _, s := range r.Seals {
+			c.anySeal = c.anySeal || s == AnySeal
+			c.seals[s] = true
+		}
+		for _, n := range r.Networks {
+			c.networks = append(c.networks, netip.MustParsePrefix(n)) // validated when stored
+		}
+		k := subjectKey{r.Subject.Kind, sids[i]}
+		idx.rules[k] = append(idx.rules[k], c)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id, disabled, roles FROM access_users`)
+	if err != nil {
+		return nil, internal(err, "index users")
+	}
+	for rows.Next() {
+		var id int64
+		var st principalState
+		var roles string
+		if err := rows.Scan(&id, &st.disabled, &roles); err != nil {
+			rows.Close()
+			return nil, internal(err, "index user")
+		}
+		st.roles = splitList(roles)
+		idx.users[id] = st
+	}
+	rows.Close()
+	if rows, err = q.QueryContext(ctx, `SELECT user_id, group_id FROM access_members ORDER BY group_id`); err != nil {
+		return nil, internal(err, "index members")
+	}
+	for rows.Next() {
+		var uid, gid int64
+		if err := rows.Scan(&uid, &gid); err != nil {
+			rows.Close()
+			return nil, internal(err, "index member")
+		}
+		st := idx.users[uid]
+		st.groups = append(st.groups, gid)
+		idx.users[uid] = st
+	}
+	rows.Close()
+	if rows, err = q.QueryContext(ctx, `SELECT id, revoked, roles FROM access_processes`); err != nil {
+		return nil, internal(err, "index processes")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var st principalState
+		var roles string
+		if err := rows.Scan(&id, &st.disabled, &roles); err != nil {
+			return nil, internal(err, "index process")
+		}
+		st.roles = splitList(roles)
+		idx.processes[id] = st
+	}
+	return idx, rows.Err()
+}
+
+// current returns the index for the database's present generation. The
+// generation is one indexed row read per decision, so a change committed
+// by any process (the CLI, another node) is seen by the next decision.
+func (s *Service) current(ctx context.Context) (*index, error) {
+	var gen int64
+	if err := s.genStmt.QueryRowContext(ctx).Scan(&gen); err != nil {
+		return nil, internal(err, "read generation")
+	}
+	s.mu.RLock()
+	idx := s.idx
+	s.mu.RUnlock()
+	if idx != nil && idx.generation == gen {
+		return idx, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idx != nil && s.idx.generation >= gen {
+		return s.idx, nil
+	}
+	// Read the rules in one transaction with the generation they belong to.
+	tx, err := s.db.Read().BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, internal(err, "index rules")
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM access_state WHERE name = 'generation'`).Scan(&gen); err != nil {
+		return nil, internal(err, "read generation")
+	}
+	idx, err = buildIndex(ctx, tx, gen)
+	if err != nil {
+		return nil, err
+	}
+	s.idx = idx
+	return idx, nil
+}
+
+// Decide is sealgate's one authorization decision point. It allows an
+// action only when a rule (seal operations) or a role (administration and
+// audit) grants it to this principal with the factors it proved; it
+// refuses otherwise with seal_not_permitted or operation_not_permitted,
+// naming the seal or operation and the reason. Verification is public.
+//
+// Rules that need an approval or count a quota consume the approval and
+// count the documents in the same transaction that audits the decision;
+// other allowed decisions touch the database only to read the generation.
+func (s *Service) Decide(ctx context.Context, p Principal, a Action) (Decision, error) {
+	if a.Operation == OpVerify {
+		return Decision{Allowed: true, Rule: "public verification"}, nil
+	}
+	if p.Kind == KindAnonymous {
+		return Decision{Reason: "no credentials"}, fault.New(fault.Unauthenticated, CodeUnauthenticated, "%s needs an authenticated caller", a.Operation)
+	}
+	idx, err := s.current(ctx)
+	if err != nil {
+		return Decision{}, err
+	}
+	st, known := idx.users[p.ID]
+	if p.Kind == KindProcess {
+		st, known = idx.processes[p.ID]
+	}
+	if !known || st.disabled {
+		return s.deny(ctx, p, a, "the account is disabled, revoked or removed")
+	}
+	switch a.Operation {
+	case OpSeal:
+		return s.decideSeal(ctx, idx, st, p, a)
+	case OpAdminRead, OpAdminWrite:
+		if !slices.Contains(st.roles, RoleAdmin) {
+			return s.deny(ctx, p, a, "the admin role is required")
+		}
+		if p.Kind == KindUser && !p.Has(FactorTOTP) {
+			return s.deny(ctx, p, a, "administrators must log in with password and TOTP")
+		}
+		return Decision{Allowed: true, Rule: "role " + RoleAdmin}, nil
+	case OpAuditRead:
+		for _, r := range []string{RoleAuditor, RoleAdmin} {
+			if slices.Contains(st.roles, r) {
+				return Decision{Allowed: true, Rule: "role " + r}, nil
+			}
+		}
+		return s.deny(ctx, p, a, "the auditor or admin role is required")
+	}
+	return Decision{}, fault.New(fault.Invalid, CodeInvalidInput, "unknown operation %q", a.Operation)
+}
+
+func (s *Service) decideSeal(ctx context.Context, idx *index, st principalState, p Principal, a Action) (Decision, error) {
+	if a.Documents < 1 {
+		a.Documents = 1
+	}
+	var cands []*compiledRule
+	if p.Kind == KindProcess {
+		cands = idx.rules[subjectKey{SubjectProcess, p.ID}]
+	} else {
+		cands = idx.rules[subjectKey{SubjectUser, p.ID}]
+		merged := false
+		for _, g := range st.groups {
+			if rs := idx.rules[subjectKey{SubjectGroup, g}]; len(rs) > 0 {
+				// The full slice expression makes append copy, so the
+				// shared index is never written.
+				merged = merged || len(cands) > 0
+				cands = append(cands[:len(cands):len(cands)], rs...)
+			}
+		}
+		if merged {
+			// Oldest rule first, whichever subject it names.
+			sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
+		}
+	}
+	now := s.now()
+	reason := ""
+	for _, r := range cands {
+		if !r.anySeal && !r.seals[a.Seal] {
+			continue
+		}
+		why := r.check(p, a, now)
+		if why == "" && (r.Approval != ApprovalNone || r.DailyQuota > 0) {
+			var err error
+			if why, err = s.consume(ctx, r, p, a, now); err != nil {
+				return Decision{}, err
+			}
+		}
+		if why == "" {
+			return Decision{Allowed: true, Rule: r.Name, RuleID: r.ID}, nil
+		}
+		if reason == "" {
+			reason = "rule " + r.Name + ": " + why
+		}
+	}
+	if reason == "" {
+		reason = "no rule grants it"
+	}
+	return s.deny(ctx, p, a, reason)
+}
+
+// check evaluates the conditions that need no database; "" means they hold.
+func (r *compiledRule) check(p Principal, a Action, now time.Time) string {
+	switch {
+	case len(r.Formats) > 0 && !slices.Contains(r.Formats, a.Format):
+		return "format " + strconv.Quote(a.Format) + " is not allowed"
+	case len(r.Levels) > 0 && !slices.Contains(r.Levels, a.Level):
+		return "level " + strconv.Quote(a.Level) + " is not allowed"
+	case r.NotBefore != nil && now.Before(*r.NotBefore):
+		return "not valid before " + r.NotBefore.UTC().Format(time.RFC3339)
+	case r.NotAfter != nil && !now.Before(*r.NotAfter):
+		return "expired at " + r.NotAfter.UTC().Format(time.RFC3339)
+	case !strongEnough(r.Strength, p):
+		return "authentication " + string(r.Strength) + " is required"
+	case len(r.networks) > 0 && !inNetworks(r.networks, p.Source):
+		return "source address " + strconv.Quote(addrString(p.Source)) + " is not in an allowed network"
+	case r.Approval == ApprovalDocument && a.Documents != 1:
+		return "approval is per document, so batches must hold one document"
+	case r.Approval != ApprovalNone && (p.Approval == nil || p.Approval.ID == 0):
+		return "a fresh TOTP approval is required"
+	case r.Approval != ApprovalNone && now.Sub(p.Approval.At) > r.ApprovalMaxAge:
+		return "the TOTP approval is older than " + r.ApprovalMaxAge.String()
+	}
+	return ""
+}
+
+func strongEnough(want Strength, p Principal) bool {
+	switch want {
+	case StrengthPassword:
+		return p.Has(FactorPassword)
+	case StrengthPasswordTOTP:
+		return p.Has(FactorPassword) && p.Has(FactorTOTP)
+	case StrengthClientCert:
+		return p.Has(FactorClientCert)
+	case StrengthClientSecret:
+		return p.Has(FactorClientSecret)
+	}
+	return true
+}
+
+func inNetworks(nets []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// consume uses up the approval and counts the documents against the daily
+// quota, atomically, and audits the decision; it returns why not if the
+// approval was already used or cancelled, or the quota is exhausted.
+func (s *Service) consume(ctx context.Context, r *compiledRule, p Principal, a Action, now time.Time) (string, error) {
+	why := ""
+	errDenied := errors.New("denied")
+	err := s.write(ctx, func(tx *sql.Tx, audit func(Event) error) error {
+		if r.Approval != ApprovalNone {
+			res, err := tx.ExecContext(ctx, `UPDATE access_approvals SET used_at = ? WHERE id = ? AND user_id = ? AND used_at IS NULL`,
+				now.UnixMilli(), p.Approval.ID, p.ID)
+			if err != nil {
+				return internal(err, "use approval")
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				why = "the TOTP approval was already used or was cancelled"
+				return errDenied
+			}
+		}
+		if r.DailyQuota > 0 {
+			day := now.UTC().Format(time.DateOnly)
+			var used int
+			err := tx.QueryRowContext(ctx, `SELECT documents FROM access_usage WHERE rule_id = ? AND day = ?`, r.ID, day).Scan(&used)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return internal(err, "read quota")
+			}
+			if used+a.Documents > r.DailyQuota {
+				why = "the daily quota of " + strconv.Itoa(r.DailyQuota) + " documents is used up (" + strconv.Itoa(used) + " sealed today)"
+				return errDenied
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO access_usage (rule_id, day, documents) VALUES (?, ?, ?)
+				ON CONFLICT (rule_id, day) DO UPDATE SET documents = access_usage.documents + excluded.documents`, r.ID, day, a.Documents); err != nil {
+				return internal(err, "count quota")
+			}
+		}
+		return audit(Event{Type: "decision", Actor: p.String(), Subject: "seal:" + a.Seal, Source: addrString(p.Source),
+			Detail: map[string]string{"rule": r.Name, "documents": strconv.Itoa(a.Documents), "format": a.Format, "level": a.Level}})
+	})
+	if errors.Is(err, errDenied) {
+		return why, nil
+	}
+	return "", err
+}
+
+// deny audits a refusal and returns it as an error naming the seal or
+// operation and the reason.
+func (s *Service) deny(ctx context.Context, p Principal, a Action, reason string) (Decision, error) {
+	subject, code := "operation:"+string(a.Operation), CodeOperationNotPermitted
+	msg := fault.New(fault.Forbidden, code, "%s is not permitted for %s: %s", a.Operation, p.String(), reason)
+	if a.Operation == OpSeal {
+		subject, code = "seal:"+a.Seal, CodeSealNotPermitted
+		msg = fault.New(fault.Forbidden, code, "seal %q is not permitted for %s: %s", a.Seal, p.String(), reason)
+	}
+	err := s.Audit(ctx, Event{Type: "decision", Actor: p.String(), Subject: subject, Source: addrString(p.Source),
+		Outcome: OutcomeDenied, Detail: map[string]string{"reason": reason}})
+	if err != nil {
+		return Decision{}, err
+	}
+	return Decision{Reason: reason}, msg
+}
+
+// PermittedSeals lists the seals some rule grants the principal (AnySeal
+// when one grants every seal), ignoring per-request conditions; it is what
+// a client may try, not a promise.
+func (s *Service) PermittedSeals(ctx context.Context, p Principal) ([]string, error) {
+	if p.Kind == KindAnonymous {
+		return []string{}, nil
+	}
+	idx, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := []subjectKey{{SubjectProcess, p.ID}}
+	st, known := idx.processes[p.ID]
+	if p.Kind == KindUser {
+		st, known = idx.users[p.ID]
+		keys = []subjectKey{{SubjectUser, p.ID}}
+		for _, g := range st.groups {
+			keys = append(keys, subjectKey{SubjectGroup, g})
+		}
+	}
+	out := []string{}
+	if !known || st.disabled {
+		return out, nil
+	}
+	for _, k := range keys {
+		for _, r := range idx.rules[k] {
+			for _, seal := range r.Seals {
+				if !slices.Contains(out, seal) {
+					out = append(out, seal)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }

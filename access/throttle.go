@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -48,7 +49,13 @@ func (p LockoutPolicy) withDefaults() LockoutPolicy {
 	return p
 }
 
-func accountKey(kind Kind, name string) string { return "account:" + string(kind) + ":" + name }
+// accountKey is empty for attempts that name no account (bearer tokens).
+func accountKey(kind Kind, name string) string {
+	if name == "" {
+		return ""
+	}
+	return "account:" + string(kind) + ":" + name
+}
 
 func sourceKey(src netip.Addr) string {
 	if !src.IsValid() {
@@ -57,10 +64,13 @@ func sourceKey(src netip.Addr) string {
 	return "source:" + src.Unmap().String()
 }
 
-// checkLocked refuses an attempt while the account name or the source is locked.
-func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src netip.Addr) error {
+// checkLocked refuses an attempt while the account name (when not empty)
+// or the source is locked. It returns whether the account has failures on
+// record, so a success only pays for clearing them when there are some.
+func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src netip.Addr) (bool, error) {
 	now := s.nowMS()
-	for _, key := range []string{accountKey(kind, name), sourceKey(src)} {
+	hadFailures := false
+	for i, key := range []string{accountKey(kind, name), sourceKey(src)} {
 		if key == "" {
 			continue
 		}
@@ -70,15 +80,20 @@ func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src n
 			continue
 		}
 		if err != nil {
-			return internal(err, "read lockout")
+			return false, internal(err, "read lockout")
 		}
+		hadFailures = hadFailures || i == 0
 		if until > now {
 			wait := time.Duration(until-now) * time.Millisecond
-			return fault.New(fault.TooMany, CodeAccountLocked,
-				"too many failed attempts for %q; try again in %s", name, wait.Round(time.Second))
+			what := fmt.Sprintf("%q", name)
+			if i == 1 {
+				what = addrString(src)
+			}
+			return false, fault.New(fault.TooMany, CodeAccountLocked,
+				"too many failed attempts for %s; try again in %s", what, wait.Round(time.Second))
 		}
 	}
-	return nil
+	return hadFailures, nil
 }
 
 // recordFailure counts a failed attempt and returns the answer to give:
@@ -86,15 +101,17 @@ func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src n
 // audited in the same transaction.
 func (s *Service) recordFailure(ctx context.Context, kind Kind, name string, src netip.Addr, method string) error {
 	err := s.write(ctx, func(tx *sql.Tx, audit func(Event) error) error {
-		if err := s.countFailure(ctx, tx, accountKey(kind, name), s.opts.Lockout.AccountFailures); err != nil {
-			return err
+		if key := accountKey(kind, name); key != "" {
+			if err := s.countFailure(ctx, tx, key, s.opts.Lockout.AccountFailures); err != nil {
+				return err
+			}
 		}
 		if key := sourceKey(src); key != "" {
 			if err := s.countFailure(ctx, tx, key, s.opts.Lockout.SourceFailures); err != nil {
 				return err
 			}
 		}
-		return audit(Event{Type: "login", Actor: string(kind) + ":" + name, Source: addrString(src), Outcome: OutcomeFailed,
+		return audit(Event{Type: "login", Actor: Principal{Kind: kind, Name: name}.String(), Source: addrString(src), Outcome: OutcomeFailed,
 			Detail: map[string]string{"method": method}})
 	})
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"slices"
-	"strings"
 
 	"github.com/sealgate/sealgate/fault"
 )
@@ -326,12 +324,4 @@ func endCredentials(ctx context.Context, tx *sql.Tx, kind Kind, id, now int64) e
 		}
 	}
 	return nil
-}
-
-// hasRole reports whether roles contains r.
-func hasRole(roles []string, r string) bool { return slices.Contains(roles, r) }
-
-// principalName renders "kind:name" for audit events.
-func principalName(kind Kind, name string) string {
-	return strings.Join([]string{string(kind), name}, ":")
 }
