@@ -1,0 +1,281 @@
+package evidence
+
+import (
+	"context"
+	"crypto"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/sealgate/sealgate/fault"
+)
+
+// Leaf is a stored entry with its position in the log.
+type Leaf struct {
+	Index uint64 `json:"index"`
+	Entry Entry  `json:"entry"`
+	// Data is the entry's canonical encoding, the input of the leaf hash.
+	Data []byte `json:"leaf"`
+}
+
+// Evidence is what the log shows about a document: the newest entry naming
+// it, and an RFC 9162 §2.1.3 inclusion proof of that entry's leaf in the
+// tree of Checkpoint.Size leaves.
+type Evidence struct {
+	Leaf
+	InclusionProof [][]byte    `json:"inclusionProof"`
+	Checkpoint     *Checkpoint `json:"checkpoint"`
+}
+
+// Lookup returns the leaves whose entry names document h as the sealed or
+// the original document, newest first.
+func (l *Log) Lookup(ctx context.Context, h SHA256) ([]Leaf, error) {
+	k := digestKey(h)
+	rows, err := l.db.Read().QueryContext(ctx,
+		`SELECT idx, entry FROM evidence_leaves WHERE sealed_key = ? OR original_key = ? ORDER BY idx DESC`, k, k)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
+	}
+	defer rows.Close()
+	var out []Leaf
+	for rows.Next() {
+		var idx int64
+		var data []byte
+		if err := rows.Scan(&idx, &data); err != nil {
+			return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
+		}
+		var e Entry
+		if err := e.UnmarshalBinary(data); err != nil {
+			return nil, fault.Wrap(err, fault.Internal, CodeCorrupt, "stored leaf %d does not decode", idx)
+		}
+		// The index holds 8 bytes of the digest; the entry decides.
+		if e.SealedSHA256 == h || e.OriginalSHA256 == h {
+			out = append(out, Leaf{Index: uint64(idx), Entry: e, Data: data})
+		}
+	}
+	return out, rows.Err()
+}
+
+// Prove returns the evidence for document h against the newest checkpoint.
+// A document the log has never seen is evidence_not_found; one appended
+// after the newest checkpoint is evidence_pending until the next one.
+func (l *Log) Prove(ctx context.Context, h SHA256) (*Evidence, error) {
+	leaves, err := l.Lookup(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if len(leaves) == 0 {
+		return nil, fault.New(fault.NotFound, CodeNotFound, "no seal of document %s is in the evidence log", h)
+	}
+	cp, err := l.Latest(ctx)
+	if err != nil && fault.CodeOf(err) != CodeNotFound {
+		return nil, err
+	}
+	for _, lf := range leaves {
+		if cp == nil || lf.Index >= cp.Size {
+			continue
+		}
+		p, err := tlog.ProveRecord(int64(cp.Size), int64(lf.Index), l.hashReader(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("evidence: prove leaf %d in %d: %w", lf.Index, cp.Size, err)
+		}
+		return &Evidence{Leaf: lf, InclusionProof: hashSlices(p), Checkpoint: cp}, nil
+	}
+	return nil, fault.New(fault.Unavailable, CodePending,
+		"the seal of document %s (leaf %d) is not in a checkpoint yet; retry after the next one", h, leaves[0].Index)
+}
+
+// Consistency returns the RFC 9162 §2.1.4 consistency proof that the tree of
+// size from is a prefix of the tree of size to. It needs 0 < from ≤ to ≤ the
+// committed size (evidence_bad_range otherwise); from = to gives an empty proof.
+func (l *Log) Consistency(ctx context.Context, from, to uint64) ([][]byte, error) {
+	if from == 0 || from > to || to > l.Size() {
+		return nil, fault.New(fault.Invalid, CodeBadRange,
+			"consistency from %d to %d: want 0 < from ≤ to ≤ %d (the log size)", from, to, l.Size())
+	}
+	if from == to {
+		return [][]byte{}, nil
+	}
+	p, err := tlog.ProveTree(int64(to), int64(from), l.hashReader(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("evidence: consistency %d→%d: %w", from, to, err)
+	}
+	return hashSlices(p), nil
+}
+
+func hashSlices(hs []tlog.Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}
+
+// EvidenceRecord returns the DER RFC 4998 EvidenceRecord for document h:
+// the archive timestamp chains of the checkpoint that first included h's
+// newest checkpointed entry, with h's reduced hash tree in the first one.
+// Without an archive timestamp yet (no Timestamper when the checkpoint was
+// made, and no renewal since) it is evidence_record_unavailable.
+func (l *Log) EvidenceRecord(ctx context.Context, h SHA256) ([]byte, error) {
+	ev, err := l.Prove(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	var size, prev int64
+	err = l.db.Read().QueryRowContext(ctx, `SELECT MIN(size) FROM evidence_checkpoints WHERE size > ?`, int64(ev.Index)).Scan(&size)
+	if err == nil {
+		err = l.db.Read().QueryRowContext(ctx, `SELECT COALESCE(MAX(size), 0) FROM evidence_checkpoints WHERE size < ?`, size).Scan(&prev)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence: checkpoint of leaf %d: %w", ev.Index, err)
+	}
+	chains, err := l.archiveTimestamps(ctx, uint64(size))
+	if err != nil {
+		return nil, err
+	}
+	if len(chains) == 0 {
+		return nil, fault.New(fault.Unavailable, CodeRecordUnavailable,
+			"checkpoint %d holding document %s has no archive timestamp yet", size, h)
+	}
+	docs, err := l.documentHashes(ctx, uint64(prev), uint64(size))
+	if err != nil {
+		return nil, err
+	}
+	pos := -1
+	for i, d := range docs {
+		if SHA256(d) == h {
+			pos = i
+			break
+		}
+	}
+	if pos < 0 {
+		return nil, fault.New(fault.Internal, CodeCorrupt, "document %s is not among the leaves of checkpoint %d", h, size)
+	}
+	return marshalRecord(chains, ersReduced(ersTree(crypto.SHA256, docs), pos))
+}
+
+// archiveTimestamps reads a checkpoint's chains, in order.
+func (l *Log) archiveTimestamps(ctx context.Context, checkpoint uint64) ([][]storedATS, error) {
+	rows, err := l.db.Read().QueryContext(ctx,
+		`SELECT chain, digest, reduced, token FROM evidence_archive_timestamps WHERE checkpoint = ? ORDER BY chain, seq`, int64(checkpoint))
+	if err != nil {
+		return nil, fmt.Errorf("evidence: archive timestamps of %d: %w", checkpoint, err)
+	}
+	defer rows.Close()
+	var chains [][]storedATS
+	for rows.Next() {
+		var chain int
+		var name string
+		var reduced, token []byte
+		if err := rows.Scan(&chain, &name, &reduced, &token); err != nil {
+			return nil, fmt.Errorf("evidence: archive timestamps of %d: %w", checkpoint, err)
+		}
+		a := storedATS{hash: hashNames[name], token: token}
+		if reduced != nil {
+			if a.reduced, err = unmarshalReduced(reduced); err != nil {
+				return nil, fault.Wrap(err, fault.Internal, CodeCorrupt, "stored reduced hash tree of checkpoint %d", checkpoint)
+			}
+		}
+		for len(chains) <= chain {
+			chains = append(chains, nil)
+		}
+		chains[chain] = append(chains[chain], a)
+	}
+	return chains, rows.Err()
+}
+
+// Renew keeps archive timestamps verifiable past their TSA certificate's
+// life (RFC 4998 §5.2, timestamp renewal). For every checkpoint whose newest
+// archive timestamp was made before olderThan, it hashes that timestamp's
+// DER token, builds one hash tree over all those hashes, has the root
+// timestamped and appends to each checkpoint's chain an ArchiveTimeStamp
+// with its reduced hash tree. Checkpoints that have no archive timestamp
+// yet get their first one. It returns how many checkpoints it covered.
+func (l *Log) Renew(ctx context.Context, olderThan time.Time) (int, error) {
+	if l.opts.Timestamper == nil {
+		return 0, fault.New(fault.Unavailable, CodeRecordUnavailable, "renewing archive timestamps needs a timestamp authority")
+	}
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	sizes, err := l.Checkpoints(ctx)
+	if err != nil {
+		return 0, err
+	}
+	type due struct {
+		checkpoint uint64
+		chain, seq int
+		leaf       []byte
+	}
+	var renew []due
+	var prev uint64
+	done := 0
+	for _, size := range sizes {
+		var chain, seq int
+		var madeAt string
+		var token []byte
+		err := l.db.Read().QueryRowContext(ctx, `SELECT chain, seq, made_at, token FROM evidence_archive_timestamps
+			WHERE checkpoint = ? ORDER BY chain DESC, seq DESC LIMIT 1`, int64(size)).Scan(&chain, &seq, &madeAt, &token)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if err := l.firstArchiveTimestamp(ctx, prev, size); err != nil {
+				return done, err
+			}
+			done++
+		case err != nil:
+			return done, fmt.Errorf("evidence: archive timestamps of %d: %w", size, err)
+		default:
+			t, err := time.Parse(time.RFC3339, madeAt)
+			if err != nil || t.Before(olderThan) {
+				renew = append(renew, due{size, chain, seq + 1, digest(crypto.SHA256, token)})
+			}
+		}
+		prev = size
+	}
+	if len(renew) == 0 {
+		return done, nil
+	}
+	leaves := make([][]byte, len(renew))
+	for i, r := range renew {
+		leaves[i] = r.leaf
+	}
+	levels := ersTree(crypto.SHA256, leaves)
+	root := levels[len(levels)-1][0]
+	tok, err := l.timestampDigest(ctx, crypto.SHA256, root)
+	if err != nil {
+		return done, err
+	}
+	err = l.db.Write(ctx, func(tx *sql.Tx) error {
+		for i, r := range renew {
+			a := storedATS{hash: crypto.SHA256, reduced: ersReduced(levels, i), token: tok}
+			if err := insertATS(ctx, tx, r.checkpoint, r.chain, r.seq, a, root); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return done, err
+	}
+	return done + len(renew), nil
+}
+
+// firstArchiveTimestamp issues the initial archive timestamp of checkpoint
+// size, covering leaves [prev, size).
+func (l *Log) firstArchiveTimestamp(ctx context.Context, prev, size uint64) error {
+	docs, err := l.documentHashes(ctx, prev, size)
+	if err != nil {
+		return err
+	}
+	levels := ersTree(crypto.SHA256, docs)
+	root := levels[len(levels)-1][0]
+	tok, err := l.timestampDigest(ctx, crypto.SHA256, root)
+	if err != nil {
+		return err
+	}
+	return l.db.Write(ctx, func(tx *sql.Tx) error {
+		return insertATS(ctx, tx, size, 0, 0, storedATS{hash: crypto.SHA256, token: tok}, root)
+	})
+}
