@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"path/filepath"
 	"strings"
@@ -165,6 +166,8 @@ type card struct {
 	lastErr string
 	fatal   bool // not retried: PIN refused or library missing
 	probing bool
+	out     bool // out of service since it was last in service
+	wasUp   bool // has been in service at least once
 }
 
 // conn is one period of service of a card: its logged-in sessions and key
@@ -277,6 +280,7 @@ func (c *card) down(err error) {
 	fatal := errors.As(err, &fe)
 	c.mu.Lock()
 	c.lastErr = err.Error()
+	c.out = true
 	if fatal {
 		c.fatal = true
 	}
@@ -391,8 +395,15 @@ func (c *card) connect() error {
 		cn.sessions <- s
 	}
 	c.conn.Store(cn)
-	c.pool.log.Info("seal card in service", "module", c.moduleName, "token", c.cfg.Label,
-		"serial", c.serial, "sessions", len(sessions), "seals", len(keys))
+	c.mu.Lock()
+	level := slog.LevelInfo
+	if c.wasUp && !c.out {
+		level = slog.LevelDebug // reconnected only because the library was re-initialised for another card
+	}
+	c.out, c.wasUp = false, true
+	c.mu.Unlock()
+	c.pool.log.Log(context.Background(), level, "seal card in service", "module", c.moduleName, "token", c.cfg.Label,
+		"serial", info.SerialNumber, "sessions", len(sessions), "seals", len(keys))
 	return nil
 }
 
