@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
 )
 
@@ -39,12 +40,32 @@ func errLogin(login string) error {
 	return fault.New(fault.Unauthenticated, CodeUnauthenticated, "login %q: wrong user name or password", login)
 }
 
-// VerifyPassword checks login's directory password and returns the user's
+// Authenticator verifies passwords for access.Service (Options.Directories).
+var _ access.PasswordVerifier = (*Authenticator)(nil)
+
+// VerifyPassword checks the directory password of a user sealgate knows
+// from this directory. The login must still belong to the same directory
+// entry (same external id): a login the directory has since given to
+// someone else is refused until the next sync.
+func (a *Authenticator) VerifyPassword(ctx context.Context, user access.ExternalUser, password string) error {
+	id, err := a.Authenticate(ctx, user.Login, password)
+	if err != nil {
+		return err
+	}
+	if id != user.ExternalID {
+		a.log.Warn("directory login refused", "login", user.Login, "reason", "login belongs to another directory entry",
+			"externalId", user.ExternalID, "directoryId", id)
+		return errLogin(user.Login)
+	}
+	return nil
+}
+
+// Authenticate checks login's directory password and returns the user's
 // external id. It finds the user with the service account, then binds as
 // that user on a fresh connection. An empty password is refused before the
 // directory is asked: LDAP treats a simple bind with a DN and no password as
 // an unauthenticated bind that succeeds.
-func (a *Authenticator) VerifyPassword(ctx context.Context, login, password string) (string, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, login, password string) (string, error) {
 	if login == "" || password == "" {
 		return "", errLogin(login)
 	}

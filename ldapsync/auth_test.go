@@ -10,17 +10,17 @@ import (
 	"github.com/sealgate/sealgate/ldapsync/ldaptest"
 )
 
-// TestVerifyPassword is the specification of directory logins: the right
+// TestAuthenticate is the specification of directory logins: the right
 // password yields the user's entryUUID; every refusal has the same code and
 // the same message as an unknown user.
-func TestVerifyPassword(t *testing.T) {
+func TestAuthenticate(t *testing.T) {
 	s := startOrg(t)
 	a, err := NewAuthenticator(testConfig(t, s), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	_, err = a.VerifyPassword(ctx, "nobody", "whatever")
+	_, err = a.Authenticate(ctx, "nobody", "whatever")
 	if fault.CodeOf(err) != CodeUnauthenticated {
 		t.Fatalf("unknown user: %v", err)
 	}
@@ -40,7 +40,7 @@ func TestVerifyPassword(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			id, err := a.VerifyPassword(ctx, tc.login, tc.password)
+			id, err := a.Authenticate(ctx, tc.login, tc.password)
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("VerifyPassword: %v", err)
@@ -65,10 +65,10 @@ func TestVerifyPassword(t *testing.T) {
 	}
 }
 
-// TestVerifyPasswordFailover proves logins try the next URL when the first
+// TestAuthenticateFailover proves logins try the next URL when the first
 // server does not answer, and report directory_unavailable, not a wrong
 // password, when none does.
-func TestVerifyPasswordFailover(t *testing.T) {
+func TestAuthenticateFailover(t *testing.T) {
 	s := startOrg(t)
 	dead := ldaptest.Start(t, ldaptest.Options{})
 	deadURL := dead.URL
@@ -80,11 +80,11 @@ func TestVerifyPasswordFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := a.VerifyPassword(ctx, "ann", "ann-pw"); err != nil {
+	if _, err := a.Authenticate(ctx, "ann", "ann-pw"); err != nil {
 		t.Fatalf("with the first server down: %v", err)
 	}
 	s.Stop()
-	_, err = a.VerifyPassword(ctx, "ann", "ann-pw")
+	_, err = a.Authenticate(ctx, "ann", "ann-pw")
 	if f := fault.As(err); f == nil || f.Code != CodeDirectoryUnavailable || f.Kind != fault.Unavailable {
 		t.Fatalf("all servers down: %v, want %s", err, CodeDirectoryUnavailable)
 	}

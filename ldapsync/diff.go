@@ -3,13 +3,16 @@ package ldapsync
 import (
 	"cmp"
 	"slices"
+
+	"github.com/sealgate/sealgate/access"
 )
 
-// Change is a user whose login, name, mail or enabled state changed.
-// Identity is the external id, so a renamed user is a change, not a removal
-// and an addition.
+// Change is a user whose login, name or mail changed, or who is enabled
+// again. Identity is the external id, so a renamed user is a change, not a
+// removal and an addition. A user disabled in the same run is listed in
+// Diff.Disabled too, and After keeps the user enabled here.
 type Change struct {
-	Before, After ExternalUser
+	Before, After access.ExternalUser
 }
 
 // MembershipChange is a user joining (Added) or leaving a sealgate group.
@@ -23,15 +26,15 @@ type MembershipChange struct {
 // Diff is what a sync changes in sealgate.
 type Diff struct {
 	// Added are directory users sealgate does not know yet (with their groups).
-	Added []ExternalUser
+	Added []access.ExternalUser
 	// Changed are known users whose attributes changed, including renames
 	// and users enabled again.
 	Changed []Change
 	// Disabled are known users the directory now marks disabled.
-	Disabled []ExternalUser
+	Disabled []access.ExternalUser
 	// Removed are known users no longer in the directory (or no longer
 	// matching the user filter).
-	Removed []ExternalUser
+	Removed []access.ExternalUser
 	// Memberships are group changes of users that stay.
 	Memberships []MembershipChange
 }
@@ -44,9 +47,9 @@ func (d Diff) Empty() bool {
 // diff compares what sealgate knows with what the directory says.
 // Directory users that are disabled and unknown to sealgate are not added:
 // there is nothing to deprovision and they could not log in.
-func diff(known, desired []ExternalUser) Diff {
+func diff(known, desired []access.ExternalUser) Diff {
 	var d Diff
-	byID := make(map[string]ExternalUser, len(known))
+	byID := make(map[string]access.ExternalUser, len(known))
 	for _, k := range known {
 		byID[k.ExternalID] = k
 	}
@@ -59,18 +62,22 @@ func diff(known, desired []ExternalUser) Diff {
 			continue
 		}
 		delete(byID, u.ExternalID)
-		switch {
-		case u.Disabled && !k.Disabled:
+		disabled := u.Disabled && !k.Disabled
+		if disabled {
 			d.Disabled = append(d.Disabled, u)
-		case k.Login != u.Login || k.DisplayName != u.DisplayName || k.Mail != u.Mail || k.Disabled != u.Disabled:
-			d.Changed = append(d.Changed, Change{Before: k, After: u})
+		}
+		if k.Login != u.Login || k.DisplayName != u.DisplayName || k.Mail != u.Mail || (k.Disabled && !u.Disabled) {
+			after := u
+			// Disabling is applied (and audited) once, through Disabled.
+			after.Disabled = k.Disabled && u.Disabled
+			d.Changed = append(d.Changed, Change{Before: k, After: after})
 		}
 		d.Memberships = append(d.Memberships, membershipChanges(k, u)...)
 	}
 	for _, k := range byID {
 		d.Removed = append(d.Removed, k)
 	}
-	byLogin := func(a, b ExternalUser) int {
+	byLogin := func(a, b access.ExternalUser) int {
 		return cmp.Or(cmp.Compare(a.Login, b.Login), cmp.Compare(a.ExternalID, b.ExternalID))
 	}
 	slices.SortFunc(d.Added, byLogin)
@@ -84,7 +91,7 @@ func diff(known, desired []ExternalUser) Diff {
 }
 
 // membershipChanges lists the groups after joined and left relative to before.
-func membershipChanges(before, after ExternalUser) []MembershipChange {
+func membershipChanges(before, after access.ExternalUser) []MembershipChange {
 	var out []MembershipChange
 	for _, g := range after.Groups {
 		if !slices.Contains(before.Groups, g) {
@@ -97,4 +104,27 @@ func membershipChanges(before, after ExternalUser) []MembershipChange {
 		}
 	}
 	return out
+}
+
+// externalChanges turns a diff into the one transaction access applies.
+func externalChanges(d Diff) access.ExternalChanges {
+	ch := access.ExternalChanges{Added: d.Added}
+	for _, c := range d.Changed {
+		ch.Changed = append(ch.Changed, c.After)
+	}
+	for _, u := range d.Disabled {
+		ch.Disabled = append(ch.Disabled, u.ExternalID)
+	}
+	for _, u := range d.Removed {
+		ch.Removed = append(ch.Removed, u.ExternalID)
+	}
+	for _, m := range d.Memberships {
+		am := access.Membership{ExternalID: m.ExternalID, Group: m.Group}
+		if m.Added {
+			ch.Joined = append(ch.Joined, am)
+		} else {
+			ch.Left = append(ch.Left, am)
+		}
+	}
+	return ch
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/sealgate/sealgate/access"
 )
 
 // inChainRule is Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: a filter
@@ -65,7 +67,7 @@ func laterMark(a, b string) bool {
 	return a > b
 }
 
-// reader turns directory entries into ExternalUser values.
+// reader turns directory entries into access.ExternalUser values.
 type reader struct {
 	cfg Config
 	// mark is the highest change mark seen (next incremental sync's start).
@@ -323,18 +325,18 @@ func (r *reader) listAttributes() []string {
 
 // user maps a fully read entry. Entries without id or login are skipped
 // (recorded in r.skipped) rather than failing the whole sync.
-func (r *reader) user(e *ldap.Entry, g *groupGraph) (ExternalUser, bool) {
+func (r *reader) user(e *ldap.Entry, g *groupGraph) (access.ExternalUser, bool) {
 	id, err := r.id(e)
 	if err != nil {
 		r.skipped = append(r.skipped, e.DN+": "+err.Error())
-		return ExternalUser{}, false
+		return access.ExternalUser{}, false
 	}
 	login := e.GetEqualFoldAttributeValue(r.cfg.Users.Login)
 	if login == "" {
 		r.skipped = append(r.skipped, e.DN+": no "+r.cfg.Users.Login)
-		return ExternalUser{}, false
+		return access.ExternalUser{}, false
 	}
-	return ExternalUser{
+	return access.ExternalUser{
 		Source:      r.cfg.Source,
 		ExternalID:  id,
 		Login:       login,
@@ -355,7 +357,7 @@ func (r *reader) userRequest(base string, scope int, extra string, attrs []strin
 }
 
 // readAll reads every user with all attributes (full sync).
-func (r *reader) readAll(ctx context.Context, c *conn, g *groupGraph, fn func(ExternalUser)) error {
+func (r *reader) readAll(ctx context.Context, c *conn, g *groupGraph, fn func(access.ExternalUser)) error {
 	req := r.userRequest(r.cfg.Users.BaseDN, ldap.ScopeWholeSubtree, "", r.userAttributes())
 	return c.search(ctx, req, r.cfg.PageSize, func(e *ldap.Entry) error {
 		r.see(e, r.cfg.Users.Changed)
@@ -369,8 +371,8 @@ func (r *reader) readAll(ctx context.Context, c *conn, g *groupGraph, fn func(Ex
 // readChanged reads every user with all attributes (incremental sync): only
 // entries changed since mark are read in full; the rest are listed by id
 // and take their attributes from known, with memberships recomputed.
-func (r *reader) readChanged(ctx context.Context, c *conn, g *groupGraph, since string, known map[string]ExternalUser, fn func(ExternalUser)) error {
-	changed := map[string]ExternalUser{}
+func (r *reader) readChanged(ctx context.Context, c *conn, g *groupGraph, since string, known map[string]access.ExternalUser, fn func(access.ExternalUser)) error {
+	changed := map[string]access.ExternalUser{}
 	extra := fmt.Sprintf("(%s>=%s)", r.cfg.Users.Changed, ldap.EscapeFilter(since))
 	req := r.userRequest(r.cfg.Users.BaseDN, ldap.ScopeWholeSubtree, extra, r.userAttributes())
 	err := c.search(ctx, req, r.cfg.PageSize, func(e *ldap.Entry) error {

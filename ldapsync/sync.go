@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/store"
 )
@@ -16,10 +17,10 @@ import (
 // Users is what a sync needs of sealgate's user store (access.Service).
 type Users interface {
 	// ExternalUsers returns the users sealgate knows from source.
-	ExternalUsers(ctx context.Context, source string) ([]ExternalUser, error)
+	ExternalUsers(ctx context.Context, source string) ([]access.ExternalUser, error)
 	// ApplyExternal applies changes for source in one transaction,
 	// auditing them as actor.
-	ApplyExternal(ctx context.Context, source string, changes ExternalChanges, actor string) error
+	ApplyExternal(ctx context.Context, source string, changes access.ExternalChanges, actor string) error
 }
 
 // Outcome is how a sync run ended.
@@ -238,12 +239,12 @@ func (s *Syncer) run(ctx context.Context, opts SyncOptions, since string, rep *R
 			return err
 		}
 	}
-	var desired []ExternalUser
-	collect := func(u ExternalUser) { desired = append(desired, u) }
+	var desired []access.ExternalUser
+	collect := func(u access.ExternalUser) { desired = append(desired, u) }
 	if rep.Full {
 		err = r.readAll(ctx, c, g, collect)
 	} else {
-		knownByID := make(map[string]ExternalUser, len(known))
+		knownByID := make(map[string]access.ExternalUser, len(known))
 		for _, k := range known {
 			knownByID[k.ExternalID] = k
 		}

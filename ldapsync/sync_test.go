@@ -1,0 +1,239 @@
+package ldapsync
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"testing"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/ldapsync/ldaptest"
+)
+
+// groupsByLogin returns the groups a dry run would give each added user.
+func groupsByLogin(rep *Report) map[string]string {
+	m := map[string]string{}
+	for _, u := range rep.Diff.Added {
+		m[u.Login] = strings.Join(u.Groups, ",")
+	}
+	return m
+}
+
+// TestSyncGroupMappings specifies how directory groups become sealgate
+// groups, for each way a directory records membership (testdata/org.ldif:
+// sealers ⊃ finance ⊃ accounting, loop-a ⇄ loop-b, auditors by
+// uniqueMember, unix by memberUid; eve is disabled).
+func TestSyncGroupMappings(t *testing.T) {
+	s := startOrg(t)
+	all := map[string]string{
+		"ann": "sealers,staff",
+		"bob": "finance,sealers,staff",
+		"cy":  "accounting,finance,sealers,staff",
+		"dan": "accounting,finance,sealers,staff",
+		"fay": "loop-a,loop-b,staff",
+		"gil": "loop-a,loop-b,staff",
+		"hal": "staff", "ivy": "staff", "jon": "staff",
+	}
+	tests := []struct {
+		name   string
+		groups GroupMapping
+		want   map[string]string
+	}{
+		{"member, nested groups resolved", GroupMapping{}, all},
+		{"memberOf on the user, nesting through the groups' memberOf", GroupMapping{Membership: MembershipMemberOf}, all},
+		{"direct membership only", GroupMapping{Nested: NestedNone}, map[string]string{
+			"ann": "sealers,staff", "bob": "finance,staff", "cy": "accounting,staff", "dan": "accounting,staff",
+			"fay": "loop-a,staff", "gil": "loop-b,staff", "hal": "staff", "ivy": "staff", "jon": "staff",
+		}},
+		{"uniqueMember with optional uid suffix", GroupMapping{Membership: MembershipUniqueMember, Filter: "(objectClass=groupOfUniqueNames)"}, map[string]string{
+			"ann": "auditors", "bob": "auditors", "cy": "", "dan": "", "fay": "", "gil": "", "hal": "", "ivy": "", "jon": "",
+		}},
+		{"memberUid of posix groups", GroupMapping{Membership: MembershipMemberUID, Filter: "(objectClass=posixGroup)"}, map[string]string{
+			"ann": "", "bob": "", "cy": "unix", "dan": "unix", "fay": "", "gil": "", "hal": "", "ivy": "", "jon": "",
+		}},
+		{"mapped by DN and by name, only mapped groups", GroupMapping{
+			Map: map[string]string{
+				"CN=Sealers, ou=groups,dc=example,dc=test": "seal-users",
+				"Finance": "fin",
+			},
+			OnlyMapped: true,
+		}, map[string]string{
+			"ann": "seal-users", "bob": "fin,seal-users", "cy": "fin,seal-users", "dan": "fin,seal-users",
+			"fay": "", "gil": "", "hal": "", "ivy": "", "jon": "",
+		}},
+		{"mapped names next to unmapped ones", GroupMapping{Map: map[string]string{"staff": "employees"}}, map[string]string{
+			"ann": "employees,sealers", "bob": "employees,finance,sealers", "cy": "accounting,employees,finance,sealers",
+			"dan": "accounting,employees,finance,sealers", "fay": "employees,loop-a,loop-b", "gil": "employees,loop-a,loop-b",
+			"hal": "employees", "ivy": "employees", "jon": "employees",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, s)
+			tc.groups.BaseDN = cfg.Groups.BaseDN
+			cfg.Groups = tc.groups
+			env := newSyncEnv(t, cfg)
+			rep := env.run(t, SyncOptions{DryRun: true})
+			if rep.Outcome != OutcomeDryRun || !rep.Full || rep.Seen != 10 {
+				t.Fatalf("outcome %s full %v seen %d, want dry_run, full, 10 users", rep.Outcome, rep.Full, rep.Seen)
+			}
+			if got := groupsByLogin(rep); !maps.Equal(got, tc.want) {
+				t.Fatalf("groups by login:\n got %v\nwant %v", got, tc.want)
+			}
+			if len(env.known(t)) != 0 {
+				t.Fatal("a dry run changed sealgate's users")
+			}
+		})
+	}
+}
+
+// TestSyncFollowsTheDirectory applies a series of directory changes, each
+// followed by an incremental sync, and checks sealgate's users after each.
+// A final full sync must find nothing left to do.
+func TestSyncFollowsTheDirectory(t *testing.T) {
+	s := startOrg(t)
+	env := newSyncEnv(t, testConfig(t, s))
+	ids := map[string]string{}
+	for _, u := range []string{"ann", "bob", "cy", "dan", "fay", "gil", "hal", "ivy", "jon"} {
+		ids[u] = entryUUID(t, s, u)
+	}
+	want := map[string]state{
+		"ann": {ids["ann"], "sealers,staff", false},
+		"bob": {ids["bob"], "finance,sealers,staff", false},
+		"cy":  {ids["cy"], "accounting,finance,sealers,staff", false},
+		"dan": {ids["dan"], "accounting,finance,sealers,staff", false},
+		"fay": {ids["fay"], "loop-a,loop-b,staff", false},
+		"gil": {ids["gil"], "loop-a,loop-b,staff", false},
+		"hal": {ids["hal"], "staff", false},
+		"ivy": {ids["ivy"], "staff", false},
+		"jon": {ids["jon"], "staff", false},
+	}
+	rep := env.run(t, SyncOptions{})
+	if !rep.Full || rep.Outcome != OutcomeApplied || rep.Added != 9 {
+		t.Fatalf("first sync: full %v outcome %s added %d, want a full sync adding 9 (eve is disabled)", rep.Full, rep.Outcome, rep.Added)
+	}
+	if got := env.known(t); !maps.Equal(got, want) {
+		t.Fatalf("after the first sync:\n got %v\nwant %v", got, want)
+	}
+	const people, groups = "ou=people," + ldaptest.Suffix, "ou=groups," + ldaptest.Suffix
+	steps := []struct {
+		name   string
+		ldif   string
+		change func(map[string]state)
+	}{
+		{"a renamed user keeps its identity and groups", `dn: uid=ann,` + people + `
+changetype: modrdn
+newrdn: uid=anna
+deleteoldrdn: 1
+`, func(m map[string]state) { m["anna"] = m["ann"]; delete(m, "ann") }},
+		{"leaving a group removes that membership, and the nested ones", `dn: cn=finance,` + groups + `
+changetype: modify
+delete: member
+member: uid=bob,` + people + `
+`, func(m map[string]state) { m["bob"] = state{ids["bob"], "staff", false} }},
+		{"a user disabled in the directory is disabled", `dn: uid=cy,` + people + `
+changetype: modify
+add: pwdAccountLockedTime
+pwdAccountLockedTime: 000001010000Z
+`, func(m map[string]state) { c := m["cy"]; c.disabled = true; m["cy"] = c }},
+		{"a user deleted in the directory is removed", `dn: uid=dan,` + people + `
+changetype: delete
+`, func(m map[string]state) { delete(m, "dan") }},
+		{"a new user joins with nested groups", `dn: uid=kim,` + people + `
+objectClass: inetOrgPerson
+uid: kim
+cn: Kim King
+sn: King
+
+dn: cn=accounting,` + groups + `
+changetype: modify
+add: member
+member: uid=kim,` + people + `
+`, func(m map[string]state) {
+			m["kim"] = state{entryUUID(t, s, "kim"), "accounting,finance,sealers", false}
+		}},
+		{"a disabled user enabled again is enabled", `dn: uid=cy,` + people + `
+changetype: modify
+delete: pwdAccountLockedTime
+`, func(m map[string]state) { c := m["cy"]; c.disabled = false; m["cy"] = c }},
+	}
+	for _, step := range steps {
+		s.Apply(t, step.ldif)
+		step.change(want)
+		rep := env.run(t, SyncOptions{})
+		if rep.Full || rep.Outcome != OutcomeApplied {
+			t.Fatalf("%s: full %v outcome %s, want an applied incremental sync", step.name, rep.Full, rep.Outcome)
+		}
+		if got := env.known(t); !maps.Equal(got, want) {
+			t.Fatalf("%s:\n got %v\nwant %v", step.name, got, want)
+		}
+	}
+	if rep := env.run(t, SyncOptions{Full: true}); rep.Outcome != OutcomeUnchanged {
+		t.Fatalf("full sync after incremental ones: outcome %s, diff %+v; want unchanged", rep.Outcome, rep.Diff)
+	}
+}
+
+// TestSyncGuard specifies the mass-removal guard: a run that would remove
+// or disable more than the allowed share, or that sees no users at all,
+// changes nothing and is recorded as guard_tripped.
+func TestSyncGuard(t *testing.T) {
+	s := startOrg(t)
+	cfg := testConfig(t, s)
+	env := newSyncEnv(t, cfg)
+	env.run(t, SyncOptions{})
+	before := env.known(t)
+	const people = "ou=people," + ldaptest.Suffix
+	s.Apply(t, "dn: uid=hal,"+people+"\nchangetype: delete\n\ndn: uid=ivy,"+people+"\nchangetype: delete\n\n"+
+		"dn: uid=jon,"+people+"\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n")
+	ctx := context.Background()
+
+	rep, err := env.syncer.Run(ctx, SyncOptions{})
+	if fault.CodeOf(err) != CodeGuardTripped || rep.Outcome != OutcomeGuardTripped {
+		t.Fatalf("3 of 9 users gone (33%% > 20%%): err %v outcome %s, want %s", err, rep.Outcome, CodeGuardTripped)
+	}
+	if len(rep.Diff.Removed) != 2 || len(rep.Diff.Disabled) != 1 {
+		t.Fatalf("the stopped run must still report its diff, got %+v", rep.Diff)
+	}
+	if got := env.known(t); !maps.Equal(got, before) {
+		t.Fatalf("guard tripped but users changed:\n got %v\nwant %v", got, before)
+	}
+	if h := env.syncer.Health(); h.OK() || h.Last.Outcome != OutcomeGuardTripped || !strings.Contains(h.Last.Error, "3 of 9") {
+		t.Fatalf("health %+v, want the tripped guard", h)
+	}
+
+	rep = env.run(t, SyncOptions{Force: true})
+	if rep.Outcome != OutcomeApplied || rep.Removed != 2 || rep.Disabled != 1 {
+		t.Fatalf("forced run: outcome %s removed %d disabled %d", rep.Outcome, rep.Removed, rep.Disabled)
+	}
+	if got := env.known(t); len(got) != 7 || !got["jon"].disabled {
+		t.Fatalf("after the forced run: %v", got)
+	}
+
+	// A directory that answers with no users (here: the wrong base DN)
+	// stops the run even when forced.
+	empty := cfg
+	empty.Users.BaseDN = "ou=services," + ldaptest.Suffix
+	emptyEnv := &syncEnv{access: env.access}
+	emptyEnv.syncer, err = NewSyncer(ctx, empty, env.db, env.access, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = emptyEnv.syncer.Run(ctx, SyncOptions{Full: true, Force: true})
+	if fault.CodeOf(err) != CodeGuardTripped || rep.Seen != 0 {
+		t.Fatalf("empty answer: err %v seen %d, want %s", err, rep.Seen, CodeGuardTripped)
+	}
+	if got := env.known(t); len(got) != 7 {
+		t.Fatalf("empty answer changed users: %v", got)
+	}
+	runs, err := env.syncer.Runs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, r := range runs {
+		outcomes = append(outcomes, string(r.Outcome))
+	}
+	if got, want := strings.Join(outcomes, " "), "guard_tripped applied guard_tripped applied"; got != want {
+		t.Fatalf("stored runs, newest first: %q, want %q", got, want)
+	}
+}
