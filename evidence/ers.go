@@ -18,7 +18,7 @@ import (
 // (RFC 4998 §4.2 step 4), so a verifier needs no left/right flags.
 //
 // This package builds binary trees level by level: level 0 is the data
-// objects' hashes in log order; node i of level k+1 is
+// objects' hashes sorted in ascending order; node i of level k+1 is
 //
 //	H(sort(n[2i], n[2i+1]))             when level k has a node 2i+1,
 //	n[2i]                               otherwise (a lone last node is promoted unhashed).
@@ -26,6 +26,8 @@ import (
 // The reduced hash tree of a leaf (RFC 4998 §4.2 step 5) lists, for each
 // level where its path node has a sibling, that sibling; the first list also
 // holds the path node itself (the leaf, or the leaf promoted upwards).
+// This is the construction of Bouncy Castle's ERSArchiveTimeStampGenerator,
+// so both produce the same root for the same data objects.
 
 // ersParent is RFC 4998's node hash: H of the sorted concatenation.
 func ersParent(h crypto.Hash, children ...[]byte) []byte {
@@ -38,8 +40,10 @@ func ersParent(h crypto.Hash, children ...[]byte) []byte {
 	return d.Sum(nil)
 }
 
-// ersTree returns every level of the tree over leaves, leaves first, root last.
+// ersTree returns every level of the tree over leaves, sorted leaves
+// first, root last.
 func ersTree(h crypto.Hash, leaves [][]byte) [][][]byte {
+	leaves = sortedHashes(slices.Clone(leaves)...)
 	levels := [][][]byte{leaves}
 	for cur := leaves; len(cur) > 1; {
 		next := make([][]byte, 0, (len(cur)+1)/2)
@@ -56,11 +60,16 @@ func ersTree(h crypto.Hash, leaves [][]byte) [][][]byte {
 	return levels
 }
 
-// ersReduced returns the reduced hash tree of leaf i (RFC 4998 §4.2): the
+// ersReduced returns the reduced hash tree of leaf (RFC 4998 §4.2): the
 // sequence of PartialHashtrees a verifier folds into the root. It is empty
-// when the tree has one leaf (the root is the leaf).
-func ersReduced(levels [][][]byte, i int) [][][]byte {
-	var out [][][]byte
+// when the tree has one leaf (the root is the leaf), and nil when leaf is
+// not in the tree.
+func ersReduced(levels [][][]byte, leaf []byte) [][][]byte {
+	i, found := slices.BinarySearchFunc(levels[0], leaf, bytes.Compare)
+	if !found {
+		return nil
+	}
+	out := [][][]byte{}
 	for _, lv := range levels[:len(levels)-1] {
 		sib := i ^ 1
 		if sib < len(lv) {
@@ -168,6 +177,9 @@ func marshalRecord(chains [][]storedATS, first [][][]byte) ([]byte, error) {
 			}
 			if c == 0 && s == 0 {
 				ats.ReducedHashtree = first
+			}
+			if len(ats.ReducedHashtree) == 0 { // one-leaf tree: the field is omitted
+				ats.ReducedHashtree = nil
 			}
 			out = append(out, ats)
 		}

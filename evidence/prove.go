@@ -144,17 +144,11 @@ func (l *Log) EvidenceRecord(ctx context.Context, h SHA256) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pos := -1
-	for i, d := range docs {
-		if SHA256(d) == h {
-			pos = i
-			break
-		}
-	}
-	if pos < 0 {
+	reduced := ersReduced(ersTree(crypto.SHA256, docs), h[:])
+	if reduced == nil {
 		return nil, fault.New(fault.Internal, CodeCorrupt, "document %s is not among the leaves of checkpoint %d", h, size)
 	}
-	return marshalRecord(chains, ersReduced(ersTree(crypto.SHA256, docs), pos))
+	return marshalRecord(chains, reduced)
 }
 
 // archiveTimestamps reads a checkpoint's chains, in order.
@@ -248,8 +242,8 @@ func (l *Log) Renew(ctx context.Context, olderThan time.Time) (int, error) {
 		return done, err
 	}
 	err = l.db.Write(ctx, func(tx *sql.Tx) error {
-		for i, r := range renew {
-			a := storedATS{hash: crypto.SHA256, reduced: ersReduced(levels, i), token: tok}
+		for _, r := range renew {
+			a := storedATS{hash: crypto.SHA256, reduced: ersReduced(levels, r.leaf), token: tok}
 			if err := insertATS(ctx, tx, r.checkpoint, r.chain, r.seq, a, root); err != nil {
 				return err
 			}
