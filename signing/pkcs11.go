@@ -127,23 +127,29 @@ func (m *module) reload(seen uint64) {
 		cards = append(cards, c)
 	}
 	m.cardsMu.Unlock()
+	// Dead conns stay in place until replaced, so signers choosing a card
+	// meanwhile still count it in service and wait for the new conn.
 	for _, c := range cards {
-		if cn := c.conn.Swap(nil); cn != nil {
+		if cn := c.conn.Load(); cn != nil {
 			cn.kill(m.ctx)
 		}
 	}
 	m.ctx.Finalize()
-	err := m.ctx.Initialize()
+	initErr := m.ctx.Initialize()
 	m.gen++
+	if initErr != nil {
+		initErr = fmt.Errorf("re-initialising PKCS#11 library %s: %w", m.path, initErr)
+	}
 	for _, c := range cards {
 		if c.isFatal() {
 			continue
 		}
-		if err != nil {
-			c.down(fmt.Errorf("re-initialising PKCS#11 library %s: %w", m.path, err))
-			continue
+		err := initErr
+		if err == nil {
+			err = c.connect()
 		}
-		if err := c.connect(); err != nil {
+		if err != nil {
+			c.conn.Store(nil)
 			c.down(err)
 		}
 	}
@@ -190,6 +196,15 @@ func (cn *conn) release(p *pkcs11.Ctx, s pkcs11.SessionHandle) {
 		return
 	}
 	cn.sessions <- s
+}
+
+func (cn *conn) isDead() bool {
+	select {
+	case <-cn.down:
+		return true
+	default:
+		return false
+	}
 }
 
 // kill ends the conn: idle sessions are closed now, busy ones when released.
@@ -346,7 +361,7 @@ func (c *card) probe() {
 // and checks each against its certificate, then puts the card in service.
 // The caller holds c.module.op.
 func (c *card) connect() error {
-	if c.conn.Load() != nil {
+	if cn := c.conn.Load(); cn != nil && !cn.isDead() {
 		return nil
 	}
 	p := c.module.ctx

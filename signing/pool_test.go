@@ -198,12 +198,20 @@ func TestPoolSpreadsLoadAndSurvivesACardPulledOut(t *testing.T) {
 	})
 
 	h.DeleteToken("card-a")
+	deleted := time.Now()
 	waitFor(t, 30*time.Second, "card-a is out of service", func() bool { return !card(t, pool, "card-a").Healthy })
 	if st := card(t, pool, "card-a"); st.LastError == "" || !st.Retrying {
 		t.Errorf("card-a out of service: LastError %q, Retrying %v; want a reason and a retry", st.LastError, st.Retrying)
 	}
 	before := signed.Load()
-	waitFor(t, 30*time.Second, "signing goes on with card-b alone", func() bool { return signed.Load() > before+100 })
+	// Long enough for two re-probes (after 1 s and 2 s more), each of which
+	// re-initialises the library under load while the card is still missing.
+	waitFor(t, 30*time.Second, "signing goes on with card-b alone", func() bool {
+		return signed.Load() > before+100 && time.Since(deleted) > 3500*time.Millisecond
+	})
+	if card(t, pool, "card-a").Healthy {
+		t.Fatal("card-a is in service while its token is missing")
+	}
 
 	// The card comes back with the same key: it rejoins without a restart.
 	h.InitToken("card-a", "1234")
