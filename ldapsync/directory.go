@@ -162,8 +162,17 @@ func unavailable(err error, format string, args ...any) error {
 }
 
 // isNetwork reports whether err means the server could not be reached or
-// went away, as opposed to an answer refusing the request.
+// went away, as opposed to an answer refusing the request. A connection
+// that drops mid-response surfaces as a plain error, not an *ldap.Error.
 func isNetwork(err error) bool {
-	return ldap.IsErrorAnyOf(err, ldap.ErrorNetwork, ldap.LDAPResultServerDown, ldap.LDAPResultUnavailable,
-		ldap.LDAPResultBusy, ldap.LDAPResultTimeout, ldap.LDAPResultConnectError)
+	var le *ldap.Error
+	if !errors.As(err, &le) {
+		return true
+	}
+	switch le.ResultCode {
+	case ldap.ErrorNetwork, ldap.LDAPResultServerDown, ldap.LDAPResultUnavailable, ldap.LDAPResultBusy,
+		ldap.LDAPResultTimeout, ldap.LDAPResultConnectError:
+		return true
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/ldapsync/ldaptest"
@@ -235,5 +236,67 @@ func TestSyncGuard(t *testing.T) {
 	}
 	if got, want := strings.Join(outcomes, " "), "guard_tripped applied guard_tripped applied"; got != want {
 		t.Fatalf("stored runs, newest first: %q, want %q", got, want)
+	}
+}
+
+// TestSyncDirectoryDown stops slapd in the middle of a sync (page size 2,
+// so reading takes many round trips): the run fails as directory_unavailable,
+// sealgate's users stay as they were although most entries were not read,
+// and the failure shows in Health, in the stored run and after a restart.
+func TestSyncDirectoryDown(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIFFile: genDirectory(t, 3000, 50)})
+	cfg := testConfig(t, s)
+	cfg.PageSize = 2
+	// Only correct failure handling protects the users here, not the guard.
+	cfg.MaxRemovalPercent = 100
+	env := newSyncEnv(t, cfg)
+	env.run(t, SyncOptions{})
+	before := env.known(t)
+	if len(before) != 3000 {
+		t.Fatalf("first sync knows %d users, want 3000", len(before))
+	}
+	ctx := context.Background()
+	done := make(chan struct{})
+	var rep *Report
+	var err error
+	go func() {
+		defer close(done)
+		rep, err = env.syncer.Run(ctx, SyncOptions{Full: true})
+	}()
+	// Wait until the run is under way, then take the directory away.
+	for {
+		var n int
+		if qerr := env.db.Read().QueryRowContext(ctx, `SELECT COUNT(*) FROM ldapsync_runs WHERE outcome = 'running'`).Scan(&n); qerr != nil {
+			t.Fatal(qerr)
+		}
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	s.Stop()
+	<-done
+	if fault.CodeOf(err) != CodeDirectoryUnavailable || rep.Outcome != OutcomeFailed {
+		t.Fatalf("run with slapd stopped: err %v outcome %s, want %s", err, rep.Outcome, CodeDirectoryUnavailable)
+	}
+	if got := env.known(t); !maps.Equal(got, before) {
+		t.Fatalf("a failed run changed %d users", len(got)-len(before))
+	}
+	t.Logf("stopped run: %v", err)
+	h := env.syncer.Health()
+	if h.OK() || h.Last.Outcome != OutcomeFailed || !strings.Contains(h.Last.Error, string(CodeDirectoryUnavailable)) || h.LastSuccess.IsZero() {
+		t.Fatalf("health %+v, want the failure and the earlier success", h)
+	}
+	runs, err := env.syncer.Runs(ctx, 1)
+	if err != nil || len(runs) != 1 || runs[0].Outcome != OutcomeFailed || runs[0].Error != h.Last.Error || runs[0].Finished.IsZero() {
+		t.Fatalf("stored run %+v (%v), want the failure", runs, err)
+	}
+	restarted, err := NewSyncer(ctx, cfg, env.db, env.access, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rh := restarted.Health(); rh.Last.ID != h.Last.ID || rh.OK() || rh.LastSuccess.IsZero() {
+		t.Fatalf("health after restart %+v, want %+v", rh, h)
 	}
 }
