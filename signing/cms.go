@@ -129,6 +129,9 @@ type CMSOptions struct {
 	// Timestamper, when set, adds a signature-time-stamp over the signature
 	// value as an unsigned attribute (baseline level B-T).
 	Timestamper Timestamper
+	// OmitCertificates leaves the certificates field out: an RFC 3161
+	// token carries none unless the request asked for them (certReq).
+	OmitCertificates bool
 	// ExtraSignedAttributes are added to the signed attributes, each the
 	// DER of one Attribute (SEQUENCE { type, SET OF value }).
 	ExtraSignedAttributes [][]byte
@@ -221,6 +224,7 @@ func SignCMS(ctx context.Context, key Key, digest []byte, hash crypto.Hash, opts
 		contentType: contentType,
 		content:     opts.Content,
 		chain:       chain,
+		omitCerts:   opts.OmitCertificates,
 		signedAttrs: signedAttrs,
 		sigAlg:      sigAlg,
 		signature:   signature,
@@ -247,7 +251,7 @@ func timestampSignature(ctx context.Context, ts Timestamper, signature []byte, h
 		}
 		return nil, fault.Wrap(err, fault.Unavailable, CodeTimestampFailed, "the timestamp authority did not timestamp the signature")
 	}
-	info, err := parseTimestampToken(token)
+	info, err := ParseTimestampToken(token)
 	if err == nil && !info.coversImprint(imprint, hash) {
 		err = fault.New(fault.Unavailable, CodeTimestampInvalid, "the token's message imprint is not the signature's %s hash", hash)
 	}
@@ -378,6 +382,7 @@ type signedDataParts struct {
 	contentType asn1.ObjectIdentifier
 	content     []byte
 	chain       []*x509.Certificate
+	omitCerts   bool
 	signedAttrs []byte // DER SET OF Attribute
 	sigAlg      []byte // DER AlgorithmIdentifier
 	signature   []byte
@@ -414,11 +419,13 @@ func marshalSignedData(p signedDataParts) ([]byte, error) {
 						})
 					}
 				})
-				b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { // certificates
-					for _, c := range p.chain {
-						b.AddBytes(c.Raw)
-					}
-				})
+				if !p.omitCerts {
+					b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { // certificates
+						for _, c := range p.chain {
+							b.AddBytes(c.Raw)
+						}
+					})
+				}
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { // signerInfos
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
 						b.AddASN1Int64(1) // issuerAndSerialNumber

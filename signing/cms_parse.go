@@ -60,6 +60,7 @@ type parsedCMS struct {
 	contentType asn1.ObjectIdentifier // eContentType
 	content     []byte                // eContent; nil when detached
 	certs       []*x509.Certificate
+	sid         asn1.RawValue
 	signer      *x509.Certificate // nil when no certificate matches the sid
 	hash        crypto.Hash       // the SignerInfo's digest algorithm
 	sigAlg      pkix.AlgorithmIdentifier
@@ -88,7 +89,7 @@ func parseCMS(der []byte) (*parsedCMS, error) {
 		return nil, malformed(nil, "the CMS content type is %s, not signedData", ci.ContentType)
 	}
 	var sd signedDataASN
-	if _, err := asn1.Unmarshal(ci.Content.FullBytes, &sd); err != nil {
+	if _, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil { // Bytes: inside the [0] EXPLICIT
 		return nil, malformed(err, "the CMS SignedData cannot be decoded")
 	}
 	if len(sd.SignerInfos) != 1 {
@@ -96,10 +97,11 @@ func parseCMS(der []byte) (*parsedCMS, error) {
 	}
 	p := &parsedCMS{contentType: sd.EncapContentInfo.EContentType}
 	if ec := sd.EncapContentInfo.EContent; len(ec.FullBytes) > 0 {
-		if ec.Tag != asn1.TagOctetString || ec.IsCompound {
-			return nil, malformed(nil, "the encapsulated content is not a primitive OCTET STRING")
+		var octets asn1.RawValue
+		if _, err := asn1.Unmarshal(ec.Bytes, &octets); err != nil || octets.Tag != asn1.TagOctetString || octets.IsCompound {
+			return nil, malformed(err, "the encapsulated content is not a primitive OCTET STRING")
 		}
-		p.content = ec.Bytes
+		p.content = octets.Bytes
 	}
 	if len(sd.Certificates.Bytes) > 0 {
 		if p.certs, err = x509.ParseCertificates(sd.Certificates.Bytes); err != nil {
@@ -124,6 +126,7 @@ func parseCMS(der []byte) (*parsedCMS, error) {
 			return nil, err
 		}
 	}
+	p.sid = si.SID
 	p.signer, err = findSigner(si.SID, p.certs)
 	return p, err
 }

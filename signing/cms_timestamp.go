@@ -58,6 +58,8 @@ type TimestampInfo struct {
 	Policy string `json:"policy"`
 	// Hash is the imprint's hash algorithm, e.g. "SHA-256".
 	Hash string `json:"hash"`
+	// Imprint is the timestamped digest.
+	Imprint []byte `json:"imprint"`
 	// Nonce echoes the request's nonce, if any.
 	Nonce *big.Int `json:"-"`
 	// TSA is the authority certificate's subject.
@@ -67,13 +69,12 @@ type TimestampInfo struct {
 	// Chain is the authority's verified chain, its certificate first.
 	Chain []CertificateInfo `json:"chain,omitempty"`
 
-	imprint []byte
-	hash    crypto.Hash
+	hash crypto.Hash
 }
 
 // coversImprint reports whether the token's message imprint is digest made with hash.
 func (t *TimestampInfo) coversImprint(digest []byte, hash crypto.Hash) bool {
-	return t.hash == hash && bytes.Equal(t.imprint, digest)
+	return t.hash == hash && bytes.Equal(t.Imprint, digest)
 }
 
 // TimestampVerifyOptions controls VerifyTimestampToken.
@@ -84,6 +85,9 @@ type TimestampVerifyOptions struct {
 	Intermediates *x509.CertPool
 	// At is the time the chain is checked at; zero means the token's genTime.
 	At time.Time
+	// Certificates are candidates for the authority's certificate, for
+	// tokens requested without certReq, which carry none.
+	Certificates []*x509.Certificate
 }
 
 // timestampToken is a parsed, not yet verified token.
@@ -94,7 +98,7 @@ type timestampToken struct {
 
 // parseTimestampToken decodes a TimeStampToken and its TSTInfo without
 // checking signatures.
-func parseTimestampToken(token []byte) (*TimestampInfo, error) {
+func ParseTimestampToken(token []byte) (*TimestampInfo, error) {
 	t, err := decodeTimestampToken(token)
 	if err != nil {
 		return nil, err
@@ -125,7 +129,7 @@ func decodeTimestampToken(token []byte) (*timestampToken, error) {
 		Policy:       tst.Policy.String(),
 		Hash:         h.String(),
 		Nonce:        tst.Nonce,
-		imprint:      tst.MessageImprint.HashedMessage,
+		Imprint:      tst.MessageImprint.HashedMessage,
 		hash:         h,
 	}
 	if p.signer != nil {
@@ -166,8 +170,17 @@ func VerifyTimestampToken(token, digest []byte, hash crypto.Hash, opts Timestamp
 		return nil, err
 	}
 	p, info := t.cms, t.info
+	if p.signer == nil && len(opts.Certificates) > 0 {
+		if p.signer, err = findSigner(p.sid, opts.Certificates); err != nil {
+			return nil, err
+		}
+		p.certs = append(p.certs, opts.Certificates...)
+		if p.signer != nil {
+			info.TSA, info.Certificate = p.signer.Subject.String(), p.signer
+		}
+	}
 	if !info.coversImprint(digest, hash) {
-		return nil, fault.New(fault.Invalid, CodeTimestampInvalid, "the token's %s imprint %x is not the expected %s digest %x", info.Hash, info.imprint, hash, digest)
+		return nil, fault.New(fault.Invalid, CodeTimestampInvalid, "the token's %s imprint %x is not the expected %s digest %x", info.Hash, info.Imprint, hash, digest)
 	}
 	if err := p.checkContentType(); err != nil {
 		return nil, err
