@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/sealgate/sealgate/store"
 )
@@ -70,4 +74,63 @@ func openDB(t testing.TB, path string) *store.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// testClock is the Service's clock in tests that need time to pass
+// (token expiry, lockout, TOTP steps) without sleeping.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock {
+	// 10 s into a TOTP step, so codes of the current step stay current.
+	return &testClock{t: time.Date(2026, 11, 23, 12, 0, 10, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// enrollTOTP enrolls login's TOTP and returns the key's secret and the
+// recovery codes.
+func enrollTOTP(t testing.TB, svc *Service, clock *testClock, login string) (string, []string) {
+	t.Helper()
+	ctx := context.Background()
+	en, err := svc.EnrollTOTP(ctx, login, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := otp.NewKeyFromURL(en.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(key.Secret(), clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recovery, err := svc.ConfirmTOTP(ctx, login, code, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The confirmation used this step's code: move on to a fresh step.
+	clock.Add(30 * time.Second)
+	return key.Secret(), recovery
+}
+
+func totpCode(t testing.TB, secret string, at time.Time) string {
+	t.Helper()
+	code, err := totp.GenerateCode(secret, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
 }

@@ -41,14 +41,16 @@ type ProcessCert struct {
 // password hash would only add ~60 ms of argon2id to every machine
 // request. HMAC-SHA-256 with a per-secret salt makes a leaked table
 // useless for lookups at the cost of a microsecond.
-const secretPrefix = "sgp_"
+// ClientSecretPrefix starts every client secret, so transports can tell a
+// process's secret from a user's password in HTTP Basic.
+const ClientSecretPrefix = "sgp_"
 
 func newClientSecret() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
-	return secretPrefix + base64.RawURLEncoding.EncodeToString(b)
+	return ClientSecretPrefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
 func secretHash(salt []byte, secret string) []byte {

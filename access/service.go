@@ -225,6 +225,9 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 // Close releases prepared statements; the database stays open.
 func (s *Service) Close() error { return s.genStmt.Close() }
 
+// Now is the Service's clock, for callers that report lifetimes.
+func (s *Service) Now() time.Time { return s.now() }
+
 // bumpGeneration marks rules, groups, memberships or account states as
 // changed, so every Service on this database rebuilds its index before the
 // next decision.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 
 	"github.com/sealgate/sealgate/fault"
 )
@@ -55,6 +56,18 @@ func checkRoles(roles []string) error {
 	return nil
 }
 
+// checkNewPassword enforces a minimum length, and keeps user passwords
+// apart from client secrets, which HTTP Basic tells apart by their prefix.
+func checkNewPassword(login, password string) error {
+	if len(password) < 12 {
+		return fault.New(fault.Invalid, CodeInvalidInput, "password for user %q must have at least 12 characters", login)
+	}
+	if strings.HasPrefix(password, ClientSecretPrefix) {
+		return fault.New(fault.Invalid, CodeInvalidInput, "password for user %q must not start with %q", login, ClientSecretPrefix)
+	}
+	return nil
+}
+
 // AddUser creates a local user with a password.
 func (s *Service) AddUser(ctx context.Context, u NewUser, actor string) (User, error) {
 	if err := validName("login", u.Login); err != nil {
@@ -63,8 +76,8 @@ func (s *Service) AddUser(ctx context.Context, u NewUser, actor string) (User, e
 	if err := checkRoles(u.Roles); err != nil {
 		return User{}, err
 	}
-	if len(u.Password) < 12 {
-		return User{}, fault.New(fault.Invalid, CodeInvalidInput, "password for user %q must have at least 12 characters", u.Login)
+	if err := checkNewPassword(u.Login, u.Password); err != nil {
+		return User{}, err
 	}
 	phc, err := hashPassword(u.Password, s.opts.Password)
 	if err != nil {
@@ -207,8 +220,8 @@ func (s *Service) Users(ctx context.Context) ([]User, error) {
 // SetPassword replaces a local user's password. Directory users keep their
 // password in the directory.
 func (s *Service) SetPassword(ctx context.Context, login, password, actor string) error {
-	if len(password) < 12 {
-		return fault.New(fault.Invalid, CodeInvalidInput, "password for user %q must have at least 12 characters", login)
+	if err := checkNewPassword(login, password); err != nil {
+		return err
 	}
 	phc, err := hashPassword(password, s.opts.Password)
 	if err != nil {

@@ -1,0 +1,270 @@
+// Package httpauth turns an HTTP request's credentials into an
+// access.Principal for every HTTP transport (REST, SOAP, admin API), and
+// serves the OAuth 2.0 token endpoint for processes.
+//
+// Credentials, in order of precedence:
+//   - Authorization: Basic — a process's client id and secret (secrets start
+//     with "sgp_", which is how they are told from user passwords), or a
+//     user's login and password, with the TOTP code in the Sealgate-OTP header;
+//   - Authorization: Bearer — an OAuth access token from the token endpoint;
+//   - a TLS client certificate mapped to a process.
+//
+// A request without credentials is anonymous; access.Service.Decide says
+// what anonymous callers may do. A Sealgate-OTP header on a user's request
+// is a fresh approval for per-batch or per-document rules.
+package httpauth
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/fault"
+)
+
+// OTPHeader carries a user's TOTP (or recovery) code.
+const OTPHeader = "Sealgate-OTP"
+
+// Options configure an Authenticator.
+type Options struct {
+	// Realm is named in WWW-Authenticate. Default "sealgate".
+	Realm string
+	// Logger receives internal errors only; never credentials. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Authenticator authenticates HTTP requests against an access.Service.
+type Authenticator struct {
+	svc  *access.Service
+	opts Options
+}
+
+// New returns an Authenticator.
+func New(svc *access.Service, opts Options) *Authenticator {
+	if opts.Realm == "" {
+		opts.Realm = "sealgate"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Authenticator{svc: svc, opts: opts}
+}
+
+// Authenticate returns the caller of r: anonymous when it presents no
+// credentials, an error (unauthenticated, account_locked, ...) when it
+// presents wrong ones.
+func (a *Authenticator) Authenticate(r *http.Request) (access.Principal, error) {
+	ctx := r.Context()
+	src := RemoteAddr(r)
+	var p access.Principal
+	var err error
+	authz := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(authz, " ")
+	switch {
+	case authz == "":
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			return access.Principal{Source: src}, nil
+		}
+		p, err = a.svc.AuthenticateClientCert(ctx, r.TLS.PeerCertificates[0], len(r.TLS.VerifiedChains) > 0, src)
+	case strings.EqualFold(scheme, "Basic"):
+		name, secret, ok := r.BasicAuth()
+		switch {
+		case !ok:
+			err = fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "the Basic credentials are malformed")
+		case strings.HasPrefix(secret, access.ClientSecretPrefix):
+			p, err = a.svc.AuthenticateClientSecret(ctx, name, secret, src)
+		default:
+			return a.svc.AuthenticateUser(ctx, access.UserCredentials{Login: name, Password: secret, OTP: r.Header.Get(OTPHeader), Source: src})
+		}
+	case strings.EqualFold(scheme, "Bearer"):
+		p, err = a.svc.AuthenticateBearer(ctx, strings.TrimSpace(cred), src)
+	default:
+		err = fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "authorization scheme %q is not supported (use Basic or Bearer)", scheme)
+	}
+	if err != nil {
+		return access.Principal{}, err
+	}
+	if otp := r.Header.Get(OTPHeader); otp != "" && p.Kind == access.KindUser {
+		return a.svc.Approve(ctx, p, otp)
+	}
+	return p, nil
+}
+
+// RemoteAddr is the caller's address from the connection (proxies are not
+// trusted: a forwarded-for header is the caller's claim, not a fact).
+func RemoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// Problem is an RFC 7807 problem detail with sealgate's stable code.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	Code   string `json:"code"`
+}
+
+// StatusOf maps an error's kind to an HTTP status.
+func StatusOf(err error) int {
+	e := fault.As(err)
+	if e == nil {
+		return http.StatusInternalServerError
+	}
+	switch e.Kind {
+	case fault.Invalid:
+		return http.StatusBadRequest
+	case fault.Unauthenticated:
+		return http.StatusUnauthorized
+	case fault.Forbidden:
+		return http.StatusForbidden
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Conflict:
+		return http.StatusConflict
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	case fault.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case fault.TooMany:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteProblem writes err as application/problem+json; a 401 carries
+// WWW-Authenticate naming the schemes sealgate accepts. Internal errors are
+// logged and shown without details.
+func (a *Authenticator) WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
+	status := StatusOf(err)
+	p := Problem{Status: status, Title: http.StatusText(status), Code: string(fault.CodeOf(err))}
+	if e := fault.As(err); e != nil && e.Kind != fault.Internal {
+		p.Detail = e.Msg
+	} else {
+		p.Detail = "sealgate could not complete the request; the server log has the details"
+		a.opts.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	p.Type = "https://sealgate.invalid/problems/" + p.Code
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+a.opts.Realm+`", Bearer realm="`+a.opts.Realm+`"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// tokenError is an RFC 6749 §5.2 error response.
+type tokenError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// TokenHandler serves POST /api/v1/oauth/token: the OAuth 2.0
+// client-credentials grant (RFC 6749 §4.4). The client authenticates with
+// HTTP Basic (client_secret_basic), with client_id and client_secret in the
+// form (client_secret_post), or with its TLS client certificate
+// (tls_client_auth, RFC 8705).
+func (a *Authenticator) TokenHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			a.writeTokenError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err != nil {
+			a.writeTokenError(w, http.StatusBadRequest, "invalid_request", "the form body could not be read")
+			return
+		}
+		if gt := r.PostForm.Get("grant_type"); gt != "client_credentials" {
+			if gt == "" {
+				a.writeTokenError(w, http.StatusBadRequest, "invalid_request", "grant_type is missing")
+			} else {
+				a.writeTokenError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type "+strconv.Quote(gt)+" is not supported; use client_credentials")
+			}
+			return
+		}
+		p, basic, err := a.tokenClient(r)
+		if err != nil {
+			switch status := StatusOf(err); {
+			case status == http.StatusBadRequest:
+				a.writeTokenError(w, status, "invalid_request", fault.As(err).Msg)
+			case status >= 500:
+				a.opts.Logger.Error("token request failed", "err", err)
+				a.writeTokenError(w, status, "server_error", "sealgate could not complete the request")
+			default:
+				// Locked clients learn when to retry; every other failure
+				// gets the same answer, so it reveals nothing.
+				desc := "client authentication failed"
+				if status == http.StatusTooManyRequests {
+					desc = fault.As(err).Msg
+				} else {
+					status = http.StatusUnauthorized
+				}
+				if basic {
+					w.Header().Set("WWW-Authenticate", `Basic realm="`+a.opts.Realm+`"`)
+				}
+				a.writeTokenError(w, status, "invalid_client", desc)
+			}
+			return
+		}
+		tok, exp, err := a.svc.IssueToken(r.Context(), p)
+		if err != nil {
+			if StatusOf(err) == http.StatusForbidden {
+				a.writeTokenError(w, http.StatusBadRequest, "unauthorized_client", fault.As(err).Msg)
+				return
+			}
+			a.opts.Logger.Error("token issue failed", "err", err)
+			a.writeTokenError(w, http.StatusInternalServerError, "server_error", "sealgate could not complete the request")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			AccessToken string `json:"access_token"`
+			TokenType   string `json:"token_type"`
+			ExpiresIn   int64  `json:"expires_in"`
+		}{tok, "Bearer", int64(exp.Sub(a.svc.Now()).Seconds())})
+	})
+}
+
+// tokenClient authenticates the client of a token request; basic reports
+// whether it used HTTP Basic (which then gets WWW-Authenticate on failure).
+func (a *Authenticator) tokenClient(r *http.Request) (access.Principal, bool, error) {
+	ctx, src := r.Context(), RemoteAddr(r)
+	id, secret, basic := r.BasicAuth()
+	formID, formSecret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	switch {
+	case basic && (formSecret != "" || (formID != "" && formID != id)):
+		return access.Principal{}, true, fault.New(fault.Invalid, access.CodeInvalidInput, "use one client authentication method, not Basic and form fields together")
+	case basic:
+		p, err := a.svc.AuthenticateClientSecret(ctx, id, secret, src)
+		return p, true, err
+	case formSecret != "":
+		p, err := a.svc.AuthenticateClientSecret(ctx, formID, formSecret, src)
+		return p, false, err
+	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
+		p, err := a.svc.AuthenticateClientCert(ctx, r.TLS.PeerCertificates[0], len(r.TLS.VerifiedChains) > 0, src)
+		if err == nil && formID != "" && formID != p.Name {
+			return access.Principal{}, false, fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "client certificate does not belong to client_id %q", formID)
+		}
+		return p, false, err
+	}
+	return access.Principal{}, false, fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "no client credentials")
+}
+
+func (a *Authenticator) writeTokenError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(tokenError{Error: code, Description: desc})
+}
