@@ -500,7 +500,7 @@ func (r *Reader) Dict(o Object) (Dict, error) {
 		return v, nil
 	case *Stream:
 		return v.Dict, nil
-	case Null:
+	case Null, nil:
 		return nil, nil
 	}
 	return nil, malformed("expected a dictionary, found %T", o)

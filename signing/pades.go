@@ -1,0 +1,495 @@
+package signing
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing/pdf"
+)
+
+// Level is a PAdES baseline level (ETSI EN 319 142-1).
+type Level string
+
+// PAdES baseline levels, each including the one before.
+const (
+	// LevelBB is the basic signature.
+	LevelBB Level = "B-B"
+	// LevelBT adds a signature timestamp.
+	LevelBT Level = "B-T"
+	// LevelBLT adds the validation data (certificates, OCSP responses,
+	// CRLs) in a document security store.
+	LevelBLT Level = "B-LT"
+	// LevelBLTA adds a document timestamp over all of it.
+	LevelBLTA Level = "B-LTA"
+)
+
+func (l Level) rank() int {
+	switch l {
+	case LevelBB:
+		return 0
+	case LevelBT:
+		return 1
+	case LevelBLT:
+		return 2
+	case LevelBLTA:
+		return 3
+	}
+	return -1
+}
+
+// Error codes of the PAdES writer.
+const (
+	CodeFieldUnknown       fault.Code = "pdf_field_unknown"
+	CodeFieldSigned        fault.Code = "pdf_field_signed"
+	CodePageOutOfRange                = pdf.CodePageOutOfRange
+	CodeSigningForbidden   fault.Code = "pdf_signing_forbidden"
+	CodePAdESOptionInvalid fault.Code = "pades_option_invalid"
+)
+
+// Placement is where a new visible signature field goes: a rectangle on
+// page Page (1-based), in PDF units (1/72 inch) measured from the lower-left
+// corner of the page as it is displayed — after its crop box and rotation.
+type Placement struct {
+	Page          int
+	X, Y          float64
+	Width, Height float64
+}
+
+// Permission is a certification signature's DocMDP permission (ISO 32000-1
+// §12.8.2.2): which changes the document allows after it.
+type Permission int
+
+// DocMDP permissions; zero means an approval signature, not a certification.
+const (
+	NoChangesAllowed     Permission = 1
+	FormFillingAllowed   Permission = 2
+	AnnotationsAllowed   Permission = 3
+	approvalNotCertified Permission = 0
+)
+
+// PAdESOptions controls PAdES.
+type PAdESOptions struct {
+	// Level is the baseline level to reach; default B-B.
+	Level Level
+	// Timestamper provides signature and document timestamps (B-T and above).
+	Timestamper Timestamper
+	// Hash is the digest algorithm; default SHA-256.
+	Hash crypto.Hash
+	// Field names an existing empty signature field to sign. When empty a
+	// new field is made: visible at Placement, or invisible when
+	// Placement.Page is 0.
+	Field     string
+	Placement Placement
+	// Reason and Location go into the signature dictionary and the stamp.
+	Reason, Location string
+	// Stamp configures the visible appearance.
+	Stamp StampOptions
+	// Certify, when not zero, makes a certification signature with this
+	// DocMDP permission; it must be the document's first signature.
+	Certify Permission
+	// Revocation is where B-LT finds revocation data.
+	Revocation RevocationOptions
+	// Time is the claimed signing time written to /M and the stamp;
+	// default now. (The CMS carries no signing-time: PAdES baseline.)
+	Time time.Time
+}
+
+// RevocationOptions say where validation data for B-LT comes from.
+type RevocationOptions struct {
+	// HTTPClient fetches OCSP responses and CRLs from the certificates'
+	// AIA and CRL distribution points; nil means no fetching.
+	HTTPClient *http.Client
+	// OCSPs and CRLs are DER responses and lists to embed as they are
+	// (from configured files).
+	OCSPs, CRLs [][]byte
+}
+
+// PAdESResult describes a sealed PDF.
+type PAdESResult struct {
+	// SHA256 is the digest of the whole signed output.
+	SHA256 []byte `json:"sha256"`
+	// Size is the output's length in bytes.
+	Size int64 `json:"size"`
+	// Field is the signature field's name.
+	Field string `json:"field"`
+	// Level is the baseline level reached.
+	Level Level `json:"level"`
+	// RevocationUnavailable names certificates for which no revocation data
+	// could be embedded (B-LT and B-LTA).
+	RevocationUnavailable []string `json:"revocationUnavailable,omitempty"`
+}
+
+// PAdES seals the PDF in (size bytes) with key and writes the sealed file to
+// out. The seal is an incremental update: the original bytes are copied
+// unchanged and followed by the signature (and, for B-LT and B-LTA, the
+// validation data and a document timestamp in further updates). Memory use
+// does not grow with the document: the original is read twice, to hash and
+// to copy it, and nothing is written to out before the signature exists.
+func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writer, opts PAdESOptions) (*PAdESResult, error) {
+	if opts.Level == "" {
+		opts.Level = LevelBB
+	}
+	if opts.Hash == 0 {
+		opts.Hash = crypto.SHA256
+	}
+	if opts.Time.IsZero() {
+		opts.Time = time.Now()
+	}
+	if opts.Level.rank() < 0 {
+		return nil, fault.New(fault.Invalid, CodePAdESOptionInvalid, "unknown PAdES level %q (B-B, B-T, B-LT or B-LTA)", opts.Level)
+	}
+	if opts.Level.rank() >= LevelBT.rank() && opts.Timestamper == nil {
+		return nil, fault.New(fault.Invalid, CodePAdESOptionInvalid, "level %s needs a timestamp authority", opts.Level)
+	}
+	if opts.Certify < approvalNotCertified || opts.Certify > AnnotationsAllowed {
+		return nil, fault.New(fault.Invalid, CodePAdESOptionInvalid, "DocMDP permission %d is not 1, 2 or 3", opts.Certify)
+	}
+	if !opts.Hash.Available() {
+		return nil, fault.New(fault.Invalid, CodePAdESOptionInvalid, "hash %v is not available", opts.Hash)
+	}
+	chain := key.Chain()
+	if len(chain) == 0 {
+		return nil, fault.New(fault.Internal, CodeKeyMismatch, "the seal key has no certificate")
+	}
+	r, err := pdf.Open(in, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDocMDP(r, opts.Certify != approvalNotCertified); err != nil {
+		return nil, err
+	}
+	tokenSize := 0
+	if opts.Level.rank() >= LevelBT.rank() {
+		if tokenSize, err = measureTimestamp(ctx, opts.Timestamper, opts.Hash); err != nil {
+			return nil, err
+		}
+	}
+	var stamp *stampContent
+	if opts.Field != "" || opts.Placement.Page != 0 {
+		stamp = newStampContent(chain[0], opts)
+	}
+	sigDict := pdf.Dict{
+		"Type":      pdf.Name("Sig"),
+		"Filter":    pdf.Name("Adobe.PPKLite"),
+		"SubFilter": pdf.Name("ETSI.CAdES.detached"),
+		"M":         pdfDate(opts.Time),
+	}
+	if opts.Reason != "" {
+		sigDict["Reason"] = pdf.TextString(opts.Reason)
+	}
+	if opts.Location != "" {
+		sigDict["Location"] = pdf.TextString(opts.Location)
+	}
+	sig, err := prepareSignature(r, signatureSpec{
+		dict:        sigDict,
+		contentsLen: estimateCMS(key, tokenSize),
+		field:       opts.Field,
+		placement:   opts.Placement,
+		stamp:       stamp,
+		certify:     opts.Certify,
+	})
+	if err != nil {
+		return nil, err
+	}
+	digest, err := sig.digest(in, size, opts.Hash)
+	if err != nil {
+		return nil, err
+	}
+	cmsOpts := CMSOptions{OmitSigningTime: true}
+	if opts.Level.rank() >= LevelBT.rank() {
+		cmsOpts.Timestamper = opts.Timestamper
+	}
+	cms, err := SignCMS(ctx, key, digest, opts.Hash, cmsOpts)
+	if err != nil {
+		return nil, err
+	}
+	if err := sig.fill(cms); err != nil {
+		return nil, err
+	}
+	res := &PAdESResult{Field: sig.field, Level: opts.Level}
+	updates := [][]byte{sig.laid.Bytes}
+	if opts.Level.rank() >= LevelBLT.rank() {
+		cur := &pdf.Appended{R: in, Size: size, Tail: sig.laid.Bytes}
+		dss, unavailable, err := addDSS(ctx, cur, cms, opts.Revocation)
+		if err != nil {
+			return nil, err
+		}
+		res.RevocationUnavailable = unavailable
+		updates = append(updates, dss)
+	}
+	if opts.Level == LevelBLTA {
+		cur := &pdf.Appended{R: in, Size: size, Tail: bytes.Join(updates, nil)}
+		ts, err := addDocTimestamp(ctx, cur, opts.Timestamper, opts.Hash, tokenSize)
+		if err != nil {
+			return nil, err
+		}
+		updates = append(updates, ts)
+	}
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(out, h)}
+	if _, err := io.Copy(cw, io.NewSectionReader(in, 0, size)); err != nil {
+		return nil, fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "copying the document to the output failed")
+	}
+	for _, u := range updates {
+		if _, err := cw.Write(u); err != nil {
+			return nil, fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "writing the sealed document failed")
+		}
+	}
+	res.SHA256, res.Size = h.Sum(nil), cw.n
+	return res, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// pdfDate formats t as a PDF date string (§7.9.4).
+func pdfDate(t time.Time) pdf.String {
+	_, off := t.Zone()
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	return pdf.String(fmt.Sprintf("D:%s%c%02d'%02d'", t.Format("20060102150405"), sign, off/3600, off%3600/60))
+}
+
+// measureTimestamp asks the authority for one token over a dummy digest, so
+// that the /Contents placeholder can be sized before the key signs: a key is
+// never asked to sign twice because a guess was too small.
+func measureTimestamp(ctx context.Context, ts Timestamper, h crypto.Hash) (int, error) {
+	if th, ok := ts.(TimestampHasher); ok && th.TimestampHash() != 0 {
+		h = th.TimestampHash()
+	}
+	if !h.Available() {
+		return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "timestamp hash %v is not available", h)
+	}
+	d := h.New()
+	d.Write([]byte("sealgate placeholder sizing"))
+	tok, err := ts.Timestamp(ctx, d.Sum(nil), h)
+	if err != nil {
+		return 0, fault.Wrap(err, fault.Unavailable, CodeTimestampFailed, "the timestamp authority did not answer")
+	}
+	return len(tok), nil
+}
+
+// estimateCMS bounds the DER size of the CMS SignedInfo SignCMS will make:
+// the chain, the signature value, the signed attributes (which name the
+// issuer twice at most) and, at B-T, the timestamp token.
+func estimateCMS(key Key, tokenSize int) int {
+	chain := key.Chain()
+	n := 2048 + 2*len(chain[0].RawIssuer) + len(chain[0].SerialNumber.Bytes())
+	for _, c := range chain {
+		n += len(c.Raw) + 8
+	}
+	switch pub := key.Public().(type) {
+	case *rsa.PublicKey:
+		n += pub.Size()
+	case *ecdsa.PublicKey:
+		n += 2*((pub.Curve.Params().BitSize+7)/8) + 9
+	case ed25519.PublicKey:
+		n += ed25519.SignatureSize
+	default:
+		n += 1024
+	}
+	if tokenSize > 0 {
+		n += tokenSize + tokenSize/8 + 64
+	}
+	return n
+}
+
+// signatureSpec describes a signature (or document timestamp) to add.
+type signatureSpec struct {
+	dict        pdf.Dict
+	contentsLen int // bytes reserved for the DER in /Contents
+	field       string
+	placement   Placement
+	stamp       *stampContent
+	certify     Permission
+	// catalog adds entries to the catalog in the same update.
+	catalog pdf.Dict
+}
+
+// preparedSignature is an update laid out with its /Contents placeholder.
+type preparedSignature struct {
+	laid  *pdf.Laid
+	field string
+	// contents is [start, end) of the placeholder "<...>" in laid.Bytes.
+	contents [2]int
+}
+
+// byteRangeWidth is the width of each number in the ByteRange placeholder:
+// enough for files up to 1 TB.
+const byteRangeWidth = 13
+
+var byteRangePlaceholder = pdf.Raw("[0 " + string(bytes.Repeat([]byte{'*'}, 3*byteRangeWidth+2)) + "]")
+
+func prepareSignature(r *pdf.Reader, spec signatureSpec) (*preparedSignature, error) {
+	u := pdf.NewUpdate(r)
+	dict := spec.dict.Clone()
+	dict["ByteRange"] = byteRangePlaceholder
+	dict["Contents"] = pdf.Raw("<" + string(bytes.Repeat([]byte{'0'}, 2*spec.contentsLen)) + ">")
+	if spec.certify != approvalNotCertified {
+		dict["Reference"] = pdf.Array{pdf.Dict{
+			"Type":            pdf.Name("SigRef"),
+			"TransformMethod": pdf.Name("DocMDP"),
+			"TransformParams": pdf.Dict{"Type": pdf.Name("TransformParams"), "P": pdf.Integer(spec.certify), "V": pdf.Name("1.2")},
+		}}
+	}
+	sigRef := u.Add(dict)
+	name, err := placeField(u, sigRef, spec)
+	if err != nil {
+		return nil, err
+	}
+	if spec.certify != approvalNotCertified {
+		if err := updateCatalog(u, pdf.Dict{"Perms": pdf.Dict{"DocMDP": sigRef}}); err != nil {
+			return nil, err
+		}
+	}
+	laid, err := u.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	span := laid.Spans[sigRef.Num]
+	obj := laid.Bytes[span[0]:span[1]]
+	br := bytes.Index(obj, byteRangePlaceholder)
+	ct := bytes.Index(obj, []byte("/Contents <0"))
+	if br < 0 || ct < 0 {
+		return nil, fault.New(fault.Internal, CodePDFMalformed, "signature placeholders not found in the laid-out update")
+	}
+	p := &preparedSignature{laid: laid, field: name}
+	p.contents[0] = span[0] + ct + len("/Contents ")
+	p.contents[1] = p.contents[0] + 2*spec.contentsLen + 2
+	base := laid.Base
+	total := base + int64(len(laid.Bytes))
+	start, end := base+int64(p.contents[0]), base+int64(p.contents[1])
+	ranges := fmt.Sprintf("[0 %d %d %d", start, end, total-end)
+	filled := append([]byte(ranges), bytes.Repeat([]byte{' '}, len(byteRangePlaceholder)-len(ranges)-1)...)
+	copy(laid.Bytes[span[0]+br:], append(filled, ']'))
+	return p, nil
+}
+
+// digest hashes the signed file but the /Contents placeholder, streaming
+// the original from in.
+func (p *preparedSignature) digest(in io.ReaderAt, size int64, h crypto.Hash) ([]byte, error) {
+	d := h.New()
+	if err := hashRange(d, in, 0, size); err != nil {
+		return nil, err
+	}
+	d.Write(p.laid.Bytes[:p.contents[0]])
+	d.Write(p.laid.Bytes[p.contents[1]:])
+	return d.Sum(nil), nil
+}
+
+func hashRange(d hash.Hash, in io.ReaderAt, off, n int64) error {
+	if _, err := io.Copy(d, io.NewSectionReader(in, off, n)); err != nil {
+		return fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "reading the document failed")
+	}
+	return nil
+}
+
+// fill writes der into the /Contents placeholder.
+func (p *preparedSignature) fill(der []byte) error {
+	room := (p.contents[1] - p.contents[0] - 2) / 2
+	if len(der) > room {
+		return fault.New(fault.Internal, CodeCMSMalformed, "the signature (%d bytes) exceeds the %d bytes reserved for it", len(der), room)
+	}
+	hex.Encode(p.laid.Bytes[p.contents[0]+1:], der)
+	return nil
+}
+
+// updateCatalog sets entries in the catalog as the update leaves it.
+func updateCatalog(u *pdf.Update, entries pdf.Dict) error {
+	ref, _, err := u.Reader().Catalog()
+	if err != nil {
+		return err
+	}
+	o, err := u.Get(ref)
+	if err != nil {
+		return err
+	}
+	cat, ok := o.(pdf.Dict)
+	if !ok {
+		return fault.New(fault.Invalid, CodePDFMalformed, "the catalog is not a dictionary")
+	}
+	cat = cat.Clone()
+	for k, v := range entries {
+		cat[k] = v
+	}
+	u.Set(ref, cat)
+	return nil
+}
+
+// checkDocMDP refuses documents certified with "no changes allowed", and a
+// certification of a document that is already signed.
+func checkDocMDP(r *pdf.Reader, certify bool) error {
+	_, cat, err := r.Catalog()
+	if err != nil {
+		return err
+	}
+	perms, err := r.Dict(cat["Perms"])
+	if err != nil {
+		return err
+	}
+	if p := docMDPPermission(r, perms); p == NoChangesAllowed {
+		return fault.New(fault.Forbidden, CodeSigningForbidden, "the document is certified with DocMDP permission 1: it allows no further signatures")
+	} else if certify && p != approvalNotCertified {
+		return fault.New(fault.Conflict, CodeSigningForbidden, "the document is already certified; a certification must be its first signature")
+	}
+	if certify {
+		fields, err := signatureFields(r)
+		if err != nil {
+			return err
+		}
+		for _, f := range fields {
+			if f.signed {
+				return fault.New(fault.Conflict, CodeSigningForbidden, "the document is already signed (field %q); a certification must be its first signature", f.name)
+			}
+		}
+	}
+	return nil
+}
+
+// docMDPPermission returns the /P of the catalog's /Perms /DocMDP signature,
+// or zero when the document is not certified.
+func docMDPPermission(r *pdf.Reader, perms pdf.Dict) Permission {
+	if perms == nil {
+		return approvalNotCertified
+	}
+	sig, err := r.Dict(perms["DocMDP"])
+	if err != nil || sig == nil {
+		return approvalNotCertified
+	}
+	refs, _ := r.Array(sig["Reference"])
+	for _, ro := range refs {
+		ref, _ := r.Dict(ro)
+		if ref.Name("TransformMethod") != "DocMDP" {
+			continue
+		}
+		params, _ := r.Dict(ref["TransformParams"])
+		p, ok := pdf.Int(params["P"])
+		if !ok {
+			return FormFillingAllowed // the default (§12.8.2.2.2)
+		}
+		return Permission(p)
+	}
+	return approvalNotCertified
+}

@@ -1,0 +1,256 @@
+package signing_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sealgate/sealgate/devpki"
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/internal/pdftest"
+	"github.com/sealgate/sealgate/signing/signingtest"
+)
+
+// softHSMSeal returns a seal key on a SoftHSM token, and its CA.
+func softHSMSeal(t testing.TB) (signing.Key, *devpki.CA) {
+	t.Helper()
+	h := signingtest.NewSoftHSM(t)
+	cfg, ca := signingtest.DevSeal(t, h, signingtest.DevSealOptions{})
+	pool, err := signing.NewPool(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	key, err := pool.Key("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, ca
+}
+
+// seal runs PAdES over in and returns the output, checking the result's
+// size and digest describe it.
+func seal(t testing.TB, key signing.Key, in []byte, opts signing.PAdESOptions) ([]byte, *signing.PAdESResult) {
+	t.Helper()
+	var out bytes.Buffer
+	res, err := signing.PAdES(context.Background(), key, bytes.NewReader(in), int64(len(in)), &out, opts)
+	if err != nil {
+		t.Fatalf("PAdES: %v", err)
+	}
+	if !bytes.HasPrefix(out.Bytes(), in) {
+		t.Fatal("the sealed file does not start with the original bytes")
+	}
+	if res.Size != int64(out.Len()) || hex.EncodeToString(res.SHA256) != sha256Hex(out.Bytes()) {
+		t.Errorf("result size %d digest %x do not describe the %d-byte output", res.Size, res.SHA256, out.Len())
+	}
+	return out.Bytes(), res
+}
+
+func writeTemp(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pdfsigReport is one signature as pdfsig prints it.
+type pdfsigReport struct {
+	field, subFilter, validation string
+	total                        bool
+}
+
+// pdfsig runs poppler's pdfsig and parses its per-signature blocks (it exits
+// 0 even when a digest does not match, so its text is what counts).
+func pdfsig(t testing.TB, file string) []pdfsigReport {
+	t.Helper()
+	out, err := exec.Command("pdfsig", "-nocert", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdfsig: %v\n%s", err, out)
+	}
+	var sigs []pdfsigReport
+	for _, line := range strings.Split(string(out), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "Signature #"):
+			sigs = append(sigs, pdfsigReport{})
+		case len(sigs) == 0:
+		case strings.HasPrefix(line, "- Signature Field Name:"):
+			sigs[len(sigs)-1].field = strings.TrimSpace(strings.TrimPrefix(line, "- Signature Field Name:"))
+		case strings.HasPrefix(line, "- Signature Type:"):
+			sigs[len(sigs)-1].subFilter = strings.TrimSpace(strings.TrimPrefix(line, "- Signature Type:"))
+		case strings.HasPrefix(line, "- Signature Validation:"):
+			sigs[len(sigs)-1].validation = strings.TrimSpace(strings.TrimPrefix(line, "- Signature Validation:"))
+		case line == "- Total document signed":
+			sigs[len(sigs)-1].total = true
+		}
+	}
+	// Empty signature fields are listed too; they carry no signature.
+	signed := sigs[:0]
+	for _, s := range sigs {
+		if s.subFilter != "" {
+			signed = append(signed, s)
+		}
+	}
+	return signed
+}
+
+// checkIndependently runs the independent verifiers over a sealed file:
+// pdfsig finds want signatures, all valid and the last covering the whole
+// file; qpdf --check is clean; openssl sees signing-certificate-v2 and no
+// signing-time in every CAdES signature.
+func checkIndependently(t testing.TB, sealed []byte, want int) {
+	t.Helper()
+	file := writeTemp(t, "sealed.pdf", sealed)
+	sigs := pdfsig(t, file)
+	if len(sigs) != want {
+		t.Fatalf("pdfsig found %d signatures, want %d: %+v", len(sigs), want, sigs)
+	}
+	for i, s := range sigs {
+		if s.validation != "Signature is Valid." {
+			t.Errorf("pdfsig signature %d (%s): %q", i+1, s.field, s.validation)
+		}
+	}
+	if !sigs[len(sigs)-1].total {
+		t.Errorf("pdfsig: the last signature does not cover the whole document")
+	}
+	if out, err := exec.Command("qpdf", "--check", file).CombinedOutput(); err != nil {
+		t.Errorf("qpdf --check: %v\n%s", err, out)
+	}
+	for i, c := range signatureContents(t, sealed) {
+		if c.subFilter != "ETSI.CAdES.detached" {
+			continue
+		}
+		p7s := writeTemp(t, fmt.Sprintf("sig%d.p7s", i), c.der)
+		out, err := exec.Command("openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", p7s).CombinedOutput()
+		if err != nil {
+			t.Fatalf("openssl cms -print: %v\n%s", err, out)
+		}
+		if !bytes.Contains(out, []byte("signingCertificateV2")) || bytes.Contains(out, []byte("signingTime")) {
+			t.Errorf("signature %d: want signingCertificateV2 and no signingTime in\n%s", i+1, out)
+		}
+	}
+}
+
+// sigContents is one signature dictionary's /Contents, found the way an
+// outside tool would: from its /ByteRange.
+type sigContents struct {
+	subFilter string
+	byteRange [4]int64
+	der       []byte
+}
+
+var byteRangeRE = regexp.MustCompile(`/ByteRange\s*\[\s*0\s+(\d+)\s+(\d+)\s+(\d+)\s*\]`)
+var subFilterRE = regexp.MustCompile(`/SubFilter\s*/([A-Za-z0-9.]+)`)
+
+func signatureContents(t testing.TB, file []byte) []sigContents {
+	t.Helper()
+	var out []sigContents
+	for _, m := range byteRangeRE.FindAllSubmatchIndex(file, -1) {
+		var br [4]int64
+		for i := 1; i <= 3; i++ {
+			br[i], _ = strconv.ParseInt(string(file[m[2*i]:m[2*i+1]]), 10, 64)
+		}
+		raw, err := hex.DecodeString(string(file[br[1]+1 : br[2]-1]))
+		if err != nil {
+			t.Fatalf("contents at %d: %v", br[1], err)
+		}
+		var rv asn1.RawValue
+		if _, err := asn1.Unmarshal(raw, &rv); err != nil {
+			t.Fatalf("contents at %d is not DER: %v", br[1], err)
+		}
+		// The signature dictionary holding this ByteRange starts at the
+		// last "obj" before it.
+		objStart := bytes.LastIndex(file[:m[0]], []byte(" obj"))
+		sf := subFilterRE.FindSubmatch(file[objStart : br[2]+200])
+		c := sigContents{byteRange: br, der: rv.FullBytes}
+		if sf != nil {
+			c.subFilter = string(sf[1])
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Every corpus document sealed at B-B, invisibly and with a visible stamp
+// on its last page, passes pdfsig, qpdf and openssl.
+func TestPAdESCorpusBB(t *testing.T) {
+	key, _ := softHSMSeal(t)
+	for _, doc := range pdftest.Corpus(t) {
+		for _, visible := range []bool{false, true} {
+			name := doc.Name + "/invisible"
+			opts := signing.PAdESOptions{Reason: "Invoice approved", Location: "Hamburg"}
+			if visible {
+				name = doc.Name + "/visible"
+				opts.Placement = signing.Placement{Page: doc.Pages, X: 300, Y: 40, Width: 220, Height: 70}
+			}
+			t.Run(name, func(t *testing.T) {
+				sealed, res := seal(t, key, doc.Data, opts)
+				if res.Level != signing.LevelBB || res.Field != "Seal1" {
+					t.Errorf("result level %s field %q", res.Level, res.Field)
+				}
+				checkIndependently(t, sealed, 1)
+			})
+		}
+	}
+}
+
+// Refused inputs get their codes and nothing is written to the output.
+func TestPAdESRefusals(t *testing.T) {
+	key, _ := softHSMSeal(t)
+	plain := pdftest.Bytes(pdftest.Spec{})
+	withField := pdftest.Bytes(pdftest.Spec{SigField: "Approval"})
+	signedField, _ := seal(t, key, withField, signing.PAdESOptions{Field: "Approval"})
+	certifiedP1, _ := seal(t, key, plain, signing.PAdESOptions{Certify: signing.NoChangesAllowed})
+	certifiedP2, _ := seal(t, key, plain, signing.PAdESOptions{Certify: signing.FormFillingAllowed})
+	tests := []struct {
+		name string
+		in   []byte
+		opts signing.PAdESOptions
+		code fault.Code
+	}{
+		{"encrypted", pdftest.Qpdf(t, plain, "--encrypt", "", "owner", "256", "--"), signing.PAdESOptions{}, signing.CodePDFEncrypted},
+		{"not a PDF", []byte("PK\x03\x04 a zip file"), signing.PAdESOptions{}, signing.CodePDFMalformed},
+		{"truncated", plain[:len(plain)-40], signing.PAdESOptions{}, signing.CodePDFMalformed},
+		{"unknown field", withField, signing.PAdESOptions{Field: "Nope"}, signing.CodeFieldUnknown},
+		{"field already signed", signedField, signing.PAdESOptions{Field: "Approval"}, signing.CodeFieldSigned},
+		{"page out of range", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 2, Width: 10, Height: 10}}, signing.CodePageOutOfRange},
+		{"certified, no changes allowed", certifiedP1, signing.PAdESOptions{}, signing.CodeSigningForbidden},
+		{"certifying a certified document", certifiedP2, signing.PAdESOptions{Certify: signing.AnnotationsAllowed}, signing.CodeSigningForbidden},
+		{"certifying a signed document", signedField, signing.PAdESOptions{Certify: signing.FormFillingAllowed}, signing.CodeSigningForbidden},
+		{"B-T without a timestamp authority", plain, signing.PAdESOptions{Level: signing.LevelBT}, signing.CodePAdESOptionInvalid},
+		{"empty stamp rectangle", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1}}, signing.CodePAdESOptionInvalid},
+		{"logo not an image", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, Width: 100, Height: 50}, Stamp: signing.StampOptions{Logo: []byte("GIF89a")}}, signing.CodeStampLogoInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := signing.PAdES(context.Background(), key, bytes.NewReader(tt.in), int64(len(tt.in)), &out, tt.opts)
+			if fault.CodeOf(err) != tt.code {
+				t.Errorf("error %v, want code %s", err, tt.code)
+			}
+			if out.Len() != 0 {
+				t.Errorf("%d bytes written to the output of a refused seal", out.Len())
+			}
+		})
+	}
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,205 @@
+package signing
+
+import (
+	"bytes"
+	"crypto/x509"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg" // registers the JPEG decoder for image.DecodeConfig
+	"image/png"
+	"strings"
+	"time"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing/pdf"
+)
+
+// CodeStampLogoInvalid is reported for a logo that is not a readable PNG or JPEG.
+const CodeStampLogoInvalid fault.Code = "stamp_logo_invalid"
+
+// LogoPosition says where the logo sits in the stamp.
+type LogoPosition string
+
+// Logo positions.
+const (
+	LogoLeft LogoPosition = "left"
+	LogoTop  LogoPosition = "top"
+)
+
+// StampOptions configures the visible stamp sealgate draws: the
+// organisation's name, the sealing time, reason and location, and an
+// optional logo.
+type StampOptions struct {
+	// Logo is a PNG (transparency kept) or JPEG image.
+	Logo []byte
+	// LogoPosition is LogoLeft (default) or LogoTop.
+	LogoPosition LogoPosition
+	// FontSize in points; zero fits the text into the rectangle.
+	FontSize float64
+}
+
+// stampContent is what a stamp says.
+type stampContent struct {
+	lines []string
+	opts  StampOptions
+}
+
+func newStampContent(cert *x509.Certificate, o PAdESOptions) *stampContent {
+	org := cert.Subject.CommonName
+	if len(cert.Subject.Organization) > 0 && cert.Subject.Organization[0] != "" {
+		org = cert.Subject.Organization[0]
+	}
+	lines := []string{org, "Sealed " + o.Time.UTC().Format(time.DateTime) + " UTC"}
+	if o.Reason != "" {
+		lines = append(lines, "Reason: "+o.Reason)
+	}
+	if o.Location != "" {
+		lines = append(lines, "Location: "+o.Location)
+	}
+	return &stampContent{lines: lines, opts: o.Stamp}
+}
+
+// Stamp geometry, as fractions of the rectangle.
+const (
+	stampPadding    = 0.06
+	stampLineHeight = 1.25
+	stampMaxFont    = 14.0
+	stampMinFont    = 2.0
+)
+
+// appearance adds the stamp's form XObject for a w×h rectangle (displayed
+// orientation) and returns its reference.
+func (s *stampContent) appearance(u *pdf.Update, w, h float64, matrix pdf.Array) (pdf.Ref, error) {
+	pad := stampPadding * min(w, h)
+	res := pdf.Dict{}
+	var c bytes.Buffer
+	c.WriteString("q\n0.20 0.25 0.45 RG 0.8 w\n")
+	fmt.Fprintf(&c, "0.4 0.4 %s %s re S\n", num(w-0.8), num(h-0.8))
+	tx, ty, tw, th := pad, pad, w-2*pad, h-2*pad
+	if len(s.opts.Logo) > 0 {
+		logo, iw, ih, err := logoImage(u, s.opts.Logo)
+		if err != nil {
+			return pdf.Ref{}, err
+		}
+		res["XObject"] = pdf.Dict{"Logo": logo}
+		var bx, by, bw, bh float64
+		if s.opts.LogoPosition == LogoTop {
+			bx, by, bw, bh = pad, h-pad-th*0.4, tw, th*0.4
+			th -= bh + pad
+		} else {
+			bx, by, bw, bh = pad, pad, min(th, tw*0.35), th
+			tx += bw + pad
+			tw -= bw + pad
+		}
+		scale := min(bw/float64(iw), bh/float64(ih))
+		dw, dh := float64(iw)*scale, float64(ih)*scale
+		fmt.Fprintf(&c, "q %s 0 0 %s %s %s cm /Logo Do Q\n", num(dw), num(dh), num(bx+(bw-dw)/2), num(by+(bh-dh)/2))
+	}
+	font := stampFont()
+	size := s.opts.FontSize
+	if size <= 0 {
+		size = stampMaxFont
+		for _, l := range s.lines {
+			if lw := font.width(l); lw > 0 {
+				size = min(size, tw*1000/lw)
+			}
+		}
+		size = min(size, th/(stampLineHeight*float64(len(s.lines))))
+		size = max(size, stampMinFont)
+	}
+	c.WriteString("BT 0.10 0.12 0.30 rg\n")
+	fmt.Fprintf(&c, "/F1 %s Tf\n", num(size))
+	lead := size * stampLineHeight
+	// Center the block of lines vertically in the text area.
+	top := ty + th/2 + lead*float64(len(s.lines))/2
+	for i, l := range s.lines {
+		y := top - lead*float64(i+1) + (lead-size)/2 + size*0.22
+		fmt.Fprintf(&c, "1 0 0 1 %s %s Tm <%s> Tj\n", num(tx), num(y), font.encode(l))
+	}
+	c.WriteString("ET\nQ\n")
+	res["Font"] = pdf.Dict{"F1": font.embed(u)}
+	return u.Add(&pdf.Stream{
+		Dict: pdf.Dict{
+			"Type":      pdf.Name("XObject"),
+			"Subtype":   pdf.Name("Form"),
+			"BBox":      pdf.Array{pdf.Integer(0), pdf.Integer(0), pdf.Real(w), pdf.Real(h)},
+			"Matrix":    matrix,
+			"Resources": res,
+			"Filter":    pdf.Name("FlateDecode"),
+		},
+		Data: pdf.Deflate(c.Bytes()),
+	}), nil
+}
+
+func num(f float64) string {
+	return string(pdf.AppendObject(nil, pdf.Real(f)))
+}
+
+// logoImage adds the logo as an image XObject: JPEG as is (DCTDecode), PNG
+// decoded to RGB with its alpha channel as a soft mask.
+func logoImage(u *pdf.Update, data []byte) (pdf.Ref, int, int, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil || cfg.Width == 0 || cfg.Height == 0 {
+		return pdf.Ref{}, 0, 0, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is not a readable PNG or JPEG image")
+	}
+	if format == "jpeg" {
+		cs := pdf.Name("DeviceRGB")
+		dict := pdf.Dict{}
+		switch cfg.ColorModel {
+		case color.GrayModel:
+			cs = "DeviceGray"
+		case color.CMYKModel:
+			// Adobe writes CMYK JPEGs inverted (§8.9.5.2).
+			cs = "DeviceCMYK"
+			dict["Decode"] = pdf.Array{pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0)}
+		}
+		for k, v := range imageDict(cfg.Width, cfg.Height, cs) {
+			dict[k] = v
+		}
+		dict["Filter"] = pdf.Name("DCTDecode")
+		return u.Add(&pdf.Stream{Dict: dict, Data: data}), cfg.Width, cfg.Height, nil
+	}
+	if format != "png" {
+		return pdf.Ref{}, 0, 0, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is %s; PNG or JPEG is needed", strings.ToUpper(format))
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		return pdf.Ref{}, 0, 0, fault.Wrap(err, fault.Invalid, CodeStampLogoInvalid, "the stamp logo PNG cannot be decoded")
+	}
+	b := img.Bounds()
+	rgb := make([]byte, 0, b.Dx()*b.Dy()*3)
+	alpha := make([]byte, 0, b.Dx()*b.Dy())
+	opaque := true
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, a := img.At(x, y).RGBA()
+			// Undo premultiplication so colours under partial transparency stay true.
+			if a > 0 && a < 0xffff {
+				r, g, bl = r*0xffff/a, g*0xffff/a, bl*0xffff/a
+			}
+			rgb = append(rgb, byte(r>>8), byte(g>>8), byte(bl>>8))
+			alpha = append(alpha, byte(a>>8))
+			opaque = opaque && a == 0xffff
+		}
+	}
+	dict := imageDict(b.Dx(), b.Dy(), "DeviceRGB")
+	dict["Filter"] = pdf.Name("FlateDecode")
+	if !opaque {
+		mask := imageDict(b.Dx(), b.Dy(), "DeviceGray")
+		mask["Filter"] = pdf.Name("FlateDecode")
+		dict["SMask"] = u.Add(&pdf.Stream{Dict: mask, Data: pdf.Deflate(alpha)})
+	}
+	return u.Add(&pdf.Stream{Dict: dict, Data: pdf.Deflate(rgb)}), b.Dx(), b.Dy(), nil
+}
+
+func imageDict(w, h int, cs pdf.Name) pdf.Dict {
+	return pdf.Dict{
+		"Type":             pdf.Name("XObject"),
+		"Subtype":          pdf.Name("Image"),
+		"Width":            pdf.Integer(w),
+		"Height":           pdf.Integer(h),
+		"ColorSpace":       cs,
+		"BitsPerComponent": pdf.Integer(8),
+	}
+}

@@ -1,0 +1,175 @@
+package signing
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"sync"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/sfnt"
+	"golang.org/x/image/math/fixed"
+
+	"github.com/sealgate/sealgate/signing/pdf"
+)
+
+// The stamp's text is set in Go Regular (BSD licence, which permits
+// embedding), embedded whole as a CIDFontType2 with Identity-H encoding so
+// that any name the seal certificate carries can be drawn, and with a
+// ToUnicode map so the stamp's text can be copied and searched. An embedded
+// font keeps PDF/A inputs conforming where a standard-14 font would not.
+
+const stampFontName = "GoRegular"
+
+// parsedFont is the font file parsed once, with its deflated bytes.
+type parsedFont struct {
+	f        *sfnt.Font
+	upem     float64
+	deflated []byte
+	ascent   float64
+	descent  float64
+	capH     float64
+	bbox     [4]float64
+}
+
+var loadStampFont = sync.OnceValue(func() *parsedFont {
+	f, err := sfnt.Parse(goregular.TTF)
+	if err != nil {
+		panic(fmt.Sprintf("signing: embedded Go Regular font: %v", err)) // a build-time constant
+	}
+	var buf sfnt.Buffer
+	upem := float64(f.UnitsPerEm())
+	ppem := fixed.Int26_6(f.UnitsPerEm()) << 6
+	m, _ := f.Metrics(&buf, ppem, font.HintingNone)
+	b, _ := f.Bounds(&buf, ppem, font.HintingNone)
+	scale := func(v fixed.Int26_6) float64 { return float64(v) / 64 * 1000 / upem }
+	return &parsedFont{
+		f:        f,
+		upem:     upem,
+		deflated: pdf.Deflate(goregular.TTF),
+		ascent:   scale(m.Ascent),
+		descent:  -scale(m.Descent),
+		capH:     scale(m.CapHeight),
+		// sfnt's y axis points down; PDF's points up.
+		bbox: [4]float64{scale(b.Min.X), -scale(b.Max.Y), scale(b.Max.X), -scale(b.Min.Y)},
+	}
+})
+
+// embeddedFont is one use of the stamp font: it records the glyphs encoded
+// so that the font dictionary lists their widths and Unicode values.
+type embeddedFont struct {
+	p    *parsedFont
+	buf  sfnt.Buffer
+	used map[sfnt.GlyphIndex]rune
+}
+
+func stampFont() *embeddedFont {
+	return &embeddedFont{p: loadStampFont(), used: map[sfnt.GlyphIndex]rune{}}
+}
+
+func (e *embeddedFont) glyph(r rune) (sfnt.GlyphIndex, float64) {
+	g, err := e.p.f.GlyphIndex(&e.buf, r)
+	if err != nil {
+		g = 0
+	}
+	adv, err := e.p.f.GlyphAdvance(&e.buf, g, fixed.Int26_6(e.p.upem)<<6, font.HintingNone)
+	if err != nil {
+		return g, 0
+	}
+	return g, float64(adv) / 64 * 1000 / e.p.upem
+}
+
+// width returns s's advance width in thousandths of the font size.
+func (e *embeddedFont) width(s string) float64 {
+	w := 0.0
+	for _, r := range s {
+		_, a := e.glyph(r)
+		w += a
+	}
+	return w
+}
+
+// encode returns s as hex glyph ids for a Tj operator.
+func (e *embeddedFont) encode(s string) string {
+	var b bytes.Buffer
+	for _, r := range s {
+		g, _ := e.glyph(r)
+		if _, ok := e.used[g]; !ok {
+			e.used[g] = r
+		}
+		fmt.Fprintf(&b, "%04X", uint16(g))
+	}
+	return b.String()
+}
+
+// embed adds the font objects for the glyphs encoded so far.
+func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
+	p := e.p
+	file := u.Add(&pdf.Stream{
+		Dict: pdf.Dict{"Length1": pdf.Integer(len(goregular.TTF)), "Filter": pdf.Name("FlateDecode")},
+		Data: p.deflated,
+	})
+	desc := u.Add(pdf.Dict{
+		"Type":        pdf.Name("FontDescriptor"),
+		"FontName":    pdf.Name(stampFontName),
+		"Flags":       pdf.Integer(32), // nonsymbolic
+		"FontBBox":    pdf.Rect(p.bbox).Array(),
+		"ItalicAngle": pdf.Integer(0),
+		"Ascent":      pdf.Real(p.ascent),
+		"Descent":     pdf.Real(p.descent),
+		"CapHeight":   pdf.Real(p.capH),
+		"StemV":       pdf.Integer(80),
+		"FontFile2":   file,
+	})
+	glyphs := make([]sfnt.GlyphIndex, 0, len(e.used))
+	for g := range e.used {
+		glyphs = append(glyphs, g)
+	}
+	sort.Slice(glyphs, func(i, j int) bool { return glyphs[i] < glyphs[j] })
+	var widths pdf.Array
+	var cmap bytes.Buffer
+	cmap.WriteString("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n" +
+		"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n" +
+		"/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n" +
+		"1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n")
+	for i := 0; i < len(glyphs); i += 100 {
+		chunk := glyphs[i:min(i+100, len(glyphs))]
+		fmt.Fprintf(&cmap, "%d beginbfchar\n", len(chunk))
+		for _, g := range chunk {
+			fmt.Fprintf(&cmap, "<%04X> <%s>\n", uint16(g), utf16Hex(e.used[g]))
+		}
+		cmap.WriteString("endbfchar\n")
+	}
+	cmap.WriteString("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n")
+	for _, g := range glyphs {
+		adv, _ := e.p.f.GlyphAdvance(&e.buf, g, fixed.Int26_6(p.upem)<<6, font.HintingNone)
+		widths = append(widths, pdf.Integer(g), pdf.Array{pdf.Real(float64(adv) / 64 * 1000 / p.upem)})
+	}
+	cid := u.Add(pdf.Dict{
+		"Type":           pdf.Name("Font"),
+		"Subtype":        pdf.Name("CIDFontType2"),
+		"BaseFont":       pdf.Name(stampFontName),
+		"CIDSystemInfo":  pdf.Dict{"Registry": pdf.String("Adobe"), "Ordering": pdf.String("Identity"), "Supplement": pdf.Integer(0)},
+		"FontDescriptor": desc,
+		"W":              widths,
+		"CIDToGIDMap":    pdf.Name("Identity"),
+	})
+	toUnicode := u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(cmap.Bytes())})
+	return u.Add(pdf.Dict{
+		"Type":            pdf.Name("Font"),
+		"Subtype":         pdf.Name("Type0"),
+		"BaseFont":        pdf.Name(stampFontName),
+		"Encoding":        pdf.Name("Identity-H"),
+		"DescendantFonts": pdf.Array{cid},
+		"ToUnicode":       toUnicode,
+	})
+}
+
+func utf16Hex(r rune) string {
+	if r >= 0x10000 {
+		r -= 0x10000
+		return fmt.Sprintf("%04X%04X", 0xd800+(r>>10), 0xdc00+(r&0x3ff))
+	}
+	return fmt.Sprintf("%04X", r)
+}
