@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/digitorus/pkcs7"
+
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/tsa"
 )
 
 // testPKI is a development CA with seal keys of every supported type, made
@@ -25,6 +30,8 @@ import (
 type testPKI struct {
 	ca    *devpki.CA
 	keys  map[string]*signing.SoftKey // by name: "ecdsa-p256", "ecdsa-p384", "rsa-2048"
+	// signers are the same keys as plain crypto.Signers, for writing PEM files.
+	signers map[string]crypto.Signer
 	roots *x509.CertPool
 }
 
@@ -42,7 +49,7 @@ func sharedPKI(t testing.TB) *testPKI {
 			pkiErr = err
 			return
 		}
-		p := &testPKI{ca: ca, keys: map[string]*signing.SoftKey{}, roots: x509.NewCertPool()}
+		p := &testPKI{ca: ca, keys: map[string]*signing.SoftKey{}, signers: map[string]crypto.Signer{}, roots: x509.NewCertPool()}
 		p.roots.AddCert(ca.Cert)
 		gens := map[string]func() (crypto.Signer, error){
 			"ecdsa-p256": func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) },
@@ -60,6 +67,7 @@ func sharedPKI(t testing.TB) *testPKI {
 				pkiErr = err
 				return
 			}
+			p.signers[name] = k
 			if p.keys[name], err = signing.NewSoftKey(k, []*x509.Certificate{cert, ca.Cert}); err != nil {
 				pkiErr = err
 				return
@@ -137,4 +145,57 @@ func flipByte(b []byte) []byte {
 	c := append([]byte(nil), b...)
 	c[len(c)/2] ^= 0x01
 	return c
+}
+
+// testTSA is the development timestamp authority on loopback, certified by
+// the shared test CA, and a client for it.
+type testTSA struct {
+	client *tsa.Client
+	cert   *x509.Certificate
+	pem    string // the TSA certificate, for openssl's -untrusted
+}
+
+func newTestTSA(t testing.TB, p *testPKI) *testTSA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := p.ca.IssueTSA(key.Public(), "Example Manufacturing GmbH", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tsa.NewResponder(key, []*x509.Certificate{cert, p.ca.Cert}, tsa.ResponderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	c, err := tsa.NewClient(tsa.ClientConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tsa.pem")
+	if err := devpki.WriteCertsPEM(path, cert); err != nil {
+		t.Fatal(err)
+	}
+	return &testTSA{client: c, cert: cert, pem: path}
+}
+
+// signatureTimestamp extracts, with an independent CMS parser, the
+// signature value and its signature-time-stamp token.
+func signatureTimestamp(t testing.TB, sig []byte) (value, token []byte) {
+	t.Helper()
+	p7, err := pkcs7.Parse(sig)
+	if err != nil {
+		t.Fatalf("pkcs7.Parse: %v", err)
+	}
+	si := p7.Signers[0]
+	for _, a := range si.UnauthenticatedAttributes {
+		if a.Type.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}) {
+			return si.EncryptedDigest, a.Value.Bytes
+		}
+	}
+	t.Fatalf("no signature-time-stamp attribute")
+	return nil, nil
 }
