@@ -28,11 +28,11 @@ import (
 // testPKI is a development CA with seal keys of every supported type, made
 // once per test binary because RSA key generation is slow.
 type testPKI struct {
-	ca    *devpki.CA
-	keys  map[string]*signing.SoftKey // by name: "ecdsa-p256", "ecdsa-p384", "rsa-2048"
+	ca   *devpki.CA
+	keys map[string]*signing.SoftKey // by name: "ecdsa-p256", "ecdsa-p384", "rsa-2048"
 	// signers are the same keys as plain crypto.Signers, for writing PEM files.
 	signers map[string]crypto.Signer
-	roots *x509.CertPool
+	roots   *x509.CertPool
 }
 
 var (
