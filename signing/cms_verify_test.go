@@ -1,0 +1,190 @@
+package signing_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealgate/sealgate/devpki"
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
+)
+
+// A B-T seal yields a report naming the signer, its chain, the signing
+// time, signing-certificate-v2 and the timestamp, in camelCase JSON.
+func TestVerifyCMSReport(t *testing.T) {
+	p := sharedPKI(t)
+	ts := newTestTSA(t, p)
+	doc := []byte("Contract 2026/17, page 1 of 1\n")
+	signedAt := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	res, err := signing.CAdES(context.Background(), p.keys["rsa-2048"], bytes.NewReader(doc),
+		signing.CAdESOptions{Timestamper: ts.client, SigningTime: signedAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := signing.VerifyCMS(context.Background(), res.Signature, signing.SignedContent{Digest: res.Digest, Hash: res.Hash},
+		signing.CMSVerifyOptions{Roots: p.roots})
+	if err != nil {
+		t.Fatalf("VerifyCMS: %v", err)
+	}
+	seal := p.keys["rsa-2048"].Chain()[0]
+	switch {
+	case !r.Valid || r.Level != signing.LevelBT:
+		t.Errorf("valid %v level %s, want a valid B-T", r.Valid, r.Level)
+	case !r.SignerCertificate.Equal(seal) || r.Signer != seal.Subject.String():
+		t.Errorf("signer %q, want %q", r.Signer, seal.Subject)
+	case len(r.Chain) != 2 || r.Chain[1].Subject != p.ca.Cert.Subject.String():
+		t.Errorf("chain %+v, want the seal and the development CA", r.Chain)
+	case r.SigningTime == nil || !r.SigningTime.Equal(signedAt):
+		t.Errorf("signing time %v, want %v", r.SigningTime, signedAt)
+	case r.DigestAlgorithm != "SHA-256" || r.SignatureAlgorithm != "SHA256-RSA" || r.ContentType != "1.2.840.113549.1.7.1":
+		t.Errorf("algorithms %s / %s, content type %s", r.DigestAlgorithm, r.SignatureAlgorithm, r.ContentType)
+	case r.Timestamp == nil || !r.Timestamp.Certificate.Equal(ts.cert) || time.Since(r.Timestamp.GenTime) > time.Minute:
+		t.Errorf("timestamp %+v, want a fresh token from the test TSA", r.Timestamp)
+	}
+
+	js, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(js, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"valid", "level", "signer", "chain", "signingTime", "signingCertificateV2", "signingCertificateV2Matches", "timestamp", "digestAlgorithm"} {
+		if _, ok := fields[key]; !ok {
+			t.Errorf("report JSON lacks %q: %s", key, js)
+		}
+	}
+	if tsFields, _ := fields["timestamp"].(map[string]any); tsFields["genTime"] == nil || tsFields["tsa"] == nil {
+		t.Errorf("timestamp JSON lacks genTime or tsa: %s", js)
+	}
+}
+
+// Each way a signature can be wrong is reported with its own code, and a
+// report is still returned for signatures that could be decoded.
+func TestVerifyCMSFindings(t *testing.T) {
+	p := sharedPKI(t)
+	doc := []byte("Purchase order 5512\n")
+	sig, err := signing.SignCMS(context.Background(), p.keys["ecdsa-p256"], digestOf(crypto.SHA256, doc), crypto.SHA256, signing.CMSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := devpki.NewCA("Someone Else")
+	if err != nil {
+		t.Fatal(err)
+	}
+	strangerRoots := x509.NewCertPool()
+	strangerRoots.AddCert(stranger.Cert)
+	// The ECDSA signature value is the last OCTET STRING: its final byte is
+	// the last byte of the ContentInfo (no unsigned attributes).
+	badValue := append([]byte(nil), sig...)
+	badValue[len(badValue)-1] ^= 0x01
+
+	tests := []struct {
+		name       string
+		sig        []byte
+		content    signing.SignedContent
+		roots      *x509.CertPool
+		at         time.Time
+		want       fault.Code
+		wantReport bool
+	}{
+		{"tampered document", sig, signing.SignedContent{Reader: bytes.NewReader(flipByte(doc))}, p.roots, time.Time{}, signing.CodeDigestMismatch, true},
+		{"digest made with another hash", sig, signing.SignedContent{Digest: digestOf(crypto.SHA512, doc), Hash: crypto.SHA512}, p.roots, time.Time{}, signing.CodeDigestMismatch, false},
+		{"tampered signature value", badValue, signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Time{}, signing.CodeSignatureInvalid, true},
+		{"unknown root", sig, signing.SignedContent{Reader: bytes.NewReader(doc)}, strangerRoots, time.Time{}, signing.CodeChainUntrusted, true},
+		{"after the seal certificate expired", sig, signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Now().AddDate(0, 0, 3), signing.CodeChainUntrusted, true},
+		{"not CMS", []byte("-----BEGIN PKCS7-----"), signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Time{}, signing.CodeCMSMalformed, false},
+		{"truncated", sig[:len(sig)/2], signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Time{}, signing.CodeCMSMalformed, false},
+		{"detached without document", sig, signing.SignedContent{}, p.roots, time.Time{}, signing.CodeInputUnreadable, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := signing.VerifyCMS(context.Background(), tc.sig, tc.content, signing.CMSVerifyOptions{Roots: tc.roots, At: tc.at})
+			if fault.CodeOf(err) != tc.want {
+				t.Fatalf("got %v, want %s", err, tc.want)
+			}
+			if (r != nil) != tc.wantReport {
+				t.Fatalf("report returned = %v, want %v", r != nil, tc.wantReport)
+			}
+			if r != nil && (r.Valid || r.Level != "" || len(r.Errors) == 0 || r.Errors[0].Code != tc.want) {
+				t.Errorf("report valid %v level %q errors %+v, want invalid with %s first", r.Valid, r.Level, r.Errors, tc.want)
+			}
+		})
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := signing.VerifyCMS(ctx, sig, signing.SignedContent{Reader: bytes.NewReader(doc)}, signing.CMSVerifyOptions{Roots: p.roots}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v, want context.Canceled", err)
+	}
+}
+
+// Signatures made by another implementation verify too: openssl's CAdES
+// (-cades adds signing-certificate-v2) reaches B-B, a plain openssl CMS
+// signature is valid but names no baseline level, and openssl's RSA-PSS
+// signature with its own parameter encoding verifies.
+func TestVerifyCMSAcceptsOpenSSLSignatures(t *testing.T) {
+	p := sharedPKI(t)
+	dir := t.TempDir()
+	doc := []byte("Signed elsewhere\n")
+	docPath := writeFile(t, dir, "doc", doc)
+	keyPath := filepath.Join(dir, "key.pem")
+	if err := devpki.WriteKeyPEM(keyPath, p.signers["rsa-2048"]); err != nil {
+		t.Fatal(err)
+	}
+	certPath := filepath.Join(dir, "cert.pem")
+	if err := devpki.WriteCertsPEM(certPath, p.keys["rsa-2048"].Chain()[0]); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		level signing.Level
+	}{
+		{"CAdES", []string{"-cades"}, signing.LevelBB},
+		{"plain CMS", nil, ""},
+		{"CAdES RSA-PSS", []string{"-cades", "-keyopt", "rsa_padding_mode:pss", "-keyopt", "rsa_pss_saltlen:32"}, signing.LevelBB},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigPath := filepath.Join(dir, "s.p7s")
+			args := append([]string{"cms", "-sign", "-binary", "-in", docPath, "-signer", certPath, "-inkey", keyPath,
+				"-md", "sha256", "-outform", "DER", "-out", sigPath}, tc.args...)
+			if out, err := runOpenSSL(t, args...); err != nil {
+				t.Fatalf("openssl cms -sign: %v\n%s", err, out)
+			}
+			sig, err := os.ReadFile(sigPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := signing.VerifyCMS(context.Background(), sig, signing.SignedContent{Reader: bytes.NewReader(doc)},
+				signing.CMSVerifyOptions{Roots: p.roots, Intermediates: poolOf(p.ca.Cert)})
+			if err != nil {
+				t.Fatalf("VerifyCMS: %v", err)
+			}
+			if !r.Valid || r.Level != tc.level {
+				t.Errorf("valid %v level %q, want valid %q", r.Valid, r.Level, tc.level)
+			}
+			if strings.Contains(strings.Join(tc.args, " "), "pss") && !strings.Contains(r.SignatureAlgorithm, "PSS") {
+				t.Errorf("signature algorithm %s, want RSASSA-PSS", r.SignatureAlgorithm)
+			}
+		})
+	}
+}
+
+func poolOf(certs ...*x509.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool
+}
