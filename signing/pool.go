@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/secret"
@@ -102,6 +103,21 @@ type KeyRef struct {
 type SoftKeyConfig struct {
 	Key         string `yaml:"key"`
 	Certificate string `yaml:"certificate"`
+}
+
+// LoadPoolConfig decodes the "signing" section of f, with relative file
+// paths taken from the configuration file's directory. It reports whether
+// the section is present.
+func LoadPoolConfig(f *config.File) (PoolConfig, bool, error) {
+	var c PoolConfig
+	ok, err := f.Section("signing", &c)
+	if err != nil {
+		return c, ok, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "signing section of %s", f.Path)
+	}
+	if ok && f.Path != "" {
+		c.ResolvePaths(filepath.Dir(f.Path))
+	}
+	return c, ok, nil
 }
 
 // ResolvePaths makes relative file paths (module libraries, certificate and

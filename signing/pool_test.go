@@ -481,11 +481,10 @@ signing:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg signing.PoolConfig
-	if ok, err := f.Section("signing", &cfg); !ok || err != nil {
-		t.Fatalf("Section(signing): %v, %v", ok, err)
+	cfg, ok, err := signing.LoadPoolConfig(f)
+	if !ok || err != nil {
+		t.Fatalf("LoadPoolConfig: %v, %v", ok, err)
 	}
-	cfg.ResolvePaths(dir)
 	want := signing.PoolConfig{
 		ExpiryWarningDays: 45,
 		Modules:           []signing.ModuleConfig{{Name: "softhsm", Path: "/usr/lib/softhsm/libsofthsm2.so"}},
