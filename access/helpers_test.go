@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -134,3 +135,5 @@ func totpCode(t testing.TB, secret string, at time.Time) string {
 	}
 	return code
 }
+
+func netipAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -317,14 +317,18 @@ type Decision struct {
 // compiledRule is a rule prepared for fast evaluation.
 type compiledRule struct {
 	Rule
-	anySeal  bool
-	seals    map[string]bool
 	networks []netip.Prefix
 }
 
 type subjectKey struct {
 	kind SubjectKind
 	id   int64
+}
+
+// sealKey finds a subject's rules for one seal (or for AnySeal).
+type sealKey struct {
+	subjectKey
+	seal string
 }
 
 type principalState struct {
@@ -337,29 +341,30 @@ type principalState struct {
 // that Decide reads; it is rebuilt when the database generation moves.
 type index struct {
 	generation int64
-	rules      map[subjectKey][]*compiledRule
+	rules      map[subjectKey][]*compiledRule // by subject, oldest first
+	bySeal     map[sealKey][]*compiledRule    // by subject and seal, oldest first
 	users      map[int64]principalState
 	processes  map[int64]principalState
 }
 
 func buildIndex(ctx context.Context, q queryer, gen int64) (*index, error) {
-	idx := &index{generation: gen, rules: map[subjectKey][]*compiledRule{},
+	idx := &index{generation: gen, rules: map[subjectKey][]*compiledRule{}, bySeal: map[sealKey][]*compiledRule{},
 		users: map[int64]principalState{}, processes: map[int64]principalState{}}
 	rules, sids, err := loadRules(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	for i, r := range rules {
-		c := &compiledRule{Rule: r, seals: map[string]bool{}}
-		for _, s := range r.Seals {
-			c.anySeal = c.anySeal || s == AnySeal
-			c.seals[s] = true
-		}
+		c := &compiledRule{Rule: r}
 		for _, n := range r.Networks {
 			c.networks = append(c.networks, netip.MustParsePrefix(n)) // validated when stored
 		}
 		k := subjectKey{r.Subject.Kind, sids[i]}
 		idx.rules[k] = append(idx.rules[k], c)
+		for _, seal := range r.Seals {
+			sk := sealKey{k, seal}
+			idx.bySeal[sk] = append(idx.bySeal[sk], c)
+		}
 	}
 	rows, err := q.QueryContext(ctx, `SELECT id, disabled, roles FROM access_users`)
 	if err != nil {
@@ -412,9 +417,9 @@ func buildIndex(ctx context.Context, q queryer, gen int64) (*index, error) {
 // generation is one indexed row read per decision, so a change committed
 // by any process (the CLI, another node) is seen by the next decision.
 func (s *Service) current(ctx context.Context) (*index, error) {
-	var gen int64
-	if err := s.genStmt.QueryRowContext(ctx).Scan(&gen); err != nil {
-		return nil, internal(err, "read generation")
+	gen, err := s.generation(ctx)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	idx := s.idx
@@ -497,33 +502,38 @@ func (s *Service) decideSeal(ctx context.Context, idx *index, st principalState,
 	if a.Documents < 1 {
 		a.Documents = 1
 	}
-	var cands []*compiledRule
-	if p.Kind == KindProcess {
-		cands = idx.rules[subjectKey{SubjectProcess, p.ID}]
-	} else {
-		cands = idx.rules[subjectKey{SubjectUser, p.ID}]
-		merged := false
+	var subjBuf [8]subjectKey
+	var okBuf [4]*compiledRule
+	subjects := append(subjBuf[:0], subjectKey{SubjectProcess, p.ID})
+	if p.Kind == KindUser {
+		subjects = append(subjects[:0], subjectKey{SubjectUser, p.ID})
 		for _, g := range st.groups {
-			if rs := idx.rules[subjectKey{SubjectGroup, g}]; len(rs) > 0 {
-				// The full slice expression makes append copy, so the
-				// shared index is never written.
-				merged = merged || len(cands) > 0
-				cands = append(cands[:len(cands):len(cands)], rs...)
-			}
-		}
-		if merged {
-			// Oldest rule first, whichever subject it names.
-			sort.Slice(cands, func(i, j int) bool { return cands[i].ID < cands[j].ID })
+			subjects = append(subjects, subjectKey{SubjectGroup, g})
 		}
 	}
+	// Rules whose static conditions hold, oldest first: the oldest names
+	// the decision, whichever subject (user or one of its groups) it grants.
 	now := s.now()
 	reason := ""
-	for _, r := range cands {
-		if !r.anySeal && !r.seals[a.Seal] {
-			continue
+	var reasonID int64
+	ok := okBuf[:0]
+	for _, k := range subjects {
+		for _, seal := range [2]string{a.Seal, AnySeal} {
+			for _, r := range idx.bySeal[sealKey{k, seal}] {
+				if why := r.check(p, a, now); why == "" {
+					ok = append(ok, r)
+				} else if reason == "" || r.ID < reasonID {
+					reason, reasonID = "rule "+r.Name+": "+why, r.ID
+				}
+			}
 		}
-		why := r.check(p, a, now)
-		if why == "" && (r.Approval != ApprovalNone || r.DailyQuota > 0) {
+	}
+	if len(ok) > 1 {
+		sort.Slice(ok, func(i, j int) bool { return ok[i].ID < ok[j].ID })
+	}
+	for _, r := range ok {
+		why := ""
+		if r.Approval != ApprovalNone || r.DailyQuota > 0 {
 			var err error
 			if why, err = s.consume(ctx, r, p, a, now); err != nil {
 				return Decision{}, err
@@ -532,9 +542,7 @@ func (s *Service) decideSeal(ctx context.Context, idx *index, st principalState,
 		if why == "" {
 			return Decision{Allowed: true, Rule: r.Name, RuleID: r.ID}, nil
 		}
-		if reason == "" {
-			reason = "rule " + r.Name + ": " + why
-		}
+		reason = "rule " + r.Name + ": " + why
 	}
 	if reason == "" {
 		reason = "no rule grants it"
