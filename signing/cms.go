@@ -132,9 +132,6 @@ type CMSOptions struct {
 	// OmitCertificates leaves the certificates field out: an RFC 3161
 	// token carries none unless the request asked for them (certReq).
 	OmitCertificates bool
-	// ExtraSignedAttributes are added to the signed attributes, each the
-	// DER of one Attribute (SEQUENCE { type, SET OF value }).
-	ExtraSignedAttributes [][]byte
 }
 
 // TimestampHasher is implemented by a Timestamper whose authority wants
@@ -193,7 +190,6 @@ func SignCMS(ctx context.Context, key Key, digest []byte, hash crypto.Hash, opts
 		}
 		attrs = append(attrs, attribute(oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, t) }))
 	}
-	attrs = append(attrs, opts.ExtraSignedAttributes...)
 	signedAttrs, err := setOf(attrs)
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Internal, CodeCMSMalformed, "encoding the signed attributes failed")
@@ -207,6 +203,9 @@ func SignCMS(ctx context.Context, key Key, digest []byte, hash crypto.Hash, opts
 	}
 	signature, err := key.Sign(rand.Reader, h.Sum(nil), signerOpts)
 	if err != nil {
+		if fault.As(err) != nil { // the pool already said which card failed and why
+			return nil, err
+		}
 		return nil, fault.Wrap(err, fault.Unavailable, CodeTokenUnavailable, "the seal key %q could not sign", signer.Subject.CommonName)
 	}
 

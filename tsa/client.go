@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/secret"
 	"github.com/sealgate/sealgate/signing"
@@ -39,6 +41,7 @@ const (
 //	  url: https://tsa.example.com/tsr
 //	  username: sealgate              # optional HTTP Basic authentication
 //	  password: {env: TSA_PASSWORD}
+//	  caFile: /etc/sealgate/tsa-ca.pem            # optional roots for the TSA's HTTPS certificate
 //	  clientCert: /etc/sealgate/tsa-client.pem   # optional TLS client certificate
 //	  clientKey: /etc/sealgate/tsa-client.key
 //	  hash: sha256                    # sha256 (default), sha384 or sha512
@@ -47,6 +50,7 @@ type ClientConfig struct {
 	URL        string        `yaml:"url"`
 	Username   string        `yaml:"username"`
 	Password   secret.Ref    `yaml:"password"`
+	CAFile     string        `yaml:"caFile"`
 	ClientCert string        `yaml:"clientCert"`
 	ClientKey  string        `yaml:"clientKey"`
 	Hash       string        `yaml:"hash"`
@@ -90,14 +94,26 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Username != "" && cfg.Password.IsZero() {
 		return nil, fault.New(fault.Invalid, CodeConfigInvalid, "tsa username %q is set without a password source", cfg.Username)
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		certs, err := devpki.ReadCertsPEM(cfg.CAFile)
+		if err != nil {
+			return nil, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "tsa caFile %q cannot be read", cfg.CAFile)
+		}
+		tlsConfig.RootCAs = x509.NewCertPool()
+		for _, c := range certs {
+			tlsConfig.RootCAs.AddCert(c)
+		}
+	}
 	if cfg.ClientCert != "" || cfg.ClientKey != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.ClientCert, cfg.ClientKey)
 		if err != nil {
 			return nil, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "tsa client certificate %q / key %q cannot be loaded", cfg.ClientCert, cfg.ClientKey)
 		}
-		transport.TLSClientConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		tlsConfig.Certificates = []tls.Certificate{cert}
 	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
 	timeout := cfg.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout

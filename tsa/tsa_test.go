@@ -8,10 +8,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"io"
+	"log"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -466,6 +468,7 @@ func TestClientConfigFromYAML(t *testing.T) {
 		{"ftp url", tsa.ClientConfig{URL: "ftp://tsa"}, "ftp://tsa"},
 		{"unknown hash", tsa.ClientConfig{URL: "http://tsa", Hash: "md5"}, "md5"},
 		{"username without password", tsa.ClientConfig{URL: "http://tsa", Username: "u"}, `"u"`},
+		{"missing caFile", tsa.ClientConfig{URL: "https://tsa", CAFile: "/nonexistent-ca.pem"}, "/nonexistent-ca.pem"},
 		{"missing client certificate", tsa.ClientConfig{URL: "https://tsa", ClientCert: "/nonexistent.pem", ClientKey: "/nonexistent.key"}, "/nonexistent.pem"},
 	} {
 		if _, err := tsa.NewClient(tc.cfg); fault.CodeOf(err) != tsa.CodeConfigInvalid || !strings.Contains(err.Error(), tc.want) {
@@ -489,5 +492,61 @@ func TestRequestEncoding(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("openssl does not show %q:\n%s", want, out)
 		}
+	}
+}
+
+// Over HTTPS the client trusts the authority through caFile and proves
+// itself with its TLS client certificate; without the certificate the
+// authority refuses the handshake.
+func TestClientTLSClientCertificate(t *testing.T) {
+	a := newAuthority(t, tsa.ResponderOptions{})
+	srv := httptest.NewUnstartedServer(a.responder)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(a.ca.Cert)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	dir := t.TempDir()
+	serverCA := filepath.Join(dir, "server-ca.pem")
+	if err := devpki.WriteCertsPEM(serverCA, srv.Certificate()); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := a.ca.IssueSeal(key.Public(), devpki.SealSubject{Organization: "Example Manufacturing GmbH"}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	if err := devpki.WriteCertsPEM(certPath, cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := devpki.WriteKeyPEM(keyPath, key); err != nil {
+		t.Fatal(err)
+	}
+
+	d := sum(crypto.SHA256, []byte("doc"))
+	for _, tc := range []struct {
+		name string
+		cfg  tsa.ClientConfig
+		want fault.Code
+	}{
+		{"with client certificate", tsa.ClientConfig{URL: srv.URL, CAFile: serverCA, ClientCert: certPath, ClientKey: keyPath}, ""},
+		{"without client certificate", tsa.ClientConfig{URL: srv.URL, CAFile: serverCA}, tsa.CodeTSAUnreachable},
+		{"without the server's CA", tsa.ClientConfig{URL: srv.URL, ClientCert: certPath, ClientKey: keyPath}, tsa.CodeTSAUnreachable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tsa.NewClient(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Timestamp(context.Background(), d, crypto.SHA256); fault.CodeOf(err) != tc.want {
+				t.Fatalf("got %v, want code %q", err, tc.want)
+			}
+		})
 	}
 }
