@@ -130,7 +130,7 @@ func TestAppendSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	var leaves, distinct int
-	if err := l.db.Read().QueryRow(`SELECT COUNT(*), COUNT(DISTINCT sealed_key) FROM evidence_leaves`).Scan(&leaves, &distinct); err != nil {
+	if err := l.db.Read().QueryRow(`SELECT COUNT(*), COUNT(DISTINCT substr(entry, 2, 32)) FROM evidence_leaves`).Scan(&leaves, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if leaves != distinct || uint64(leaves) != l.Size() {

@@ -58,19 +58,24 @@ const (
 // migrations are the evidence tables, append-only.
 //
 // evidence_leaves holds one row per leaf: the entry encoding and the stored
-// hashes the leaf completed (see merkle.go). sealed_key and original_key are
-// the first 8 bytes of the document digests as a signed integer: a compact
-// index whose rare collisions are resolved by comparing the full digest in
-// the entry.
+// hashes the leaf completed (see merkle.go). evidence_documents maps a
+// document digest's first 8 bytes (as a signed integer: a compact key whose
+// rare collisions are resolved by comparing the full digest in the entry)
+// to the leaves naming it; it is filled in sorted bulk steps up to
+// evidence_index_state.indexed (see index.go).
 var migrations = []string{
 	`CREATE TABLE evidence_leaves (
 		idx INTEGER PRIMARY KEY,
 		entry BLOB NOT NULL,
-		hashes BLOB NOT NULL,
-		sealed_key INTEGER NOT NULL,
-		original_key INTEGER NOT NULL)`,
-	`CREATE INDEX evidence_leaves_sealed ON evidence_leaves (sealed_key)`,
-	`CREATE INDEX evidence_leaves_original ON evidence_leaves (original_key)`,
+		hashes BLOB NOT NULL)`,
+	`CREATE TABLE evidence_documents (
+		doc_key INTEGER NOT NULL,
+		idx INTEGER NOT NULL)`,
+	`CREATE INDEX evidence_documents_key ON evidence_documents (doc_key, idx)`,
+	`CREATE TABLE evidence_index_state (
+		id INTEGER PRIMARY KEY,
+		indexed INTEGER NOT NULL)`,
+	`INSERT INTO evidence_index_state (id, indexed) VALUES (1, 0)`,
 	`CREATE TABLE evidence_checkpoints (
 		size INTEGER PRIMARY KEY,
 		root BLOB NOT NULL,
@@ -132,8 +137,11 @@ type Log struct {
 	closing chan struct{}
 	stopped chan struct{}
 
-	mu   sync.Mutex // guards tree (committed state) and serializes checkpoints' reads of it
-	tree frontier
+	mu      sync.Mutex // guards tree (committed state) and pending
+	tree    frontier
+	pending map[int64]uint64 // digest key → newest leaf not yet in evidence_documents
+
+	idxMu sync.Mutex // one index step at a time
 
 	cpMu sync.Mutex // one checkpoint or renewal at a time
 
@@ -151,10 +159,9 @@ type appendReq struct {
 // leafRow is an entry prepared (encoded, hashed) by the appending goroutine,
 // so the committer only does the tree arithmetic and the insert.
 type leafRow struct {
-	data        []byte
-	hash        tlog.Hash
-	sealedKey   int64
-	originalKey int64
+	data []byte
+	hash tlog.Hash
+	keys [2]int64 // digest keys of the sealed and original documents
 }
 
 // maxBatch bounds one transaction so a flood of appends still commits in
@@ -180,6 +187,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{db: db, opts: opts,
+		pending: map[int64]uint64{},
 		reqs:    make(chan *appendReq, 1024),
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -188,6 +196,10 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Log, error) {
 		return nil, err
 	}
 	if err := l.loadTree(ctx, db.Read()); err != nil {
+		return nil, err
+	}
+	// Leaves appended by a process that ended before indexing them.
+	if err := l.index(ctx, l.Size()); err != nil {
 		return nil, err
 	}
 	go l.commit()
@@ -414,7 +426,7 @@ func (l *Log) append(ctx context.Context, entries []Entry) (uint64, error) {
 			return 0, err
 		}
 		r.rows[i] = leafRow{data: data, hash: LeafHash(data),
-			sealedKey: digestKey(e.SealedSHA256), originalKey: digestKey(e.OriginalSHA256)}
+			keys: [2]int64{digestKey(e.SealedSHA256), digestKey(e.OriginalSHA256)}}
 	}
 	select {
 	case l.reqs <- r:
@@ -464,6 +476,11 @@ func (l *Log) commit() {
 			r.err = err
 			close(r.done)
 		}
+		if err == nil && l.pendingCount() >= indexEvery {
+			if err := l.index(context.Background(), l.Size()); err != nil {
+				l.opts.Logger.Error("evidence index step failed", "err", err)
+			}
+		}
 	}
 }
 
@@ -503,29 +520,57 @@ func (l *Log) write(batch []*appendReq) error {
 			tree = l.tree
 			l.mu.Unlock()
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO evidence_leaves (idx, entry, hashes, sealed_key, original_key) VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			return fmt.Errorf("evidence: append: %w", err)
-		}
-		defer stmt.Close()
+		var rows []any
 		for _, r := range batch {
 			r.first = tree.size
 			for _, row := range r.rows {
 				idx := tree.size
-				hashes := tree.add(row.hash)
-				if _, err := stmt.ExecContext(ctx, idx, row.data, hashes, row.sealedKey, row.originalKey); err != nil {
-					return fmt.Errorf("evidence: append leaf %d: %w", idx, err)
-				}
+				rows = append(rows, idx, row.data, tree.add(row.hash))
 			}
 		}
-		return nil
+		return insertRows(ctx, tx, `INSERT INTO evidence_leaves (idx, entry, hashes) VALUES `, 3, rows)
 	})
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
+	for _, r := range batch {
+		for i, row := range r.rows {
+			for _, k := range row.keys {
+				l.pending[k] = uint64(r.first) + uint64(i)
+			}
+		}
+	}
 	l.tree = tree
 	l.mu.Unlock()
+	return nil
+}
+
+// insertRows inserts values (cols per row) with multi-row INSERT
+// statements, which cost SQLite far less per row than one statement each.
+func insertRows(ctx context.Context, tx *sql.Tx, insert string, cols int, values []any) error {
+	const perStmt = 100
+	one := "(?" + strings.Repeat(",?", cols-1) + ")"
+	var full *sql.Stmt
+	for len(values) > 0 {
+		n := min(perStmt, len(values)/cols)
+		var err error
+		if n == perStmt {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, insert+one+strings.Repeat(","+one, n-1)); err != nil {
+					return fmt.Errorf("evidence: insert: %w", err)
+				}
+				defer full.Close()
+			}
+			_, err = full.ExecContext(ctx, values[:n*cols]...)
+		} else {
+			_, err = tx.ExecContext(ctx, insert+one+strings.Repeat(","+one, n-1), values[:n*cols]...)
+		}
+		if err != nil {
+			return fmt.Errorf("evidence: insert: %w", err)
+		}
+		values = values[n*cols:]
+	}
 	return nil
 }
 

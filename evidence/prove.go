@@ -30,35 +30,6 @@ type Evidence struct {
 	Checkpoint     *Checkpoint `json:"checkpoint"`
 }
 
-// Lookup returns the leaves whose entry names document h as the sealed or
-// the original document, newest first.
-func (l *Log) Lookup(ctx context.Context, h SHA256) ([]Leaf, error) {
-	k := digestKey(h)
-	rows, err := l.db.Read().QueryContext(ctx,
-		`SELECT idx, entry FROM evidence_leaves WHERE sealed_key = ? OR original_key = ? ORDER BY idx DESC`, k, k)
-	if err != nil {
-		return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
-	}
-	defer rows.Close()
-	var out []Leaf
-	for rows.Next() {
-		var idx int64
-		var data []byte
-		if err := rows.Scan(&idx, &data); err != nil {
-			return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
-		}
-		var e Entry
-		if err := e.UnmarshalBinary(data); err != nil {
-			return nil, fault.Wrap(err, fault.Internal, CodeCorrupt, "stored leaf %d does not decode", idx)
-		}
-		// The index holds 8 bytes of the digest; the entry decides.
-		if e.SealedSHA256 == h || e.OriginalSHA256 == h {
-			out = append(out, Leaf{Index: uint64(idx), Entry: e, Data: data})
-		}
-	}
-	return out, rows.Err()
-}
-
 // Prove returns the evidence for document h against the newest checkpoint.
 // A document the log has never seen is evidence_not_found; one appended
 // after the newest checkpoint is evidence_pending until the next one.

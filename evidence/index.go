@@ -1,0 +1,164 @@
+package evidence
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sealgate/sealgate/fault"
+)
+
+// The document index (digest → leaves) is not updated per append: digests
+// are random, so inserting each into a B-tree touches a random page, and at
+// millions of leaves every append would rewrite pages of both digest
+// indexes. Instead leaves are indexed in bulk steps, sorted by key, so each
+// touched page takes many keys at once; until its step, a leaf is found
+// through the appending process's in-memory pending map. A step runs when
+// that map holds indexEvery leaves, and at Open for leaves a previous
+// process left unindexed.
+
+// indexEvery is how many pending leaves trigger an index step.
+const indexEvery = 1 << 19
+
+// indexChunk bounds the leaves one index transaction covers, so memory
+// stays bounded when catching up after a bulk load.
+const indexChunk = 1 << 20
+
+func (l *Log) pendingCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
+// index adds the leaves below upTo that are not yet in evidence_documents,
+// then forgets them from the pending map.
+func (l *Log) index(ctx context.Context, upTo uint64) error {
+	l.idxMu.Lock()
+	defer l.idxMu.Unlock()
+	for {
+		var done bool
+		var indexed int64
+		err := l.db.Write(ctx, func(tx *sql.Tx) error {
+			if err := tx.QueryRowContext(ctx, `SELECT indexed FROM evidence_index_state WHERE id = 1`).Scan(&indexed); err != nil {
+				return fmt.Errorf("evidence: index state: %w", err)
+			}
+			to := min(int64(upTo), indexed+indexChunk)
+			if indexed >= to {
+				done = true
+				return nil
+			}
+			type pair struct{ key, idx int64 }
+			var pairs []pair
+			rows, err := tx.QueryContext(ctx, `SELECT idx, entry FROM evidence_leaves WHERE idx >= ? AND idx < ? ORDER BY idx`, indexed, to)
+			if err != nil {
+				return fmt.Errorf("evidence: index: %w", err)
+			}
+			for rows.Next() {
+				var idx int64
+				var data []byte
+				if err := rows.Scan(&idx, &data); err != nil {
+					rows.Close()
+					return fmt.Errorf("evidence: index: %w", err)
+				}
+				var e Entry
+				if err := e.UnmarshalBinary(data); err != nil {
+					rows.Close()
+					return fault.Wrap(err, fault.Internal, CodeCorrupt, "leaf %d does not decode", idx)
+				}
+				pairs = append(pairs, pair{digestKey(e.SealedSHA256), idx})
+				if e.OriginalSHA256 != e.SealedSHA256 {
+					pairs = append(pairs, pair{digestKey(e.OriginalSHA256), idx})
+				}
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("evidence: index: %w", err)
+			}
+			slices.SortFunc(pairs, func(a, b pair) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.idx, b.idx)) })
+			values := make([]any, 0, 2*len(pairs))
+			for _, p := range pairs {
+				values = append(values, p.key, p.idx)
+			}
+			if err := insertRows(ctx, tx, `INSERT INTO evidence_documents (doc_key, idx) VALUES `, 2, values); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE evidence_index_state SET indexed = ? WHERE id = 1`, to); err != nil {
+				return fmt.Errorf("evidence: index state: %w", err)
+			}
+			indexed = to
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		for k, idx := range l.pending {
+			if idx < uint64(indexed) {
+				delete(l.pending, k)
+			}
+		}
+		l.mu.Unlock()
+		if done {
+			return nil
+		}
+	}
+}
+
+// Lookup returns the leaves whose entry names document h as the sealed or
+// the original document, newest first. Leaves appended by another process
+// are found once indexed (see indexEvery); of this process's unindexed
+// leaves, the newest naming h is found.
+func (l *Log) Lookup(ctx context.Context, h SHA256) ([]Leaf, error) {
+	k := digestKey(h)
+	idxs := []any{}
+	rows, err := l.db.Read().QueryContext(ctx, `SELECT idx FROM evidence_documents WHERE doc_key = ?`, k)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
+	}
+	for rows.Next() {
+		var idx int64
+		if err := rows.Scan(&idx); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
+		}
+		idxs = append(idxs, idx)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
+	}
+	l.mu.Lock()
+	if idx, ok := l.pending[k]; ok {
+		idxs = append(idxs, int64(idx))
+	}
+	l.mu.Unlock()
+	if len(idxs) == 0 {
+		return nil, nil
+	}
+	rows, err = l.db.Read().QueryContext(ctx, `SELECT idx, entry FROM evidence_leaves WHERE idx IN (?`+
+		strings.Repeat(",?", len(idxs)-1)+`) ORDER BY idx DESC`, idxs...)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
+	}
+	defer rows.Close()
+	var out []Leaf
+	for rows.Next() {
+		var idx int64
+		var data []byte
+		if err := rows.Scan(&idx, &data); err != nil {
+			return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
+		}
+		var e Entry
+		if err := e.UnmarshalBinary(data); err != nil {
+			return nil, fault.Wrap(err, fault.Internal, CodeCorrupt, "stored leaf %d does not decode", idx)
+		}
+		// The key holds 8 bytes of the digest; the entry decides.
+		if e.SealedSHA256 == h || e.OriginalSHA256 == h {
+			out = append(out, Leaf{Index: uint64(idx), Entry: e, Data: data})
+		}
+	}
+	return out, rows.Err()
+}
