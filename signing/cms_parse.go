@@ -118,11 +118,11 @@ func parseCMS(der []byte) (*parsedCMS, error) {
 		return nil, malformed(nil, "the signer has no signed attributes")
 	}
 	p.signedRaw = retag(si.SignedAttrs.FullBytes, 0x31) // verified as the universal SET OF
-	if p.signed, err = parseAttributes(si.SignedAttrs.Bytes); err != nil {
+	if p.signed, err = parseAttributes(si.SignedAttrs.Bytes, true); err != nil {
 		return nil, err
 	}
 	if len(si.UnsignedAttrs.FullBytes) > 0 {
-		if p.unsigned, err = parseAttributes(si.UnsignedAttrs.Bytes); err != nil {
+		if p.unsigned, err = parseAttributes(si.UnsignedAttrs.Bytes, false); err != nil {
 			return nil, err
 		}
 	}
@@ -131,7 +131,12 @@ func parseCMS(der []byte) (*parsedCMS, error) {
 	return p, err
 }
 
-func parseAttributes(b []byte) ([]attributeASN, error) {
+// parseAttributes decodes a SET OF Attribute. In signed attributes RFC
+// 5652 §11 forbids repeating an attribute or giving it several values; both
+// are refused there, so that no verifier can be shown a different message
+// digest than another. Unsigned attributes may repeat (several signature
+// timestamps).
+func parseAttributes(b []byte, signed bool) ([]attributeASN, error) {
 	var attrs []attributeASN
 	for len(b) > 0 {
 		var a attributeASN
@@ -139,8 +144,11 @@ func parseAttributes(b []byte) ([]attributeASN, error) {
 		if b, err = asn1.Unmarshal(b, &a); err != nil {
 			return nil, malformed(err, "a CMS attribute cannot be decoded")
 		}
-		if len(a.Values) == 0 {
-			return nil, malformed(nil, "CMS attribute %s has no value", a.Type)
+		if len(a.Values) == 0 || signed && len(a.Values) != 1 {
+			return nil, malformed(nil, "CMS attribute %s has %d values, not one", a.Type, len(a.Values))
+		}
+		if _, dup := findAttr(attrs, a.Type); dup && signed {
+			return nil, malformed(nil, "CMS attribute %s appears twice", a.Type)
 		}
 		attrs = append(attrs, a)
 	}
@@ -173,7 +181,7 @@ func findSigner(sid asn1.RawValue, certs []*x509.Certificate) (*x509.Certificate
 	return nil, nil
 }
 
-// attr returns the single value of the signed (or unsigned) attribute oid.
+// findAttr returns the value of the signed (or unsigned) attribute oid.
 func findAttr(attrs []attributeASN, oid asn1.ObjectIdentifier) (asn1.RawValue, bool) {
 	for _, a := range attrs {
 		if a.Type.Equal(oid) {
@@ -196,7 +204,7 @@ func (p *parsedCMS) messageDigest() ([]byte, error) {
 	return d, nil
 }
 
-// signedContentType returns the content-type attribute, which must equal eContentType.
+// checkContentType checks the content-type attribute equals eContentType.
 func (p *parsedCMS) checkContentType() error {
 	v, ok := findAttr(p.signed, oidAttrContentType)
 	if !ok {

@@ -13,15 +13,15 @@ import (
 	"github.com/sealgate/sealgate/fault"
 )
 
-// TSTInfoASN is the RFC 3161 §2.4.2 TSTInfo, the content a timestamp
+// tstInfoASN is the RFC 3161 §2.4.2 TSTInfo, the content a timestamp
 // authority signs. The tsa package builds it; this package reads it.
-type TSTInfoASN struct {
+type tstInfoASN struct {
 	Version        int
 	Policy         asn1.ObjectIdentifier
 	MessageImprint MessageImprintASN
 	SerialNumber   *big.Int
 	GenTime        time.Time        `asn1:"generalized"`
-	Accuracy       AccuracyASN      `asn1:"optional"`
+	Accuracy       accuracyASN      `asn1:"optional"`
 	Ordering       bool             `asn1:"optional,default:false"`
 	Nonce          *big.Int         `asn1:"optional"`
 	TSA            asn1.RawValue    `asn1:"explicit,optional,tag:0"`
@@ -34,15 +34,14 @@ type MessageImprintASN struct {
 	HashedMessage []byte
 }
 
-// AccuracyASN is the RFC 3161 Accuracy; absent fields are zero.
-type AccuracyASN struct {
+// accuracyASN is the RFC 3161 Accuracy; absent fields are zero.
+type accuracyASN struct {
 	Seconds int64 `asn1:"optional"`
 	Millis  int64 `asn1:"optional,tag:0"`
 	Micros  int64 `asn1:"optional,tag:1"`
 }
 
-// Duration returns the accuracy as a time.Duration.
-func (a AccuracyASN) Duration() time.Duration {
+func (a accuracyASN) duration() time.Duration {
 	return time.Duration(a.Seconds)*time.Second + time.Duration(a.Millis)*time.Millisecond + time.Duration(a.Micros)*time.Microsecond
 }
 
@@ -114,7 +113,7 @@ func decodeTimestampToken(token []byte) (*timestampToken, error) {
 	if !p.contentType.Equal(oidTSTInfo) || p.content == nil {
 		return nil, malformed(nil, "the timestamp token does not encapsulate a TSTInfo (content type %s)", p.contentType)
 	}
-	var tst TSTInfoASN
+	var tst tstInfoASN
 	if rest, err := asn1.Unmarshal(p.content, &tst); err != nil || len(rest) > 0 || tst.Version != 1 {
 		return nil, malformed(err, "the timestamp token's TSTInfo cannot be decoded")
 	}
@@ -124,7 +123,7 @@ func decodeTimestampToken(token []byte) (*timestampToken, error) {
 	}
 	info := &TimestampInfo{
 		GenTime:      tst.GenTime.UTC(),
-		Accuracy:     tst.Accuracy.Duration(),
+		Accuracy:     tst.Accuracy.duration(),
 		SerialNumber: tst.SerialNumber.String(),
 		Policy:       tst.Policy.String(),
 		Hash:         h.String(),

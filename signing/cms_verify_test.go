@@ -88,6 +88,10 @@ func TestVerifyCMSFindings(t *testing.T) {
 	// the last byte of the ContentInfo (no unsigned attributes).
 	badValue := append([]byte(nil), sig...)
 	badValue[len(badValue)-1] ^= 0x01
+	// Renaming the content-type attribute (1.2.840.113549.1.9.3) to
+	// message-digest (…9.4) makes two message-digest attributes.
+	contentTypeOID := []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x03}
+	twoDigests := bytes.Replace(sig, contentTypeOID, append(contentTypeOID[:10:10], 0x04), 1)
 
 	tests := []struct {
 		name       string
@@ -103,6 +107,7 @@ func TestVerifyCMSFindings(t *testing.T) {
 		{"tampered signature value", badValue, signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Time{}, signing.CodeSignatureInvalid, true},
 		{"unknown root", sig, signing.SignedContent{Reader: bytes.NewReader(doc)}, strangerRoots, time.Time{}, signing.CodeChainUntrusted, true},
 		{"after the seal certificate expired", sig, signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Now().AddDate(0, 0, 3), signing.CodeChainUntrusted, true},
+		{"message-digest attribute twice", twoDigests, signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Time{}, signing.CodeCMSMalformed, false},
 		{"not CMS", []byte("-----BEGIN PKCS7-----"), signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Time{}, signing.CodeCMSMalformed, false},
 		{"truncated", sig[:len(sig)/2], signing.SignedContent{Reader: bytes.NewReader(doc)}, p.roots, time.Time{}, signing.CodeCMSMalformed, false},
 		{"detached without document", sig, signing.SignedContent{}, p.roots, time.Time{}, signing.CodeInputUnreadable, false},
