@@ -66,7 +66,7 @@ func TestEvidenceRecords(t *testing.T) {
 	ctx := context.Background()
 	pki := newDevPKI(t)
 	dir := t.TempDir()
-	l := openLog(t, dir, Options{Timestamper: pki})
+	l := openLog(t, dir, Options{Timestamper: pki.tsa})
 	n := 0
 	for _, batch := range []int{5, 1, 50} {
 		if _, err := l.AppendBatch(ctx, testEntries(n, batch)); err != nil {
@@ -167,7 +167,7 @@ func TestEvidenceRecordAfterLateTimestamp(t *testing.T) {
 	}
 	l.Close()
 	pki := newDevPKI(t)
-	l2, err := Open(ctx, l.db, Options{Timestamper: pki})
+	l2, err := Open(ctx, l.db, Options{Timestamper: pki.tsa})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,10 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
-	"crypto"
+	"crypto/x509"
+	"net/http/httptest"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,11 +17,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/digitorus/pkcs7"
 	"github.com/digitorus/timestamp"
 
 	"github.com/sealgate/sealgate/devpki"
+	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/store"
+	"github.com/sealgate/sealgate/tsa"
 )
 
 // openLog opens a log on a fresh SQLite file in dir (a t.TempDir()).
@@ -65,15 +68,15 @@ func testEntries(from, n int) []Entry {
 	return es
 }
 
-// devPKI is a development CA with a seal and a TSA certificate, written as
-// PEM files for openssl.
+// devPKI is a development CA with a seal key and a timestamp authority
+// (the tsa package's development Responder on a loopback HTTP server),
+// its certificates written as PEM files for openssl.
 type devPKI struct {
 	dir             string
-	ca              *devpki.CA
-	sealCert        *devpki.CA // certificate and key of the seal
-	tsa             *devpki.CA // certificate and key of the TSA
 	caFile, tsaFile string
-	sealFile        string
+	seal            signing.Key
+	// tsa is a real RFC 3161 client of the loopback authority (signing.Timestamper).
+	tsa *tsa.Client
 }
 
 func newDevPKI(t testing.TB) *devPKI {
@@ -83,10 +86,13 @@ func newDevPKI(t testing.TB) *devPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &devPKI{dir: dir, ca: ca, caFile: filepath.Join(dir, "ca.pem"), tsaFile: filepath.Join(dir, "tsa.pem"), sealFile: filepath.Join(dir, "seal.pem")}
+	p := &devPKI{dir: dir, caFile: filepath.Join(dir, "ca.pem"), tsaFile: filepath.Join(dir, "tsa.pem")}
 	sk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	sc, err := ca.IssueSeal(sk.Public(), devpki.SealSubject{Organization: "Example GmbH", Country: "DE"}, 24*time.Hour)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if p.seal, err = signing.NewSoftKey(sk, []*x509.Certificate{sc, ca.Cert}); err != nil {
 		t.Fatal(err)
 	}
 	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -94,44 +100,31 @@ func newDevPKI(t testing.TB) *devPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.sealCert = &devpki.CA{Cert: sc, Key: sk}
-	p.tsa = &devpki.CA{Cert: tc, Key: tk}
-	for f, c := range map[string]*devpki.CA{p.caFile: ca, p.tsaFile: p.tsa, p.sealFile: p.sealCert} {
-		if err := devpki.WriteCertsPEM(f, c.Cert); err != nil {
-			t.Fatal(err)
-		}
+	responder, err := tsa.NewResponder(tk, []*x509.Certificate{tc, ca.Cert}, tsa.ResponderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(responder)
+	t.Cleanup(srv.Close)
+	if p.tsa, err = tsa.NewClient(tsa.ClientConfig{URL: srv.URL}); err != nil {
+		t.Fatal(err)
+	}
+	if err := devpki.WriteCertsPEM(p.caFile, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := devpki.WriteCertsPEM(p.tsaFile, tc); err != nil {
+		t.Fatal(err)
 	}
 	return p
 }
 
-// Timestamp issues a real RFC 3161 token from the development TSA
-// certificate (signing.Timestamper).
-func (p *devPKI) Timestamp(_ context.Context, digest []byte, h crypto.Hash) ([]byte, error) {
-	ts := timestamp.Timestamp{HashAlgorithm: h, HashedMessage: digest, Time: time.Now(),
-		Policy: []int{1, 3, 6, 1, 4, 1, 99999, 1}, AddTSACertificate: true}
-	resp, err := ts.CreateResponseWithOpts(p.tsa.Cert, p.tsa.Key, crypto.SHA256)
+// Seal makes a detached CAdES signature with the seal key (Options.Sealer).
+func (p *devPKI) Seal(ctx context.Context, content []byte) ([]byte, error) {
+	res, err := signing.CAdES(ctx, p.seal, bytes.NewReader(content), signing.CAdESOptions{})
 	if err != nil {
 		return nil, err
 	}
-	parsed, err := timestamp.ParseResponse(resp)
-	if err != nil {
-		return nil, err
-	}
-	return parsed.RawToken, nil
-}
-
-// Seal makes a detached CMS signature with the seal certificate (Options.Sealer).
-func (p *devPKI) Seal(_ context.Context, content []byte) ([]byte, error) {
-	sd, err := pkcs7.NewSignedData(content)
-	if err != nil {
-		return nil, err
-	}
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-	if err := sd.AddSigner(p.sealCert.Cert, p.sealCert.Key, pkcs7.SignerInfoConfig{}); err != nil {
-		return nil, err
-	}
-	sd.Detach()
-	return sd.Finish()
+	return res.Signature, nil
 }
 
 // opensslSeal verifies a detached CMS signature with `openssl cms -verify`.

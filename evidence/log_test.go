@@ -406,7 +406,7 @@ func TestPrincipalHashIsKeyedPerInstallation(t *testing.T) {
 func TestCheckpointIsSealedAndTimestamped(t *testing.T) {
 	ctx := context.Background()
 	pki := newDevPKI(t)
-	l := openLog(t, t.TempDir(), Options{Sealer: pki.Seal, Timestamper: pki})
+	l := openLog(t, t.TempDir(), Options{Sealer: pki.Seal, Timestamper: pki.tsa})
 	if _, err := l.AppendBatch(ctx, testEntries(0, 3)); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestCheckpointIsSealedAndTimestamped(t *testing.T) {
 			ev.Checkpoint.Seal, _ = pki.Seal(ctx, []byte("something else"))
 		}, CodeSealInvalid},
 		{"timestamp of other content", func(ev *Evidence, o *VerifyOptions) {
-			ev.Checkpoint.Timestamp, _ = pki.Timestamp(ctx, make([]byte, 32), crypto.SHA256)
+			ev.Checkpoint.Timestamp, _ = pki.tsa.Timestamp(ctx, make([]byte, 32), crypto.SHA256)
 		}, CodeTimestampInvalid},
 		{"wrong index", func(ev *Evidence, o *VerifyOptions) { ev.Index = 1 }, CodeProofInvalid},
 		{"proof hash changed", func(ev *Evidence, o *VerifyOptions) { ev.InclusionProof[0][0] ^= 1 }, CodeProofInvalid},
