@@ -158,9 +158,7 @@ func SignCMS(ctx context.Context, key Key, digest []byte, hash crypto.Hash, opts
 		return nil, err
 	}
 	if opts.Content != nil {
-		h := hash.New()
-		h.Write(opts.Content)
-		sum := h.Sum(nil)
+		sum := hashOf(hash, opts.Content)
 		if digest != nil && !bytes.Equal(digest, sum) {
 			return nil, fault.New(fault.Invalid, CodeDigestMismatch, "the digest given does not match the %d-byte encapsulated content", len(opts.Content))
 		}
@@ -195,13 +193,11 @@ func SignCMS(ctx context.Context, key Key, digest []byte, hash crypto.Hash, opts
 		return nil, fault.Wrap(err, fault.Internal, CodeCMSMalformed, "encoding the signed attributes failed")
 	}
 
-	// The signature covers the DER SET OF encoding of the attributes (RFC 5652 §5.4).
-	h := hash.New()
-	h.Write(signedAttrs)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	signature, err := key.Sign(rand.Reader, h.Sum(nil), signerOpts)
+	// The signature covers the DER SET OF encoding of the attributes (RFC 5652 §5.4).
+	signature, err := key.Sign(rand.Reader, hashOf(hash, signedAttrs), signerOpts)
 	if err != nil {
 		if fault.As(err) != nil { // the pool already said which card failed and why
 			return nil, err
@@ -240,9 +236,7 @@ func timestampSignature(ctx context.Context, ts Timestamper, signature []byte, h
 	if !hash.Available() {
 		return nil, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "timestamp hash %q is not available", hash.String())
 	}
-	h := hash.New()
-	h.Write(signature)
-	imprint := h.Sum(nil)
+	imprint := hashOf(hash, signature)
 	token, err := ts.Timestamp(ctx, imprint, hash)
 	if err != nil {
 		if ctx.Err() != nil {

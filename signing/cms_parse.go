@@ -284,9 +284,7 @@ func certIDMatches(cert *x509.Certificate, h crypto.Hash, certHash []byte, issue
 	if !h.Available() {
 		return false
 	}
-	d := h.New()
-	d.Write(cert.Raw)
-	if !bytes.Equal(d.Sum(nil), certHash) {
+	if !bytes.Equal(hashOf(h, cert.Raw), certHash) {
 		return false
 	}
 	if len(issuerSerial.FullBytes) == 0 {

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -72,6 +73,14 @@ func TestSignCMSVerifiesWithOpenSSL(t *testing.T) {
 				if !strings.Contains(dump, want) {
 					t.Errorf("openssl -print does not show %s", want)
 				}
+			}
+			// ESSCertIDv2 opens with the certificate's SHA-256 (the DEFAULT
+			// hashAlgorithm is omitted), then issuerSerial: directoryName and serial.
+			seal := p.keys[tc.key].Chain()[0]
+			essCertID := regexp.MustCompile(fmt.Sprintf(`d=2 .*SEQUENCE\s*\n.*d=3 .*OCTET STRING\s*\[HEX DUMP\]:%X\n(.*\n)+?.*cont \[ 4 \](.*\n)+?.*INTEGER\s*:%X\n`,
+				sha256.Sum256(seal.Raw), seal.SerialNumber.Bytes()))
+			if !essCertID.MatchString(dump) {
+				t.Errorf("signingCertificateV2 does not hold ESSCertIDv2 {SHA-256 of the seal certificate, issuerSerial}:\n%s", dump)
 			}
 			if got := strings.Contains(dump, "signingTime"); got == tc.omitSigningTime {
 				t.Errorf("signingTime present = %v, want %v", got, !tc.omitSigningTime)

@@ -184,7 +184,7 @@ func VerifyTimestampToken(token, digest []byte, hash crypto.Hash, opts Timestamp
 	if err := p.checkContentType(); err != nil {
 		return nil, err
 	}
-	if err := p.checkDigest(contentDigest(p.hash, p.content)); err != nil {
+	if err := p.checkDigest(hashOf(p.hash, p.content)); err != nil {
 		return nil, fault.Wrap(err, fault.Invalid, CodeTimestampInvalid, "the token's TSTInfo is not what its authority signed")
 	}
 	if err := p.checkSignature(); err != nil {
@@ -212,9 +212,10 @@ func VerifyTimestampToken(token, digest []byte, hash crypto.Hash, opts Timestamp
 	return info, nil
 }
 
-func contentDigest(h crypto.Hash, content []byte) []byte {
+// hashOf returns the h digest of b.
+func hashOf(h crypto.Hash, b []byte) []byte {
 	d := h.New()
-	d.Write(content)
+	d.Write(b)
 	return d.Sum(nil)
 }
 

@@ -168,7 +168,7 @@ func verifySignatureTimestamp(p *parsedCMS, opts CMSVerifyOptions, r *CMSReport)
 	if roots == nil {
 		roots = opts.Roots
 	}
-	info, err := VerifyTimestampToken(v.FullBytes, contentDigest(parsed.hash, p.signature), parsed.hash,
+	info, err := VerifyTimestampToken(v.FullBytes, hashOf(parsed.hash, p.signature), parsed.hash,
 		TimestampVerifyOptions{Roots: roots, Intermediates: opts.Intermediates, At: opts.At})
 	if err != nil {
 		r.fail(err)
@@ -193,7 +193,7 @@ func contentDigestFor(ctx context.Context, p *parsedCMS, c SignedContent) ([]byt
 		}
 		return c.Digest, nil
 	case p.content != nil:
-		return contentDigest(p.hash, p.content), nil
+		return hashOf(p.hash, p.content), nil
 	}
 	return nil, fault.New(fault.Invalid, CodeInputUnreadable, "the signature is detached and no document was given")
 }
