@@ -448,7 +448,9 @@ func login(p *pkcs11.Ctx, s pkcs11.SessionHandle, tc TokenConfig) error {
 func findToken(p *pkcs11.Ctx, label string) (uint, pkcs11.TokenInfo, error) {
 	slots, err := p.GetSlotList(true)
 	if err != nil {
-		return 0, pkcs11.TokenInfo{}, fmt.Errorf("listing slots: %w", err)
+		// Counted as not found, so a re-probe re-initialises the library
+		// (which may be what failed).
+		return 0, pkcs11.TokenInfo{}, fmt.Errorf("token %q: %w: listing slots: %w", label, errTokenNotFound, err)
 	}
 	for _, slot := range slots {
 		info, err := p.GetTokenInfo(slot)

@@ -501,3 +501,39 @@ signing:
 		t.Fatal(err)
 	}
 }
+
+// TestPoolsShareTheModule is a configuration reload: the new pool starts
+// while the old one still serves, on the same cards, and the old one closes.
+func TestPoolsShareTheModule(t *testing.T) {
+	h := signingtest.NewSoftHSM(t)
+	cfg, _ := signingtest.DevSeal(t, h, signingtest.DevSealOptions{ID: "acme"})
+	digest := sha256.Sum256([]byte("across a reload"))
+	sign := func(p *signing.Pool) error {
+		k, err := p.Key("acme")
+		if err != nil {
+			return err
+		}
+		sig, err := k.Sign(nil, digest[:], crypto.SHA256)
+		if err != nil {
+			return err
+		}
+		return verify(k.Public(), digest[:], sig, crypto.SHA256)
+	}
+	old, _ := newPool(t, cfg)
+	if err := sign(old); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := newPool(t, cfg)
+	if err := sign(next); err != nil {
+		t.Fatalf("second pool on the same card: %v", err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sign(next); err != nil {
+		t.Fatalf("after the first pool closed: %v", err)
+	}
+	if err := sign(old); fault.CodeOf(err) != signing.CodeTokenUnavailable {
+		t.Fatalf("closed pool: %v; want token_unavailable", err)
+	}
+}
