@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/tsa"
+)
+
+func init() { register(newEvidenceCmd) }
+
+// newEvidenceCmd is `sealgate evidence`: the evidence log.
+func newEvidenceCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "evidence",
+		Short: "the evidence log: checkpoints, evidence records and their renewal (evidence section of sealgate.yaml)",
+	}
+	cmd.AddCommand(newEvidenceCheckpointCmd(a), newEvidenceRenewCmd(a), newEvidenceShowCmd(a))
+	return cmd
+}
+
+// openEvidence opens the log as the server does: with the configured TSA
+// (tsa section) and, when evidence.seal names a seal, the checkpoint sealer.
+// The returned function releases what was opened.
+func openEvidence(ctx context.Context, a *app) (*evidence.Log, func(), error) {
+	f, err := a.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := evidence.LoadConfig(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := cfg.Options()
+	opts.Logger = a.logger()
+	var tc tsa.ClientConfig
+	if ok, err := f.Section("tsa", &tc); err != nil {
+		return nil, nil, err
+	} else if ok {
+		if opts.Timestamper, err = tsa.NewClient(tc); err != nil {
+			return nil, nil, err
+		}
+	}
+	release := func() {}
+	if cfg.Seal != "" {
+		pc, ok, err := signing.LoadPoolConfig(f)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, fmt.Errorf("evidence.seal is %q but the configuration has no signing section", cfg.Seal)
+		}
+		pool, err := signing.NewPool(ctx, pc, a.logger())
+		if err != nil {
+			return nil, nil, err
+		}
+		key, err := pool.Key(cfg.Seal)
+		if err != nil {
+			pool.Close()
+			return nil, nil, err
+		}
+		opts.Sealer = func(ctx context.Context, text []byte) ([]byte, error) {
+			res, err := signing.CAdES(ctx, key, bytes.NewReader(text), signing.CAdESOptions{})
+			if err != nil {
+				return nil, err
+			}
+			return res.Signature, nil
+		}
+		release = func() { pool.Close() }
+	}
+	db, err := a.database(ctx)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	l, err := evidence.Open(ctx, db, opts)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return l, func() { l.Close(); release() }, nil
+}
+
+// newEvidenceCheckpointCmd is `sealgate evidence checkpoint`.
+func newEvidenceCheckpointCmd(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "make a checkpoint of the log now (if it has new leaves) and print the latest",
+		Long: `checkpoint signs the current tree size and root hash with the log key, seals
+the note when evidence.seal is configured, and timestamps it (and issues the
+RFC 4998 archive timestamp of its new documents) when a tsa section is
+configured. Without new leaves it prints the latest checkpoint unchanged.
+The log's public key, needed to verify checkpoints, is printed on stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, done, err := openEvidence(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			defer done()
+			cp, err := l.Checkpoint(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "log key: %s\n", l.VerifierKey())
+			if asJSON {
+				return evidenceJSON(cmd.OutOrStdout(), cp)
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), cp.Note)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checkpoint as JSON (with seal and timestamp)")
+	return cmd
+}
+
+// newEvidenceRenewCmd is `sealgate evidence renew`.
+func newEvidenceRenewCmd(a *app) *cobra.Command {
+	var olderThan time.Duration
+	cmd := &cobra.Command{
+		Use:   "renew",
+		Short: "renew archive timestamps (RFC 4998 §5.2) before their authority's certificate ages",
+		Long: `renew has the archive timestamps of all checkpoints whose newest timestamp is
+older than --older-than timestamped again, in one request to the configured
+TSA (tsa section), and gives checkpoints made without a TSA their first one.
+Hash-tree renewal (a new hash algorithm) needs the documents themselves,
+which sealgate does not keep; it is not offered here.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, done, err := openEvidence(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			defer done()
+			n, err := l.Renew(cmd.Context(), time.Now().Add(-olderThan))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "renewed the archive timestamps of %d checkpoints\n", n)
+			return nil
+		},
+	}
+	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "renew only timestamps older than this (0: all)")
+	return cmd
+}
+
+// newEvidenceShowCmd is `sealgate evidence show SHA256`.
+func newEvidenceShowCmd(a *app) *cobra.Command {
+	var recordFile string
+	cmd := &cobra.Command{
+		Use:   "show SHA256",
+		Short: "print the evidence (entry, inclusion proof, checkpoint) for a document digest",
+		Long: `show looks the document up by its SHA-256 (sealed or original document) and
+prints the newest entry naming it with its inclusion proof to the latest
+checkpoint, as JSON. With --record it also writes the RFC 4998 evidence
+record (DER) to a file.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := evidence.ParseSHA256(args[0])
+			if err != nil {
+				return err
+			}
+			l, done, err := openEvidence(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			defer done()
+			ev, err := l.Prove(cmd.Context(), h)
+			if err != nil {
+				return err
+			}
+			if recordFile != "" {
+				rec, err := l.EvidenceRecord(cmd.Context(), h)
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(recordFile, rec, 0o644); err != nil {
+					return err
+				}
+			}
+			return evidenceJSON(cmd.OutOrStdout(), struct {
+				*evidence.Evidence
+				LogKey string `json:"logKey"`
+			}{ev, l.VerifierKey()})
+		},
+	}
+	cmd.Flags().StringVar(&recordFile, "record", "", "also write the RFC 4998 evidence record (DER) to this file")
+	return cmd
+}
+
+func evidenceJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
