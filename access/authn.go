@@ -95,6 +95,7 @@ func (s *Service) AuthenticateUser(ctx context.Context, c UserCredentials) (Prin
 	if !secondOK {
 		return Principal{}, s.recordFailure(ctx, KindUser, c.Login, c.Source, "totp")
 	}
+	s.log.Info("login", "principal", p.String(), "source", addrString(c.Source), "factors", factorList(p.Factors))
 	return p, nil
 }
 
@@ -178,6 +179,12 @@ const (
 	tokenSession = "session"
 )
 
+// Token prefixes tell an OAuth access token from a user's session token.
+const (
+	BearerTokenPrefix  = "sgt_"
+	SessionTokenPrefix = "sgs_"
+)
+
 // Tokens are opaque: 256 random bits, stored only as SHA-256. A lookup per
 // request is needed anyway to honour revocation, so a signed JWT would add
 // key management without saving the lookup. The prefix tells the kind.
@@ -186,9 +193,9 @@ func newToken(kind string) string {
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
-	prefix := "sgt_"
+	prefix := BearerTokenPrefix
 	if kind == tokenSession {
-		prefix = "sgs_"
+		prefix = SessionTokenPrefix
 	}
 	return prefix + base64.RawURLEncoding.EncodeToString(b)
 }

@@ -69,10 +69,10 @@ type Rule struct {
 	Levels  []string `json:"levels,omitempty"`
 	// Strength is the authentication required.
 	Strength Strength `json:"strength,omitempty"`
-	// Approval requires a fresh TOTP approval, at most ApprovalMaxAge old
-	// (default 5 minutes), consumed by the decision.
-	Approval       ApprovalMode  `json:"approval,omitempty"`
-	ApprovalMaxAge time.Duration `json:"approvalMaxAge,omitempty"`
+	// Approval requires a fresh TOTP approval, at most ApprovalMinutes
+	// old (default 5), consumed by the decision.
+	Approval        ApprovalMode `json:"approval,omitempty"`
+	ApprovalMinutes int          `json:"approvalMinutes,omitempty"`
 	// NotBefore and NotAfter bound when the rule applies.
 	NotBefore *time.Time `json:"notBefore,omitempty"`
 	NotAfter  *time.Time `json:"notAfter,omitempty"`
@@ -84,24 +84,24 @@ type Rule struct {
 
 // conditions is the stored JSON of a rule (all but id, name and subject).
 type conditions struct {
-	Seals          []string      `json:"seals"`
-	Formats        []string      `json:"formats,omitempty"`
-	Levels         []string      `json:"levels,omitempty"`
-	Strength       Strength      `json:"strength,omitempty"`
-	Approval       ApprovalMode  `json:"approval,omitempty"`
-	ApprovalMaxAge time.Duration `json:"approvalMaxAge,omitempty"`
-	NotBefore      *time.Time    `json:"notBefore,omitempty"`
-	NotAfter       *time.Time    `json:"notAfter,omitempty"`
-	Networks       []string      `json:"networks,omitempty"`
-	DailyQuota     int           `json:"dailyQuota,omitempty"`
+	Seals           []string     `json:"seals"`
+	Formats         []string     `json:"formats,omitempty"`
+	Levels          []string     `json:"levels,omitempty"`
+	Strength        Strength     `json:"strength,omitempty"`
+	Approval        ApprovalMode `json:"approval,omitempty"`
+	ApprovalMinutes int          `json:"approvalMinutes,omitempty"`
+	NotBefore       *time.Time   `json:"notBefore,omitempty"`
+	NotAfter        *time.Time   `json:"notAfter,omitempty"`
+	Networks        []string     `json:"networks,omitempty"`
+	DailyQuota      int          `json:"dailyQuota,omitempty"`
 }
 
 func (r *Rule) conditions() conditions {
-	return conditions{r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMaxAge, r.NotBefore, r.NotAfter, r.Networks, r.DailyQuota}
+	return conditions{r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMinutes, r.NotBefore, r.NotAfter, r.Networks, r.DailyQuota}
 }
 
 func (r *Rule) setConditions(c conditions) {
-	r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMaxAge = c.Seals, c.Formats, c.Levels, c.Strength, c.Approval, c.ApprovalMaxAge
+	r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMinutes = c.Seals, c.Formats, c.Levels, c.Strength, c.Approval, c.ApprovalMinutes
 	r.NotBefore, r.NotAfter, r.Networks, r.DailyQuota = c.NotBefore, c.NotAfter, c.Networks, c.DailyQuota
 }
 
@@ -152,8 +152,11 @@ func (r *Rule) validate() error {
 		if !userSubject {
 			return ruleInvalid(*r, "approval needs a person; process %q cannot approve", r.Subject.Name)
 		}
-		if r.ApprovalMaxAge == 0 {
-			r.ApprovalMaxAge = 5 * time.Minute
+		if r.ApprovalMinutes == 0 {
+			r.ApprovalMinutes = 5
+		}
+		if r.ApprovalMinutes < 0 {
+			return ruleInvalid(*r, "approval age of %d minutes is negative", r.ApprovalMinutes)
 		}
 	default:
 		return ruleInvalid(*r, "approval %q is not document or batch", r.Approval)
@@ -445,6 +448,7 @@ func (s *Service) current(ctx context.Context) (*index, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.log.Debug("access rules indexed", "generation", gen, "subjects", len(idx.rules))
 	s.idx = idx
 	return idx, nil
 }
@@ -569,8 +573,8 @@ func (r *compiledRule) check(p Principal, a Action, now time.Time) string {
 		return "approval is per document, so batches must hold one document"
 	case r.Approval != ApprovalNone && (p.Approval == nil || p.Approval.ID == 0):
 		return "a fresh TOTP approval is required"
-	case r.Approval != ApprovalNone && now.Sub(p.Approval.At) > r.ApprovalMaxAge:
-		return "the TOTP approval is older than " + r.ApprovalMaxAge.String()
+	case r.Approval != ApprovalNone && now.Sub(p.Approval.At) > time.Duration(r.ApprovalMinutes)*time.Minute:
+		return "the TOTP approval is older than " + strconv.Itoa(r.ApprovalMinutes) + " minutes"
 	}
 	return ""
 }
@@ -656,6 +660,7 @@ func (s *Service) deny(ctx context.Context, p Principal, a Action, reason string
 	if err != nil {
 		return Decision{}, err
 	}
+	s.log.Info("decision denied", "principal", p.String(), "operation", string(a.Operation), "seal", a.Seal, "reason", reason)
 	return Decision{Reason: reason}, msg
 }
 

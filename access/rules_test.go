@@ -186,7 +186,7 @@ func TestPerBatchApprovalNeedsAFreshTOTP(t *testing.T) {
 	}
 	secret, _ := enrollTOTP(t, svc, clock, "carol")
 	mustRule(t, svc, Rule{Name: "carol-batches", Subject: Subject{SubjectUser, "carol"}, Seals: []string{"company"},
-		Approval: ApprovalBatch, ApprovalMaxAge: 2 * time.Minute})
+		Approval: ApprovalBatch, ApprovalMinutes: 2})
 	mustRule(t, svc, Rule{Name: "carol-contracts", Subject: Subject{SubjectUser, "carol"}, Seals: []string{"contracts"},
 		Approval: ApprovalDocument})
 
@@ -230,7 +230,7 @@ func TestPerBatchApprovalNeedsAFreshTOTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Add(2*time.Minute + time.Second)
-	if _, err := svc.Decide(ctx, stale, batch); fault.CodeOf(err) != CodeSealNotPermitted || !strings.Contains(err.Error(), "older than 2m0s") {
+	if _, err := svc.Decide(ctx, stale, batch); fault.CodeOf(err) != CodeSealNotPermitted || !strings.Contains(err.Error(), "older than 2 minutes") {
 		t.Fatalf("stale approval: %v", err)
 	}
 

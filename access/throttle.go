@@ -117,6 +117,7 @@ func (s *Service) recordFailure(ctx context.Context, kind Kind, name string, src
 	if err != nil {
 		return err
 	}
+	s.log.Warn("authentication failed", "principal", Principal{Kind: kind, Name: name}.String(), "source", addrString(src), "method", method)
 	return errUnauthenticated()
 }
 
@@ -138,7 +139,9 @@ func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, key string, thre
 		for i := int64(threshold); i < failures && lock < p.MaxLock; i++ {
 			lock *= 2
 		}
-		until = now + min(lock, p.MaxLock).Milliseconds()
+		lock = min(lock, p.MaxLock)
+		until = now + lock.Milliseconds()
+		s.log.Warn("locked after failed attempts", "key", key, "failures", failures, "lock", lock)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO access_failures (key, failures, last_at, locked_until) VALUES (?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, locked_until = excluded.locked_until`,

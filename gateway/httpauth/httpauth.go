@@ -6,7 +6,8 @@
 //   - Authorization: Basic — a process's client id and secret (secrets start
 //     with "sgp_", which is how they are told from user passwords), or a
 //     user's login and password, with the TOTP code in the Sealgate-OTP header;
-//   - Authorization: Bearer — an OAuth access token from the token endpoint;
+//   - Authorization: Bearer — an OAuth access token from the token endpoint,
+//     or a user's session token (access.Service.StartSession);
 //   - a TLS client certificate mapped to a process.
 //
 // A request without credentials is anonymous; access.Service.Decide says
@@ -80,6 +81,8 @@ func (a *Authenticator) Authenticate(r *http.Request) (access.Principal, error) 
 		default:
 			return a.svc.AuthenticateUser(ctx, access.UserCredentials{Login: name, Password: secret, OTP: r.Header.Get(OTPHeader), Source: src})
 		}
+	case strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(strings.TrimSpace(cred), access.SessionTokenPrefix):
+		p, err = a.svc.AuthenticateSession(ctx, strings.TrimSpace(cred), src)
 	case strings.EqualFold(scheme, "Bearer"):
 		p, err = a.svc.AuthenticateBearer(ctx, strings.TrimSpace(cred), src)
 	default:
