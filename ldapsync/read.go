@@ -21,6 +21,12 @@ const inChainRule = "1.2.840.113556.1.4.1941"
 // and values lower-cased, spacing and escaping made uniform. DNs that do not
 // parse are compared as lower-cased text.
 func normDN(dn string) string {
+	if !strings.ContainsAny(dn, "\\\"+#;<> ") {
+		// The common case needs no parser: nothing escaped, no multi-valued
+		// RDNs, no spaces to trim. Sync normalizes every member value, so
+		// this matters.
+		return strings.ToLower(dn)
+	}
 	parsed, err := ldap.ParseDN(dn)
 	if err != nil {
 		return strings.ToLower(strings.TrimSpace(dn))
