@@ -380,6 +380,13 @@ func (c *card) connect() error {
 	}
 	for range c.cfg.Sessions {
 		s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
+		var pe pkcs11.Error
+		if len(sessions) > 0 && errors.As(err, &pe) && pe == pkcs11.CKR_SESSION_COUNT {
+			// Smart cards often allow only a few sessions: serve with those.
+			c.pool.log.Warn("seal card allows fewer sessions than configured", "module", c.moduleName,
+				"token", c.cfg.Label, "configured", c.cfg.Sessions, "opened", len(sessions))
+			break
+		}
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("token %q: opening a session: %w", c.cfg.Label, err)

@@ -522,11 +522,15 @@ type CardStatus struct {
 	LastError string `json:"lastError,omitempty"`
 	// Retrying is false when the card will not be retried without a restart
 	// (PIN refused, module not loaded).
-	Retrying      bool     `json:"retrying"`
-	SessionsInUse int      `json:"sessionsInUse"`
-	Sessions      int      `json:"sessions"`
-	Signatures    uint64   `json:"signatures"`
-	Seals         []string `json:"seals"`
+	Retrying bool `json:"retrying"`
+	// SessionsInUse of Sessions are signing right now. Sessions is the
+	// number open (the configured number while out of service).
+	SessionsInUse int `json:"sessionsInUse"`
+	Sessions      int `json:"sessions"`
+	// Signatures is how many signatures the card made since the pool started.
+	Signatures uint64 `json:"signatures"`
+	// Seals are the ids of the seals whose key the card holds.
+	Seals []string `json:"seals"`
 }
 
 // Status reports every configured card.
@@ -547,7 +551,8 @@ func (p *Pool) Status() []CardStatus {
 		if cn := c.conn.Load(); cn != nil {
 			st.Healthy = true
 			st.Retrying = false
-			st.SessionsInUse = c.cfg.Sessions - len(cn.sessions)
+			st.Sessions = cap(cn.sessions)
+			st.SessionsInUse = st.Sessions - len(cn.sessions)
 		}
 		for _, k := range c.keys {
 			st.Seals = append(st.Seals, k.seal.id)

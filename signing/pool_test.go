@@ -196,6 +196,10 @@ func TestPoolSpreadsLoadAndSurvivesACardPulledOut(t *testing.T) {
 	waitFor(t, 30*time.Second, "both cards have signed", func() bool {
 		return card(t, pool, "card-a").Signatures > 0 && card(t, pool, "card-b").Signatures > 0
 	})
+	waitFor(t, 30*time.Second, "the status shows sessions in use", func() bool {
+		a, b := card(t, pool, "card-a"), card(t, pool, "card-b")
+		return a.SessionsInUse+b.SessionsInUse > 0 && a.Sessions == 2 && b.Sessions == 2
+	})
 
 	h.DeleteToken("card-a")
 	deleted := time.Now()
