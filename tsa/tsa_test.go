@@ -43,7 +43,7 @@ type authority struct {
 	tsaPEM    string
 }
 
-func newAuthority(t *testing.T, opts tsa.ResponderOptions) *authority {
+func newAuthority(t testing.TB, opts tsa.ResponderOptions) *authority {
 	t.Helper()
 	ca, err := devpki.NewCA("Example Manufacturing GmbH")
 	if err != nil {
@@ -109,7 +109,7 @@ func openssl(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
-func write(t *testing.T, name string, b []byte) string {
+func write(t testing.TB, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
