@@ -184,3 +184,33 @@ func TestCAdESFailures(t *testing.T) {
 		})
 	}
 }
+
+// cancellingReader cancels its context once it has handed out its first chunk.
+type cancellingReader struct {
+	doc    *streamedDocument
+	cancel context.CancelFunc
+}
+
+func (r cancellingReader) Read(p []byte) (int, error) {
+	defer r.cancel()
+	return r.doc.Read(p)
+}
+
+// A caller that gives up stops the stream: the rest of the document is not
+// read and the key is never asked to sign.
+func TestCAdESStopsWhenContextEnds(t *testing.T) {
+	p := sharedPKI(t)
+	key := &countingKey{Key: p.keys["ecdsa-p256"]}
+	doc := newStreamedDocument(t, gigabyte)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := signing.CAdES(ctx, key, cancellingReader{doc, cancel}, signing.CAdESOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if read := gigabyte - doc.remaining; read > 1<<20 {
+		t.Errorf("%d bytes read after the context ended, want the stream abandoned", read)
+	}
+	if n := key.signs.Load(); n != 0 {
+		t.Errorf("key.Sign called %d times after the context ended", n)
+	}
+}
