@@ -208,16 +208,16 @@ type Problem struct {
 
 // VerifyEvidenceRecord checks a DER evidence record (RFC 4998 §5.3) for a
 // document. digests gives the document's digest under each algorithm the
-// record uses (at least SHA-256). verifyTimestamp, when not nil, checks each
-// timestamp token's signature and certificate (for example with the tsa
-// package or openssl); the message imprint is checked here.
+// record uses (SHA-256 for the records this package issues).
+// verifyTimestamp, when not nil, checks each timestamp token's signature and
+// certificate (for example with the tsa package or openssl); the message
+// imprint is checked here.
 //
-// For chain 0, the first ATS's reduced tree must fold from the document
-// digest to its timestamp's imprint; for every later ATS of a chain, from the
-// hash of the previous ATS's timeStamp (§5.2, timestamp renewal). The first
-// ATS of chain k > 0 must cover H(H(document) ‖ H(chains 0..k−1 as DER
-// ArchiveTimeStampSequence)) with that chain's algorithm (§5.3, hash-tree
-// renewal). The error is non-nil only when record cannot be parsed.
+// The first ATS's reduced tree must fold from the document digest to its
+// timestamp's imprint; every later ATS of the chain, from the hash of the
+// previous ATS's timeStamp (§5.2, timestamp renewal). Records with more than
+// one chain (hash-tree renewal) are reported as not supported. The error is
+// non-nil only when record cannot be parsed.
 func VerifyEvidenceRecord(record []byte, digests map[crypto.Hash][]byte, verifyTimestamp func(token []byte) error) (*RecordReport, error) {
 	var rec evidenceRecord
 	rest, err := asn1.Unmarshal(record, &rec)
@@ -252,12 +252,8 @@ func VerifyEvidenceRecord(record []byte, digests map[crypto.Hash][]byte, verifyT
 			case c == 0:
 				leaf = digests[h]
 			default:
-				prev, err := asn1.Marshal(rec.ArchiveTimeStampSequence[:c])
-				if err != nil {
-					fail("chain %d: %v", c, err)
-					continue
-				}
-				leaf = digest(h, append(slices.Clone(digests[h]), digest(h, prev)...))
+				fail("chain %d: hash-tree renewal chains (RFC 4998 §5.2) are not supported by this verifier", c)
+				continue
 			}
 			if len(leaf) == 0 {
 				fail("chain %d timestamp %d: no %s digest of the document given", c, s, hashName(h))

@@ -477,3 +477,66 @@ func TestProofsVerifyWithTransparencyDevMerkle(t *testing.T) {
 		}
 	}
 }
+
+// Two processes appending to one database (here two store handles) take
+// turns: each notices the other's leaves and continues the same tree.
+func TestTwoWritersShareOneTree(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := openLog(t, dir, Options{})
+	b := openLog(t, dir, Options{})
+	seen := map[uint64]bool{}
+	for i := 0; i < 40; i++ {
+		l := a
+		if i%3 == 0 {
+			l = b
+		}
+		idx, err := l.Append(ctx, testEntry(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[idx] || idx != uint64(i) {
+			t.Fatalf("append %d got index %d", i, idx)
+		}
+		seen[idx] = true
+	}
+	if err := a.Audit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := b.Checkpoint(ctx)
+	if err != nil || cp.Size != 40 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+}
+
+// Run checkpoints new leaves on its own and stops with its context.
+func TestRunMakesCheckpoints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := openLog(t, t.TempDir(), Options{CheckpointInterval: 10 * time.Millisecond})
+	done := make(chan error)
+	go func() { done <- l.Run(ctx) }()
+	for _, n := range []int{3, 7} {
+		if _, err := l.AppendBatch(ctx, testEntries(n*10, n)); err != nil {
+			t.Fatal(err)
+		}
+		want := l.Size()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			cp, err := l.Latest(ctx)
+			if err == nil && cp.Size == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint of size %d: %+v, %v", want, cp, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("Run returned %v", err)
+	}
+	if sizes, _ := l.Checkpoints(context.Background()); len(sizes) != 2 {
+		t.Fatalf("checkpoints %v: want one per growth, none while idle", sizes)
+	}
+}
