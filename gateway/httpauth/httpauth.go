@@ -22,6 +22,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
@@ -237,7 +238,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 			AccessToken string `json:"access_token"`
 			TokenType   string `json:"token_type"`
 			ExpiresIn   int64  `json:"expires_in"`
-		}{tok, "Bearer", int64(exp.Sub(a.svc.Now()).Seconds())})
+		}{tok, "Bearer", int64(exp.Sub(a.svc.Now()).Round(time.Second).Seconds())})
 	})
 }
 
