@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sealgate/sealgate/config"
+	"github.com/sealgate/sealgate/devsetup"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/store"
 )
@@ -82,6 +83,14 @@ func (a *app) config() (*config.File, error) {
 	cfg, err := config.Load(a.configPath, a.dataDir)
 	if err != nil {
 		return nil, err
+	}
+	// The development seal's SoftHSM tokens live in the data directory; the
+	// SoftHSM library finds them through SOFTHSM2_CONF, read when the module
+	// is loaded. An operator's own setting wins.
+	if conf := (devsetup.Layout{Dir: cfg.Data}).SoftHSMConf(); os.Getenv("SOFTHSM2_CONF") == "" {
+		if _, err := os.Stat(conf); err == nil {
+			os.Setenv("SOFTHSM2_CONF", conf)
+		}
 	}
 	a.cfg = cfg
 	return cfg, nil

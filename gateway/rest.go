@@ -1,0 +1,187 @@
+// Package gateway holds sealgate's inbound transports for processes: the REST
+// facade (and later SOAP and the hot folder). Each is a thin adapter: it
+// authenticates the caller into an access.Principal, turns its input into a
+// seal.Request, and renders the result or error in its own dialect. No
+// business rule lives here.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/gateway/problem"
+	"github.com/sealgate/sealgate/seal"
+)
+
+// Authenticator turns a request's credentials (Basic, Bearer, TLS client
+// certificate) into a principal; gateway/httpauth implements it.
+type Authenticator interface {
+	Authenticate(r *http.Request) (access.Principal, error)
+}
+
+// Seals lists the seals a principal may use; access.Service implements it.
+type Seals interface {
+	PermittedSeals(ctx context.Context, p access.Principal) ([]string, error)
+}
+
+// REST is the /api/v1 facade.
+type REST struct {
+	Seal     *seal.Service
+	Verifier *seal.Verifier
+	Evidence *evidence.Log
+	Access   Seals
+	Auth     Authenticator
+	Log      *slog.Logger
+}
+
+// CodeBadRequest is returned for malformed HTTP requests (bad query values, broken multipart).
+const CodeBadRequest fault.Code = "bad_request"
+
+// Register adds the REST routes to mux.
+func (a *REST) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/seals", a.postSeal)
+	mux.HandleFunc("GET /api/v1/seals", a.listSeals)
+	mux.HandleFunc("POST /api/v1/verifications", a.postVerification)
+	mux.HandleFunc("GET /api/v1/evidence/{sha256}", a.getEvidence)
+	mux.HandleFunc("GET /api/v1/evidence/{sha256}/record", a.getEvidenceRecord)
+	mux.HandleFunc("GET /api/v1/log/checkpoint", a.getCheckpoint)
+	mux.HandleFunc("GET /api/v1/log/consistency", a.getConsistency)
+}
+
+// listSeals returns the seals the caller may use.
+func (a *REST) listSeals(w http.ResponseWriter, r *http.Request) {
+	p, err := a.Auth.Authenticate(r)
+	if err == nil && p.Kind == access.KindAnonymous {
+		err = fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "listing seals needs an authenticated caller")
+	}
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	ids, err := a.Access.PermittedSeals(r.Context(), p)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusOK, struct {
+		Seals []string `json:"seals"`
+	}{Seals: ids})
+}
+
+// postSeal seals one document: the raw body, or the multipart part
+// "document". Options come from the query or from multipart fields placed
+// before the document part.
+func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
+	p, err := a.Auth.Authenticate(r)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	p.Source = remoteAddr(r)
+	req := seal.Request{Principal: p, Size: r.ContentLength}
+	fields := r.URL.Query()
+
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		mr, err := r.MultipartReader()
+		if err != nil {
+			problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read"))
+			return
+		}
+		_ = params
+		for {
+			part, err := mr.NextPart()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read"))
+				return
+			}
+			if part.FormName() == "document" {
+				req.Document = part
+				req.Name = filepath.Base(part.FileName())
+				req.Size = -1
+				break
+			}
+			v, err := io.ReadAll(io.LimitReader(part, 4096))
+			if err != nil {
+				problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart field %q could not be read", part.FormName()))
+				return
+			}
+			fields.Set(part.FormName(), string(v))
+		}
+		if req.Document == nil {
+			problem.Write(w, r, a.Log, fault.New(fault.Invalid, seal.CodeDocumentEmpty, "the multipart body has no part named \"document\""))
+			return
+		}
+	} else {
+		req.Document = r.Body
+		req.Name = fields.Get("name")
+	}
+	if err := applyOptions(&req, fields); err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	res, err := a.Seal.Seal(r.Context(), req)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	defer res.Close()
+	h := w.Header()
+	h.Set("Content-Type", res.ContentType)
+	h.Set("Content-Length", strconv.FormatInt(res.Size, 10))
+	h.Set("Content-Disposition", contentDisposition(req.Name, res.Format))
+	setResultHeaders(h, res)
+	w.WriteHeader(http.StatusOK)
+	if _, err := res.WriteTo(w); err != nil {
+		a.Log.Warn("sending sealed document failed", "event", res.EventID, "err", err)
+	}
+}
+
+// setResultHeaders names the seal event and its evidence entry.
+func setResultHeaders(h http.Header, res *seal.Result) {
+	sealed := fmt.Sprintf("%x", res.SealedSHA256)
+	h.Set("Sealgate-Event", res.EventID)
+	h.Set("Sealgate-Seal", res.Seal)
+	h.Set("Sealgate-Level", string(res.Level))
+	h.Set("Sealgate-Original-Sha256", fmt.Sprintf("%x", res.OriginalSHA256))
+	h.Set("Sealgate-Sealed-Sha256", sealed)
+	h.Set("Sealgate-Evidence-Index", strconv.FormatUint(res.EvidenceIndex, 10))
+	h.Set("Link", fmt.Sprintf(`</api/v1/evidence/%s>; rel="evidence"`, sealed))
+}
+
+func contentDisposition(name string, f seal.Format) string {
+	base := strings.TrimSuffix(name, filepath.Ext(name))
+	if base == "" || base == "." {
+		base = "document"
+	}
+	ext := "-sealed.pdf"
+	if f == seal.CAdES {
+		base, ext = name, ".p7s"
+		if base == "" {
+			base = "document"
+		}
+	}
+	return mime.FormatMediaType("attachment", map[string]string{"filename": base + ext})
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}

@@ -1,0 +1,74 @@
+package seal
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// migrations are the seal package's schema versions (append only).
+var migrations = []string{
+	`CREATE TABLE seal_events (
+		id TEXT PRIMARY KEY,
+		at TEXT NOT NULL,
+		principal_kind TEXT NOT NULL,
+		principal_id INTEGER NOT NULL,
+		principal_name TEXT NOT NULL,
+		seal_id TEXT NOT NULL,
+		card TEXT NOT NULL DEFAULT '',
+		format TEXT NOT NULL,
+		level TEXT NOT NULL,
+		document_name TEXT NOT NULL DEFAULT '',
+		original_sha256 TEXT NOT NULL DEFAULT '',
+		sealed_sha256 TEXT NOT NULL DEFAULT '',
+		size INTEGER NOT NULL DEFAULT 0,
+		outcome TEXT NOT NULL CHECK (outcome IN ('sealed', 'failed')),
+		error_code TEXT NOT NULL DEFAULT '',
+		evidence_index INTEGER,
+		duration_ms INTEGER NOT NULL
+	)`,
+	`CREATE INDEX seal_events_at ON seal_events (at)`,
+	`CREATE INDEX seal_events_sealed ON seal_events (sealed_sha256)`,
+}
+
+// event is one row of seal_events being recorded.
+type event struct {
+	id      string
+	req     Request
+	started time.Time
+	code    string
+}
+
+// record writes the event: sealed when res is not nil, failed otherwise.
+func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
+	ev.id = newID()
+	outcome := "failed"
+	var orig, sealed string
+	var size int64
+	var idx sql.NullInt64
+	level := string(ev.req.Level)
+	if res != nil {
+		outcome = "sealed"
+		orig, sealed = hex.EncodeToString(res.OriginalSHA256), hex.EncodeToString(res.SealedSHA256)
+		size = res.Size
+		idx = sql.NullInt64{Int64: int64(res.EvidenceIndex), Valid: true}
+		level = string(res.Level)
+	}
+	p := ev.req.Principal
+	err := s.opts.DB.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO seal_events
+			(id, at, principal_kind, principal_id, principal_name, seal_id, format, level, document_name,
+			 original_sha256, sealed_sha256, size, outcome, error_code, evidence_index, duration_ms)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ev.id, ev.started.UTC().Format(time.RFC3339Nano), string(p.Kind), p.ID, p.Name, ev.req.Seal,
+			string(ev.req.Format), level, ev.req.Name, orig, sealed, size, outcome, ev.code, idx,
+			time.Since(ev.started).Milliseconds())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("seal: record event: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,444 @@
+// Package seal is sealgate's one sealing path: request → authorize → pick the
+// seal → sign → record evidence and the seal event → result. Every transport
+// (REST, SOAP, hot folder, portal, CLI) is a thin adapter onto Service.
+package seal
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/store"
+)
+
+// Format is the kind of seal produced.
+type Format string
+
+// Formats.
+const (
+	// PAdES embeds the seal in the PDF (ETSI EN 319 142-1).
+	PAdES Format = "pades"
+	// CAdES produces a detached CMS signature (ETSI EN 319 122-1).
+	CAdES Format = "cades"
+)
+
+// Level is the ETSI baseline level.
+type Level string
+
+// Levels.
+const (
+	LevelBB   Level = "B-B"
+	LevelBT   Level = "B-T"
+	LevelBLT  Level = "B-LT"
+	LevelBLTA Level = "B-LTA"
+)
+
+// Error codes of the sealing path (the signing and access packages add theirs).
+const (
+	CodeFormatUnsupported fault.Code = "format_unsupported"
+	CodeLevelUnsupported  fault.Code = "level_unsupported"
+	CodeSealRequired      fault.Code = "seal_required"
+	CodeDocumentEmpty     fault.Code = signing.CodeDocumentEmpty
+	CodeDocumentTooLarge  fault.Code = "document_too_large"
+	CodeInputUnreadable   fault.Code = signing.CodeInputUnreadable
+)
+
+// Keys gives a seal's signing key; signing.Pool implements it.
+type Keys interface {
+	Key(sealID string) (signing.Key, error)
+}
+
+// Authorizer is the one authorization decision point; access.Service implements it.
+type Authorizer interface {
+	Decide(ctx context.Context, p access.Principal, a access.Action) (access.Decision, error)
+}
+
+// Recorder appends evidence of a seal; evidence.Log implements it. Append
+// returns once the entry is durable.
+type Recorder interface {
+	Append(ctx context.Context, e evidence.Entry) (uint64, error)
+	// PrincipalHash is the pseudonym recorded instead of the caller's identity.
+	PrincipalHash(id string) evidence.SHA256
+}
+
+// Options configure a Service.
+type Options struct {
+	DB         *store.DB
+	Keys       Keys
+	Authorizer Authorizer
+	Evidence   Recorder
+	// Timestamper is the TSA used for B-T and higher; nil limits levels to B-B.
+	Timestamper signing.Timestamper
+	// DefaultSeal is used when a request names none.
+	DefaultSeal string
+	// TempDir holds spooled inputs and outputs; default os.TempDir().
+	TempDir string
+	// MaxDocumentSize bounds an input; default 2 GiB.
+	MaxDocumentSize int64
+	// Revocation tells B-LT where to find revocation data.
+	Revocation signing.RevocationOptions
+	Log        *slog.Logger
+}
+
+// Service seals documents. It is safe for concurrent use.
+type Service struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Service and applies its schema migrations.
+func New(ctx context.Context, opts Options) (*Service, error) {
+	if opts.DB == nil || opts.Keys == nil || opts.Authorizer == nil || opts.Evidence == nil {
+		return nil, errors.New("seal: DB, Keys, Authorizer and Evidence are required")
+	}
+	if opts.MaxDocumentSize == 0 {
+		opts.MaxDocumentSize = 2 << 30
+	}
+	if opts.TempDir == "" {
+		opts.TempDir = os.TempDir()
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := opts.DB.Migrate(ctx, "seal", migrations); err != nil {
+		return nil, err
+	}
+	return &Service{opts: opts, log: opts.Log}, nil
+}
+
+// Request asks for one document to be sealed.
+type Request struct {
+	Principal access.Principal
+	// Seal is the seal id; empty means the configured default seal.
+	Seal   string
+	Format Format
+	// Level defaults to B-B, or B-T when a TSA is configured.
+	Level Level
+	// Document is read once. A PDF for PAdES is spooled to a temporary file
+	// unless Document is already an io.ReaderAt with a known Size.
+	Document io.Reader
+	// Size is the document size when known (-1 or 0 when not).
+	Size int64
+	// Name is the document's file name, for the event record only.
+	Name string
+	// PDF holds placement and stamp options for PAdES.
+	PDF signing.PAdESOptions
+	// BatchSize is the number of documents in the batch this request belongs to (≥1).
+	BatchSize int
+}
+
+// Result is a sealed document. Close it to free its temporary file.
+type Result struct {
+	// EventID identifies the seal event.
+	EventID string
+	Seal    string
+	Format  Format
+	Level   Level
+	// OriginalSHA256 and SealedSHA256 are the digests of the input and of
+	// the output (the sealed PDF, or the .p7s for CAdES).
+	OriginalSHA256 []byte
+	SealedSHA256   []byte
+	// EvidenceIndex is the leaf index of the evidence entry.
+	EvidenceIndex uint64
+	// Rule is the access rule that allowed the seal.
+	Rule string
+	// ContentType is the MIME type of the output.
+	ContentType string
+	// Size is the output's size in bytes.
+	Size int64
+	// Time is when the seal was made.
+	Time time.Time
+
+	data []byte   // CAdES output
+	file *os.File // PAdES output
+}
+
+// WriteTo writes the sealed output (the PDF, or the detached signature).
+func (r *Result) WriteTo(w io.Writer) (int64, error) {
+	if r.file == nil {
+		n, err := w.Write(r.data)
+		return int64(n), err
+	}
+	if _, err := r.file.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return io.Copy(w, r.file)
+}
+
+// Close releases the result's temporary file.
+func (r *Result) Close() error {
+	if r.file == nil {
+		return nil
+	}
+	name := r.file.Name()
+	err := r.file.Close()
+	if rerr := os.Remove(name); err == nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = rerr
+	}
+	r.file = nil
+	return err
+}
+
+// Seal seals one document. Nothing is recorded as sealed unless the output
+// exists and its evidence entry is durable; every failure after the request
+// was understood is recorded as a failed seal event with its code.
+func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
+	started := time.Now()
+	req, err := s.normalize(req)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.seal(ctx, req)
+	ev := event{req: req, started: started}
+	if err != nil {
+		ev.code = string(fault.CodeOf(err))
+		if rerr := s.record(context.WithoutCancel(ctx), &ev, nil); rerr != nil {
+			s.log.Error("seal event not recorded", "err", rerr)
+		}
+		s.log.Info("seal refused", "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format, "code", ev.code)
+		return nil, err
+	}
+	if err := s.record(ctx, &ev, res); err != nil {
+		res.Close()
+		return nil, err
+	}
+	res.EventID = ev.id
+	s.log.Info("sealed", "event", ev.id, "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format,
+		"level", res.Level, "leaf", res.EvidenceIndex, "ms", time.Since(started).Milliseconds())
+	return res, nil
+}
+
+func (s *Service) normalize(req Request) (Request, error) {
+	if req.Seal == "" {
+		if s.opts.DefaultSeal == "" {
+			return req, fault.New(fault.Invalid, CodeSealRequired, "no seal named and no default seal configured")
+		}
+		req.Seal = s.opts.DefaultSeal
+	}
+	switch req.Format {
+	case "":
+		req.Format = PAdES
+	case PAdES, CAdES:
+	default:
+		return req, fault.New(fault.Invalid, CodeFormatUnsupported, "format %q is not supported: use pades or cades", req.Format)
+	}
+	if req.Level == "" {
+		req.Level = LevelBB
+		if s.opts.Timestamper != nil {
+			req.Level = LevelBT
+		}
+	}
+	switch req.Level {
+	case LevelBB, LevelBT:
+	case LevelBLT, LevelBLTA:
+		if req.Format == CAdES {
+			return req, fault.New(fault.Invalid, CodeLevelUnsupported, "level %s is offered for pades only; cades supports B-B and B-T", req.Level)
+		}
+	default:
+		return req, fault.New(fault.Invalid, CodeLevelUnsupported, "level %q is not one of B-B, B-T, B-LT, B-LTA", req.Level)
+	}
+	if req.Level != LevelBB && s.opts.Timestamper == nil {
+		return req, fault.New(fault.Invalid, CodeLevelUnsupported, "level %s needs a timestamp authority and none is configured", req.Level)
+	}
+	if req.Document == nil {
+		return req, fault.New(fault.Invalid, CodeDocumentEmpty, "no document given")
+	}
+	if req.Size > s.opts.MaxDocumentSize {
+		return req, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document of %d bytes exceeds the limit of %d bytes", req.Size, s.opts.MaxDocumentSize)
+	}
+	if pl := &req.PDF.Placement; pl.Page > 0 {
+		// A visible stamp needs a size; this default fits the organisation name and date.
+		if pl.Width == 0 {
+			pl.Width = 200
+		}
+		if pl.Height == 0 {
+			pl.Height = 60
+		}
+	}
+	if req.BatchSize < 1 {
+		req.BatchSize = 1
+	}
+	return req, nil
+}
+
+func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
+	dec, err := s.opts.Authorizer.Decide(ctx, req.Principal, access.Action{
+		Operation: access.OpSeal,
+		Seal:      req.Seal,
+		Format:    string(req.Format),
+		Level:     string(req.Level),
+		Documents: req.BatchSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.opts.Keys.Key(req.Seal)
+	if err != nil {
+		return nil, err
+	}
+	var ts signing.Timestamper
+	if req.Level != LevelBB {
+		ts = s.opts.Timestamper
+	}
+	doc := &limitedReader{r: req.Document, n: s.opts.MaxDocumentSize}
+	var res *Result
+	switch req.Format {
+	case CAdES:
+		res, err = s.cades(ctx, key, doc, ts)
+	case PAdES:
+		res, err = s.pades(ctx, key, req, doc, ts)
+	}
+	if err != nil {
+		if doc.exceeded {
+			return nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", s.opts.MaxDocumentSize)
+		}
+		return nil, err
+	}
+	res.Seal, res.Format, res.Rule = req.Seal, req.Format, dec.Rule
+	if res.Level == "" {
+		res.Level = req.Level
+	}
+	idx, err := s.opts.Evidence.Append(ctx, evidence.Entry{
+		Version:          evidence.EntryVersion,
+		SealedSHA256:     evidence.SHA256(res.SealedSHA256),
+		OriginalSHA256:   evidence.SHA256(res.OriginalSHA256),
+		SealID:           req.Seal,
+		SignerCertSHA256: certHash(key),
+		Format:           string(req.Format),
+		Level:            string(res.Level),
+		Time:             res.Time,
+		PrincipalHash:    s.opts.Evidence.PrincipalHash(string(req.Principal.Kind) + ":" + strconv.FormatInt(req.Principal.ID, 10)),
+	})
+	if err != nil {
+		res.Close()
+		return nil, fmt.Errorf("seal: record evidence: %w", err)
+	}
+	res.EvidenceIndex = idx
+	return res, nil
+}
+
+func (s *Service) cades(ctx context.Context, key signing.Key, doc io.Reader, ts signing.Timestamper) (*Result, error) {
+	now := time.Now().UTC()
+	out, err := signing.CAdES(ctx, key, doc, signing.CAdESOptions{SigningTime: now, Timestamper: ts})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(out.Signature)
+	return &Result{
+		Level:          Level(out.Level),
+		OriginalSHA256: out.SHA256,
+		SealedSHA256:   sum[:],
+		ContentType:    "application/pkcs7-signature",
+		Size:           int64(len(out.Signature)),
+		Time:           now,
+		data:           out.Signature,
+	}, nil
+}
+
+func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *limitedReader, ts signing.Timestamper) (*Result, error) {
+	in, size, original, cleanup, err := s.spool(doc, req)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	if size == 0 {
+		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "the document is empty")
+	}
+	out, err := os.CreateTemp(s.opts.TempDir, "sealgate-sealed-*.pdf")
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	res := &Result{ContentType: "application/pdf", Time: time.Now().UTC(), file: out}
+	opts := req.PDF
+	opts.Level = signing.Level(req.Level)
+	opts.Timestamper = ts
+	opts.Time = res.Time
+	opts.Revocation = s.opts.Revocation
+	pr, err := signing.PAdES(ctx, key, in, size, out, opts)
+	if err != nil {
+		res.Close()
+		return nil, err
+	}
+	res.OriginalSHA256 = original
+	res.SealedSHA256 = pr.SHA256
+	res.Size = pr.Size
+	res.Level = Level(pr.Level)
+	return res, nil
+}
+
+// spool gives random access to the document and its SHA-256: a file the
+// caller passed is read in place, anything else is copied to a temporary file.
+func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, []byte, func(), error) {
+	h := sha256.New()
+	if ra, ok := req.Document.(io.ReaderAt); ok && req.Size > 0 {
+		if _, err := io.Copy(h, io.NewSectionReader(ra, 0, req.Size)); err != nil {
+			return nil, 0, nil, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
+		}
+		return ra, req.Size, h.Sum(nil), func() {}, nil
+	}
+	f, err := os.CreateTemp(s.opts.TempDir, "sealgate-in-*.pdf")
+	if err != nil {
+		return nil, 0, nil, nil, fmt.Errorf("seal: %w", err)
+	}
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	n, err := io.Copy(io.MultiWriter(f, h), doc)
+	if err != nil {
+		cleanup()
+		if doc.exceeded {
+			return nil, 0, nil, nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", s.opts.MaxDocumentSize)
+		}
+		return nil, 0, nil, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
+	}
+	return f, n, h.Sum(nil), cleanup, nil
+}
+
+func certHash(k signing.Key) evidence.SHA256 {
+	chain := k.Chain()
+	if len(chain) == 0 {
+		return evidence.SHA256{}
+	}
+	return sha256.Sum256(chain[0].Raw)
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// limitedReader fails a read past n bytes, so an oversized upload is refused
+// instead of filling the disk.
+type limitedReader struct {
+	r        io.Reader
+	n        int64
+	exceeded bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		var one [1]byte
+		if k, _ := l.r.Read(one[:]); k > 0 {
+			l.exceeded = true
+			return 0, errors.New("document too large")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	k, err := l.r.Read(p)
+	l.n -= int64(k)
+	return k, err
+}

@@ -1,0 +1,179 @@
+package seal
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
+)
+
+// Prover finds a document's evidence; evidence.Log implements it.
+type Prover interface {
+	Prove(ctx context.Context, h evidence.SHA256) (*evidence.Evidence, error)
+	VerifierKey() string
+}
+
+// Verifier is sealgate's one verification path, shared by the REST API, the
+// portal and the CLI: it checks a document's seals (PAdES inside a PDF, or a
+// detached CAdES signature) and, when the evidence log knows the document,
+// its inclusion in the published log.
+type Verifier struct {
+	// Evidence is the log to look documents up in; nil verifies signatures only.
+	Evidence Prover
+	// Roots are the trusted roots for seals, timestamps and checkpoint seals.
+	Roots *x509.CertPool
+	// TempDir holds a spooled document while it is checked.
+	TempDir string
+}
+
+// VerifyRequest is a document to verify.
+type VerifyRequest struct {
+	Document io.Reader
+	// Signature is a detached CAdES signature (.p7s) over Document, if any.
+	Signature []byte
+}
+
+// Report is the verification report (JSON, camelCase).
+type Report struct {
+	// Valid is true when every signature found is valid and the log's
+	// evidence, if any, verifies. A document with no seal is not valid.
+	Valid bool `json:"valid"`
+	// Verdict is a one-line summary for people.
+	Verdict        string `json:"verdict"`
+	DocumentSHA256 string `json:"documentSha256"`
+	Size           int64  `json:"size"`
+	// Kind is "pdf" (PAdES), "cades" (detached signature) or "document"
+	// (neither: only the evidence log can speak for it).
+	Kind     string             `json:"kind"`
+	PDF      *signing.PDFReport `json:"pdf,omitempty"`
+	CMS      *signing.CMSReport `json:"cms,omitempty"`
+	Evidence *evidence.Report   `json:"evidence,omitempty"`
+	// InLog is true when the evidence log records this document.
+	InLog bool `json:"inLog"`
+}
+
+// Verify checks req.Document.
+func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, error) {
+	if req.Document == nil {
+		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "no document given")
+	}
+	f, err := os.CreateTemp(v.TempDir, "sealgate-verify-*")
+	if err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	defer func() { f.Close(); os.Remove(f.Name()) }()
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(f, h), req.Document)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
+	}
+	if size == 0 {
+		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "the document is empty")
+	}
+	var sum evidence.SHA256
+	copy(sum[:], h.Sum(nil))
+	rep := &Report{DocumentSHA256: hex.EncodeToString(sum[:]), Size: size}
+	opts := signing.CMSVerifyOptions{Roots: v.Roots}
+
+	signed := true
+	lookup := sum
+	switch {
+	case len(req.Signature) > 0:
+		rep.Kind = "cades"
+		if rep.CMS, err = signing.VerifyCMS(ctx, req.Signature, signing.SignedContent{Reader: io.NewSectionReader(f, 0, size)}, opts); err != nil {
+			return nil, err
+		}
+		// CAdES evidence is keyed by the signature file, the sealed artefact.
+		lookup = sha256.Sum256(req.Signature)
+	case isPDF(f):
+		rep.Kind = "pdf"
+		if rep.PDF, err = signing.VerifyPDF(ctx, f, size, signing.PDFVerifyOptions{Roots: v.Roots}); err != nil {
+			return nil, err
+		}
+	default:
+		rep.Kind = "document"
+		signed = false
+	}
+	if v.Evidence != nil {
+		ev, err := v.Evidence.Prove(ctx, lookup)
+		switch {
+		case err == nil:
+			rep.InLog = true
+			rep.Evidence = evidence.VerifyEvidence(ev, lookup, evidence.VerifyOptions{
+				LogKey:          v.Evidence.VerifierKey(),
+				VerifySeal:      v.verifySeal,
+				VerifyTimestamp: v.verifyTimestamp,
+			})
+		case fault.CodeOf(err) != evidence.CodeNotFound:
+			return nil, err
+		}
+	}
+	rep.Valid, rep.Verdict = verdict(rep, signed)
+	return rep, nil
+}
+
+func verdict(rep *Report, signed bool) (bool, string) {
+	sigValid := false
+	switch {
+	case rep.CMS != nil:
+		sigValid = rep.CMS.Valid
+	case rep.PDF != nil:
+		sigValid = rep.PDF.Valid
+	}
+	evOK := rep.Evidence == nil || rep.Evidence.OK
+	switch {
+	case !signed && rep.InLog && evOK:
+		return false, "this document is recorded in the evidence log as sealed with a detached signature; provide the signature to verify it"
+	case !signed && rep.PDF == nil:
+		return false, "no seal found: this is not a sealed PDF and no signature was given"
+	case rep.PDF != nil && len(rep.PDF.Signatures) == 0:
+		return false, "no seal found in this PDF"
+	case !sigValid:
+		return false, "the seal is NOT valid: the document was changed after sealing, or the seal is not trusted"
+	case !evOK:
+		return false, "the seal verifies, but the evidence log's proof for this document does not"
+	case rep.InLog:
+		return true, "sealed and unchanged; recorded in the evidence log"
+	}
+	return true, "sealed and unchanged (the evidence log of this server does not record it)"
+}
+
+func isPDF(r io.ReaderAt) bool {
+	head := make([]byte, 1024)
+	n, _ := r.ReadAt(head, 0)
+	return bytes.Contains(head[:n], []byte("%PDF-"))
+}
+
+func (v *Verifier) verifySeal(content, p7s []byte) error {
+	rep, err := signing.VerifyCMS(context.Background(), p7s, signing.SignedContent{Reader: bytes.NewReader(content)}, signing.CMSVerifyOptions{Roots: v.Roots})
+	if err != nil {
+		return err
+	}
+	if !rep.Valid {
+		return fault.New(fault.Invalid, "checkpoint_seal_invalid", "the checkpoint's seal does not verify: %v", rep.Errors)
+	}
+	return nil
+}
+
+func (v *Verifier) verifyTimestamp(token []byte) error {
+	info, err := signing.ParseTimestampToken(token)
+	if err != nil {
+		return err
+	}
+	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+		if h.String() == info.Hash {
+			_, err := signing.VerifyTimestampToken(token, info.Imprint, h, signing.TimestampVerifyOptions{Roots: v.Roots})
+			return err
+		}
+	}
+	return fault.New(fault.Invalid, signing.CodeTimestampInvalid, "timestamp hash %s is not supported", info.Hash)
+}

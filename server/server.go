@@ -1,0 +1,350 @@
+// Package server assembles a sealgate node from its configuration: the
+// database, the seal pool, access control, the evidence log, the sealing
+// service, and the HTTP routes of every transport. It is the only place that
+// knows all the parts; each part knows only what it uses.
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/config"
+	"github.com/sealgate/sealgate/devpki"
+	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/gateway"
+	"github.com/sealgate/sealgate/gateway/httpauth"
+	"github.com/sealgate/sealgate/gateway/problem"
+	"github.com/sealgate/sealgate/seal"
+	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/store"
+	"github.com/sealgate/sealgate/tsa"
+)
+
+// SealSettings is the "seal" section of sealgate.yaml.
+type SealSettings struct {
+	// DefaultSeal is used when a request names no seal.
+	DefaultSeal string `yaml:"defaultSeal"`
+	// MaxDocumentSize bounds one document, in bytes. Default 2 GiB.
+	MaxDocumentSize int64 `yaml:"maxDocumentSize"`
+	// TempDir holds documents while they are sealed. Default: the system's.
+	TempDir string `yaml:"tempDir"`
+	// TrustRoots is a PEM file of the roots sealgate's verifier trusts for
+	// seals and timestamps (besides the system roots).
+	TrustRoots string `yaml:"trustRoots"`
+}
+
+// EvidenceSettings is the "evidence" section of sealgate.yaml.
+type EvidenceSettings struct {
+	// Origin names the log in its checkpoints. Default "sealgate".
+	Origin string `yaml:"origin"`
+	// CheckpointInterval is how often a checkpoint is made when there are new seals. Default 10s.
+	CheckpointInterval time.Duration `yaml:"checkpointInterval"`
+	// RenewAfter renews archive timestamps older than this; zero disables it.
+	RenewAfter time.Duration `yaml:"renewAfter"`
+}
+
+// DevTSASettings is the "devTSA" section: the development RFC 3161
+// authority served at /tsa. Its certificate is marked not qualified.
+type DevTSASettings struct {
+	Key         string `yaml:"key"`
+	Certificate string `yaml:"certificate"`
+}
+
+// Server is one sealgate node.
+type Server struct {
+	Config   *config.File
+	DB       *store.DB
+	Pool     *signing.Pool
+	Access   *access.Service
+	Evidence *evidence.Log
+	Seal     *seal.Service
+	Verifier *seal.Verifier
+
+	settings SealSettings
+	devTSA   *tsa.Responder
+	devTSACA *x509.Certificate
+	log      *slog.Logger
+	handler  http.Handler
+	closers  []func() error
+}
+
+// New builds a node from cfg. It fails only on configuration errors; a card
+// that cannot be reached is reported and retried by the pool.
+func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{Config: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if _, err := cfg.Section("seal", &s.settings); err != nil {
+		return nil, err
+	}
+	var evs EvidenceSettings
+	if _, err := cfg.Section("evidence", &evs); err != nil {
+		return nil, err
+	}
+	if s.DB, err = store.Open(ctx, cfg.Database, store.Options{}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.DB.Close)
+
+	poolCfg, _, err := signing.LoadPoolConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.Pool, err = signing.NewPool(ctx, poolCfg, log); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Pool.Close)
+	if s.settings.DefaultSeal == "" && len(poolCfg.Seals) == 1 {
+		s.settings.DefaultSeal = poolCfg.Seals[0].ID
+	}
+
+	ts, err := s.timestamper(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.Access, err = access.Open(ctx, s.DB, access.Options{Logger: log}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Access.Close)
+
+	evOpts := evidence.Options{
+		Origin:             evs.Origin,
+		CheckpointInterval: evs.CheckpointInterval,
+		RenewAfter:         evs.RenewAfter,
+		Timestamper:        ts,
+		Logger:             log,
+	}
+	if s.settings.DefaultSeal != "" {
+		evOpts.Sealer = s.checkpointSealer(s.settings.DefaultSeal)
+	}
+	if s.Evidence, err = evidence.Open(ctx, s.DB, evOpts); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, s.Evidence.Close)
+
+	if s.Seal, err = seal.New(ctx, seal.Options{
+		DB:              s.DB,
+		Keys:            s.Pool,
+		Authorizer:      s.Access,
+		Evidence:        s.Evidence,
+		Timestamper:     ts,
+		DefaultSeal:     s.settings.DefaultSeal,
+		TempDir:         s.settings.TempDir,
+		MaxDocumentSize: s.settings.MaxDocumentSize,
+		Revocation:      signing.RevocationOptions{HTTPClient: &http.Client{Timeout: 10 * time.Second}},
+		Log:             log,
+	}); err != nil {
+		return nil, err
+	}
+	roots, err := s.trustRoots(poolCfg)
+	if err != nil {
+		return nil, err
+	}
+	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, TempDir: s.settings.TempDir}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// timestamper returns the configured TSA client, or nil without one; it also
+// loads the development TSA when configured.
+func (s *Server) timestamper(cfg *config.File) (signing.Timestamper, error) {
+	var dev DevTSASettings
+	if ok, err := cfg.Section("devTSA", &dev); err != nil {
+		return nil, err
+	} else if ok {
+		key, err := devpki.ReadKeyPEM(dev.Key)
+		if err != nil {
+			return nil, fmt.Errorf("devTSA: %w", err)
+		}
+		chain, err := devpki.ReadCertsPEM(dev.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("devTSA certificate: %w", err)
+		}
+		if s.devTSA, err = tsa.NewResponder(key, chain, tsa.ResponderOptions{}); err != nil {
+			return nil, err
+		}
+		s.devTSACA = chain[len(chain)-1]
+		s.log.Warn("serving the development timestamp authority at /tsa — development, not qualified")
+	}
+	var tc tsa.ClientConfig
+	ok, err := cfg.Section("tsa", &tc)
+	switch {
+	case err != nil:
+		return nil, err
+	case ok && tc.URL != "":
+		return tsa.NewClient(tc)
+	case s.devTSA != nil:
+		// The node's own development TSA, called in-process so it works
+		// whatever address the node listens on; it still goes through the
+		// client's checks of every token.
+		return &tsa.Client{
+			URL:        "http://sealgate.internal/tsa",
+			Hash:       crypto.SHA256,
+			HTTPClient: &http.Client{Transport: handlerTransport{s.devTSA}},
+			Timeout:    tsa.DefaultTimeout,
+		}, nil
+	}
+	return nil, nil
+}
+
+// handlerTransport serves HTTP requests with an in-process handler.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// checkpointSealer seals evidence checkpoints with the organisation's seal
+// (CAdES B-B over the checkpoint note). It signs directly with the pool: a
+// checkpoint is not a document and is not itself recorded in the log.
+func (s *Server) checkpointSealer(sealID string) func(context.Context, []byte) ([]byte, error) {
+	return func(ctx context.Context, text []byte) ([]byte, error) {
+		key, err := s.Pool.Key(sealID)
+		if err != nil {
+			return nil, err
+		}
+		res, err := signing.CAdES(ctx, key, bytes.NewReader(text), signing.CAdESOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return res.Signature, nil
+	}
+}
+
+// trustRoots are the roots the verifier trusts: the configured file, plus
+// the roots at the top of every configured seal's chain (sealgate trusts its
+// own seals' issuers; for anything else configure trustRoots).
+func (s *Server) trustRoots(poolCfg signing.PoolConfig) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if s.settings.TrustRoots != "" {
+		certs, err := devpki.ReadCertsPEM(s.settings.TrustRoots)
+		if err != nil {
+			return nil, fmt.Errorf("seal.trustRoots: %w", err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	for _, st := range s.Pool.Seals() {
+		if n := len(st.Chain); n > 0 {
+			pool.AddCert(st.Chain[n-1])
+		}
+	}
+	if s.devTSACA != nil {
+		pool.AddCert(s.devTSACA)
+	}
+	return pool, nil
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
+	rest := &gateway.REST{Seal: s.Seal, Verifier: s.Verifier, Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
+	rest.Register(mux)
+	mux.Handle("POST /api/v1/oauth/token", auth.TokenHandler())
+	if s.devTSA != nil {
+		mux.Handle("POST /tsa", s.devTSA)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	return mux
+}
+
+// Handler returns the node's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// readyz reports ready when every seal has a healthy card.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	type sealReady struct {
+		ID           string   `json:"id"`
+		HealthyCards int      `json:"healthyCards"`
+		Cards        []string `json:"cards"`
+		ExpiresSoon  bool     `json:"expiresSoon"`
+	}
+	out := struct {
+		Ready bool                 `json:"ready"`
+		Seals []sealReady          `json:"seals"`
+		Cards []signing.CardStatus `json:"cards"`
+	}{Ready: true, Cards: s.Pool.Status()}
+	for _, st := range s.Pool.Seals() {
+		out.Seals = append(out.Seals, sealReady{ID: st.ID, HealthyCards: st.HealthyCards, Cards: st.Cards, ExpiresSoon: st.ExpiresSoon})
+		if st.HealthyCards == 0 {
+			out.Ready = false
+		}
+	}
+	status := http.StatusOK
+	if !out.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	problem.WriteJSON(w, status, out)
+}
+
+// Run serves HTTP on the configured address until ctx ends, and runs the
+// evidence log's checkpoint loop.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.Config.Listen, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	go func() {
+		if err := s.Evidence.Run(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("evidence checkpoint loop stopped", "err", err)
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutdown)
+	// A last checkpoint so every seal answered is covered by a published tree head.
+	if _, cerr := s.Evidence.Checkpoint(shutdown); cerr != nil {
+		s.log.Warn("final checkpoint failed", "err", cerr)
+	}
+	return err
+}
+
+// Close releases everything New opened, in reverse order.
+func (s *Server) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
