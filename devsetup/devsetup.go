@@ -45,7 +45,9 @@ type Layout struct {
 }
 
 // Path joins elem below the data directory.
-func (l Layout) Path(elem ...string) string { return filepath.Join(append([]string{l.Dir}, elem...)...) }
+func (l Layout) Path(elem ...string) string {
+	return filepath.Join(append([]string{l.Dir}, elem...)...)
+}
 
 // Config is the sealgate.yaml written for development.
 func (l Layout) Config() string { return l.Path("sealgate.yaml") }
