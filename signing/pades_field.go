@@ -75,9 +75,11 @@ func signatureFields(r *pdf.Reader) ([]sigField, error) {
 			return nil
 		}
 		if ft == "Sig" {
-			v, _ := r.Resolve(d["V"])
+			// A value that cannot be read still marks the field signed: the
+			// verifier must report it, not skip it.
+			v, err := r.Resolve(d["V"])
 			_, isNull := v.(pdf.Null)
-			out = append(out, sigField{name: name, ref: ref, dict: d, signed: v != nil && !isNull})
+			out = append(out, sigField{name: name, ref: ref, dict: d, signed: err != nil || (v != nil && !isNull)})
 		}
 		return nil
 	}

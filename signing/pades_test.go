@@ -17,18 +17,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/internal/pdftest"
 	"github.com/sealgate/sealgate/signing/signingtest"
 )
 
-// softHSMSeal returns a seal key on a SoftHSM token, and its CA.
-func softHSMSeal(t testing.TB) (signing.Key, *devpki.CA) {
+// softHSMSeal returns the shared test PKI's RSA-2048 seal key on a SoftHSM
+// token, and the PKI.
+func softHSMSeal(t testing.TB) (signing.Key, *testPKI) {
 	t.Helper()
+	p := sharedPKI(t)
 	h := signingtest.NewSoftHSM(t)
-	cfg, ca := signingtest.DevSeal(t, h, signingtest.DevSealOptions{})
+	cfg, _ := signingtest.DevSeal(t, h, signingtest.DevSealOptions{CA: p.ca, Key: p.signers["rsa-2048"]})
 	pool, err := signing.NewPool(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +39,7 @@ func softHSMSeal(t testing.TB) (signing.Key, *devpki.CA) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return key, ca
+	return key, p
 }
 
 // seal runs PAdES over in and returns the output, checking the result's

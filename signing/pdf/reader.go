@@ -540,3 +540,17 @@ func (r *Reader) NextNumber() uint32 {
 	}
 	return next
 }
+
+// ObjectOffset returns where object num's current definition starts: its own
+// offset, or for an object in an object stream, the offset of that stream.
+func (r *Reader) ObjectOffset(num uint32) (int64, bool) {
+	e, ok := r.xref[num]
+	switch {
+	case !ok || e.kind == 0:
+		return 0, false
+	case e.kind == 2:
+		s, ok := r.xref[uint32(e.offset)]
+		return s.offset, ok && s.kind == 1
+	}
+	return e.offset, true
+}

@@ -1,0 +1,643 @@
+package signing
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing/pdf"
+)
+
+// Finding codes of the PDF verifier.
+const (
+	CodeByteRangeInvalid  fault.Code = "pdf_byte_range_invalid"
+	CodeContentsPadding   fault.Code = "pdf_contents_padding_modified"
+	CodeModifiedAfterSign fault.Code = "pdf_modified_after_signing"
+	CodeSubFilterUnknown  fault.Code = "pdf_subfilter_unsupported"
+	CodeNoSignature       fault.Code = "pdf_not_signed"
+	CodeEmbeddedCert      fault.Code = "pdf_embedded_certificate_invalid"
+)
+
+// PDFVerifyOptions controls VerifyPDF.
+type PDFVerifyOptions struct {
+	// Roots are the trusted roots for signers; nil means the system roots.
+	Roots *x509.CertPool
+	// Intermediates help build chains besides those embedded.
+	Intermediates *x509.CertPool
+	// TSARoots are the trusted roots for timestamps; nil means Roots.
+	TSARoots *x509.CertPool
+	// At is the time certificate chains are checked at; zero means now.
+	At time.Time
+}
+
+// PDFReport is the verification report of a signed PDF. It marshals to the
+// camelCase JSON shared by the REST, portal and CLI verification reports.
+type PDFReport struct {
+	// Valid is true when the document has at least one signature, every
+	// signature and document timestamp is valid, and nothing was changed
+	// after a signature beyond what may follow one.
+	Valid bool `json:"valid"`
+	// Revisions is the number of incremental revisions (%%EOF markers).
+	Revisions int `json:"revisions"`
+	// Signatures lists signatures and document timestamps, oldest first.
+	Signatures []PDFSignature `json:"signatures"`
+	// Errors lists document-level findings.
+	Errors []Finding `json:"errors,omitempty"`
+}
+
+// PDFSignature reports one signature or document timestamp.
+type PDFSignature struct {
+	// Field is the signature field's fully qualified name.
+	Field string `json:"field"`
+	// Type is "signature" or "documentTimestamp".
+	Type string `json:"type"`
+	// SubFilter is the signature format, e.g. "ETSI.CAdES.detached".
+	SubFilter string `json:"subFilter"`
+	// Valid is true when the byte range, the signature (or token) and the
+	// changes made after it all check out.
+	Valid bool `json:"valid"`
+	// ByteRange is the signed range as the dictionary states it.
+	ByteRange []int64 `json:"byteRange"`
+	// ByteRangeValid tells whether the range covers a whole revision but
+	// exactly this signature's /Contents.
+	ByteRangeValid bool `json:"byteRangeValid"`
+	// CoversWholeDocument is true for the signature whose range ends at the
+	// end of the file ("total document signed").
+	CoversWholeDocument bool `json:"coversWholeDocument"`
+	// Level is the PAdES baseline level the signature reaches in this file.
+	Level Level `json:"level,omitempty"`
+	// Certification is the DocMDP permission of a certification signature.
+	Certification Permission `json:"certification,omitempty"`
+	// ClaimedTime is the signature dictionary's /M.
+	ClaimedTime *time.Time `json:"claimedTime,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	Location    string     `json:"location,omitempty"`
+	// CMS is the CMS verification of a signature.
+	CMS *CMSReport `json:"cms,omitempty"`
+	// Timestamp is the verified token of a document timestamp.
+	Timestamp *TimestampInfo `json:"timestamp,omitempty"`
+	// LaterChanges describes changes made after this signature that an
+	// incremental signature, validation data or timestamp does not explain.
+	LaterChanges []string `json:"laterChanges,omitempty"`
+	// Errors lists why the signature is not valid.
+	Errors []Finding `json:"errors,omitempty"`
+
+	end      int64 // where the signed revision ends
+	contents []byte
+}
+
+func (s *PDFSignature) fail(err error) {
+	if e := fault.As(err); e != nil {
+		s.Errors = append(s.Errors, Finding{Code: e.Code, Message: e.Msg})
+		return
+	}
+	s.Errors = append(s.Errors, Finding{Code: fault.CodeInternal, Message: err.Error()})
+}
+
+// VerifyPDF verifies every signature and document timestamp of the PDF in
+// r (size bytes): that each byte range covers a whole revision but exactly
+// its /Contents, that the CMS signature (via VerifyCMS) or RFC 3161 token
+// verifies over that range, which baseline level each signature reaches,
+// and that revisions added after a signature only add signatures, their
+// fields and appearances, validation data and timestamps. It returns a
+// report whenever the document can be read; when the report is not valid
+// the error is its first finding. Unreadable documents give pdf_malformed
+// or pdf_encrypted.
+func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOptions) (*PDFReport, error) {
+	doc, err := pdf.Open(r, size)
+	if err != nil {
+		return nil, err
+	}
+	ends, err := revisionEnds(ctx, r, size)
+	if err != nil {
+		return nil, err
+	}
+	rep := &PDFReport{Revisions: len(ends), Signatures: []PDFSignature{}}
+	fields, err := signatureFields(doc)
+	if err != nil {
+		return nil, err
+	}
+	_, cat, err := doc.Catalog()
+	if err != nil {
+		return nil, err
+	}
+	perms, _ := doc.Dict(cat["Perms"])
+	var docMDP pdf.Object
+	if perms != nil {
+		docMDP = perms["DocMDP"]
+	}
+	for _, f := range fields {
+		if !f.signed {
+			continue
+		}
+		s := verifyField(ctx, doc, r, size, f, ends, opts)
+		if ref, ok := f.dict["V"].(pdf.Ref); ok && docMDP == ref {
+			s.Certification = docMDPPermission(doc, perms)
+		}
+		rep.Signatures = append(rep.Signatures, s)
+	}
+	sort.SliceStable(rep.Signatures, func(i, j int) bool { return rep.Signatures[i].end < rep.Signatures[j].end })
+	for i := range rep.Signatures {
+		s := &rep.Signatures[i]
+		if s.end < size && s.ByteRangeValid {
+			s.LaterChanges = laterChanges(doc, r, s.end)
+			for _, c := range s.LaterChanges {
+				s.Errors = append(s.Errors, Finding{Code: CodeModifiedAfterSign, Message: c})
+			}
+		}
+		s.Valid = len(s.Errors) == 0
+	}
+	assignLevels(doc, rep.Signatures)
+	if len(rep.Signatures) == 0 {
+		rep.Errors = append(rep.Errors, Finding{Code: CodeNoSignature, Message: "the document carries no signature"})
+	}
+	rep.Valid = len(rep.Errors) == 0
+	for _, s := range rep.Signatures {
+		rep.Valid = rep.Valid && s.Valid
+	}
+	if !rep.Valid {
+		first := firstFinding(rep)
+		return rep, fault.New(fault.Invalid, first.Code, "%s", first.Message)
+	}
+	return rep, nil
+}
+
+func firstFinding(rep *PDFReport) Finding {
+	if len(rep.Errors) > 0 {
+		return rep.Errors[0]
+	}
+	for _, s := range rep.Signatures {
+		if len(s.Errors) > 0 {
+			return Finding{Code: s.Errors[0].Code, Message: fmt.Sprintf("signature %q: %s", s.Field, s.Errors[0].Message)}
+		}
+	}
+	return Finding{Code: fault.CodeInternal, Message: "invalid"}
+}
+
+// revisionEnds returns the end of every revision: the offsets just past each
+// %%EOF marker and the end-of-line after it.
+func revisionEnds(ctx context.Context, r io.ReaderAt, size int64) ([]int64, error) {
+	const marker = "%%EOF"
+	var ends []int64
+	buf := make([]byte, 1<<16)
+	for off := int64(0); off < size; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := r.ReadAt(buf, off)
+		if n == 0 && err != nil {
+			return nil, fault.Wrap(err, fault.Invalid, CodePDFMalformed, "reading the document failed")
+		}
+		chunk := buf[:n]
+		for i := 0; ; {
+			j := bytes.Index(chunk[i:], []byte(marker))
+			if j < 0 {
+				break
+			}
+			end := off + int64(i+j+len(marker))
+			// The end of line after %%EOF belongs to the revision; a marker
+			// too close to the chunk's end is left to the next, overlapping read.
+			tail := chunk[i+j+len(marker):]
+			if len(tail) < 2 && n == len(buf) {
+				break
+			}
+			if len(tail) > 0 && tail[0] == '\r' {
+				end++
+				tail = tail[1:]
+			}
+			if len(tail) > 0 && tail[0] == '\n' {
+				end++
+			}
+			ends = append(ends, end)
+			i += j + len(marker)
+		}
+		if int64(n) < int64(len(buf)) {
+			break
+		}
+		off += int64(n - len(marker) - 2) // overlap so a marker across chunks is found once
+	}
+	// Overlapping reads can see a marker twice.
+	ends = dedupe(ends)
+	return ends, nil
+}
+
+func dedupe(v []int64) []int64 {
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	out := v[:0]
+	for i, x := range v {
+		if i == 0 || x != v[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func verifyField(ctx context.Context, doc *pdf.Reader, r io.ReaderAt, size int64, f sigField, ends []int64, opts PDFVerifyOptions) PDFSignature {
+	s := PDFSignature{Field: f.name, Type: "signature"}
+	sig, err := doc.Dict(f.dict["V"])
+	if err != nil || sig == nil {
+		s.fail(fault.New(fault.Invalid, CodePDFMalformed, "the signature dictionary of field %q cannot be read", f.name))
+		return s
+	}
+	if sig.Name("Type") == "DocTimeStamp" {
+		s.Type = "documentTimestamp"
+	}
+	s.SubFilter = string(sig.Name("SubFilter"))
+	if t, ok := sig["M"].(pdf.String); ok {
+		if tm, err := parsePDFDate(string(t)); err == nil {
+			s.ClaimedTime = &tm
+		}
+	}
+	if v, ok := sig["Reason"].(pdf.String); ok {
+		s.Reason = pdf.DecodeText(v)
+	}
+	if v, ok := sig["Location"].(pdf.String); ok {
+		s.Location = pdf.DecodeText(v)
+	}
+	contents, _ := sig["Contents"].(pdf.String)
+	s.contents = contents
+	br, err := checkByteRange(doc, r, size, sig, contents, ends)
+	s.ByteRange = br
+	if err != nil {
+		s.fail(err)
+		return s
+	}
+	s.ByteRangeValid = true
+	s.end = br[2] + br[3]
+	s.CoversWholeDocument = s.end == size
+	der, err := trimDER(contents)
+	if err != nil {
+		s.fail(err)
+		return s
+	}
+	signed := func() io.Reader {
+		return io.MultiReader(io.NewSectionReader(r, br[0], br[1]), io.NewSectionReader(r, br[2], br[3]))
+	}
+	switch s.SubFilter {
+	case "ETSI.CAdES.detached", "adbe.pkcs7.detached":
+		cms, err := VerifyCMS(ctx, der, SignedContent{Reader: signed()}, CMSVerifyOptions{
+			Roots: opts.Roots, Intermediates: opts.Intermediates, TSARoots: opts.TSARoots, At: opts.At,
+		})
+		s.CMS = cms
+		if err != nil {
+			s.fail(err)
+		} else if err := checkContainer(der, cms, opts); err != nil {
+			s.fail(err)
+		}
+	case "ETSI.RFC3161":
+		t, err := decodeTimestampToken(der)
+		if err != nil {
+			s.fail(err)
+			return s
+		}
+		d := t.info.hash.New()
+		if _, err := io.Copy(d, signed()); err != nil {
+			s.fail(fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "reading the signed range failed"))
+			return s
+		}
+		roots := opts.TSARoots
+		if roots == nil {
+			roots = opts.Roots
+		}
+		info, err := VerifyTimestampToken(der, d.Sum(nil), t.info.hash, TimestampVerifyOptions{Roots: roots, Intermediates: opts.Intermediates, At: opts.At})
+		if err != nil {
+			s.fail(err)
+		}
+		s.Timestamp = info
+	default:
+		s.fail(fault.New(fault.Invalid, CodeSubFilterUnknown, "signature format %q is not supported", s.SubFilter))
+	}
+	return s
+}
+
+// checkByteRange checks that the range is [0 a b c] with the gap [a, b)
+// holding exactly this signature's hex /Contents, and that it ends where a
+// revision ends.
+func checkByteRange(doc *pdf.Reader, r io.ReaderAt, size int64, sig pdf.Dict, contents []byte, ends []int64) ([]int64, error) {
+	a, err := doc.Array(sig["ByteRange"])
+	if err != nil || len(a) != 4 {
+		return nil, fault.New(fault.Invalid, CodeByteRangeInvalid, "the /ByteRange is not four numbers")
+	}
+	br := make([]int64, 4)
+	for i, o := range a {
+		v, ok := pdf.Int(o)
+		if !ok || v < 0 {
+			return nil, fault.New(fault.Invalid, CodeByteRangeInvalid, "the /ByteRange is not four numbers")
+		}
+		br[i] = v
+	}
+	if br[0] != 0 || br[1] >= br[2] || br[2]+br[3] > size || br[2]-br[1] != int64(2*len(contents)+2) {
+		return br, fault.New(fault.Invalid, CodeByteRangeInvalid, "/ByteRange %v does not exclude exactly the /Contents", br)
+	}
+	gap := make([]byte, br[2]-br[1])
+	if _, err := r.ReadAt(gap, br[1]); err != nil {
+		return br, fault.Wrap(err, fault.Invalid, CodeByteRangeInvalid, "the /ByteRange gap cannot be read")
+	}
+	if gap[0] != '<' || gap[len(gap)-1] != '>' || !hexEqual(gap[1:len(gap)-1], contents) {
+		return br, fault.New(fault.Invalid, CodeByteRangeInvalid, "/ByteRange %v leaves out something other than this signature's /Contents", br)
+	}
+	end := br[2] + br[3]
+	i := sort.Search(len(ends), func(i int) bool { return ends[i] >= end })
+	if i == len(ends) || ends[i] != end {
+		return br, fault.New(fault.Invalid, CodeByteRangeInvalid, "/ByteRange %v does not end where a revision ends", br)
+	}
+	return br, nil
+}
+
+func hexEqual(h, b []byte) bool {
+	const digits = "0123456789abcdef"
+	if len(h) != 2*len(b) {
+		return false
+	}
+	for i, c := range b {
+		if lower(h[2*i]) != digits[c>>4] || lower(h[2*i+1]) != digits[c&15] {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// trimDER cuts the zero padding after the DER in /Contents; anything but
+// zeros there is a modification the signature does not cover.
+func trimDER(contents []byte) ([]byte, error) {
+	var rv asn1.RawValue
+	rest, err := asn1.Unmarshal(contents, &rv)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Invalid, CodeCMSMalformed, "/Contents does not hold a DER signature")
+	}
+	for _, c := range rest {
+		if c != 0 {
+			return nil, fault.New(fault.Invalid, CodeContentsPadding, "the padding after the signature in /Contents was changed")
+		}
+	}
+	return rv.FullBytes, nil
+}
+
+// parsePDFDate reads "D:YYYYMMDDHHmmSSOHH'mm'" with the optional parts §7.9.4 allows.
+func parsePDFDate(s string) (time.Time, error) {
+	s = strings.TrimPrefix(s, "D:")
+	s = strings.ReplaceAll(s, "'", "")
+	layouts := []string{"20060102150405-0700", "20060102150405Z", "20060102150405", "200601021504-0700", "20060102"}
+	if strings.HasSuffix(s, "Z00") || strings.HasSuffix(s, "Z0000") {
+		s = s[:strings.IndexByte(s, 'Z')+1]
+	}
+	for _, l := range layouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("bad PDF date %q", s)
+}
+
+// assignLevels works out each valid signature's baseline level from what
+// follows it: a document security store added after it (B-LT, when it had
+// a signature timestamp) and a valid document timestamp after that (B-LTA).
+func assignLevels(doc *pdf.Reader, sigs []PDFSignature) {
+	var dssAt int64 = -1
+	if _, cat, err := doc.Catalog(); err == nil {
+		if ref, ok := cat["DSS"].(pdf.Ref); ok {
+			if off, ok := doc.ObjectOffset(ref.Num); ok {
+				dssAt = off
+			}
+		}
+	}
+	for i := range sigs {
+		s := &sigs[i]
+		if s.Type != "signature" || !s.Valid || s.CMS == nil {
+			continue
+		}
+		s.Level = s.CMS.Level
+		if s.Level != LevelBT || dssAt < s.end {
+			continue
+		}
+		s.Level = LevelBLT
+		for _, t := range sigs {
+			if t.Type == "documentTimestamp" && t.Valid && t.end > dssAt {
+				s.Level = LevelBLTA
+			}
+		}
+	}
+}
+
+// laterChanges compares the revision a signature closes (the file's first
+// end bytes) with the current file, object by object, for every object the
+// later revisions define. New objects are allowed: they matter only if an
+// existing object comes to refer to them, and those changes are checked.
+// Allowed changes are those incremental signing makes: new widgets and
+// fields in page /Annots and the AcroForm, a signature field receiving its
+// value and appearance, the catalog gaining an AcroForm or a DSS.
+func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64) []string {
+	old, err := pdf.Open(io.NewSectionReader(r, 0, end), end)
+	if err != nil {
+		return []string{fmt.Sprintf("the signed revision cannot be read: %v", err)}
+	}
+	var changes []string
+	seen := map[uint32]bool{}
+	for _, sec := range doc.Sections {
+		if sec.Offset < end {
+			continue
+		}
+		for _, num := range sec.Objects {
+			if seen[num] || !old.Exists(num) {
+				continue
+			}
+			seen[num] = true
+			ov, _ := old.Get(pdf.Ref{Num: num})
+			nv, _ := doc.Get(pdf.Ref{Num: num})
+			if why := disallowedChange(doc, old, ov, nv); why != "" {
+				changes = append(changes, fmt.Sprintf("object %d: %s", num, why))
+			}
+		}
+	}
+	return changes
+}
+
+// disallowedChange explains why changing ov into nv is not something
+// signing does, or returns "".
+func disallowedChange(doc, old *pdf.Reader, ov, nv pdf.Object) string {
+	if sameObject(old, doc, ov, nv) {
+		return ""
+	}
+	od, ok1 := ov.(pdf.Dict)
+	nd, ok2 := nv.(pdf.Dict)
+	if !ok1 || !ok2 {
+		if oa, ok := ov.(pdf.Array); ok {
+			if na, ok := nv.(pdf.Array); ok && addsOnlySignatureWidgets(doc, oa, na) {
+				return "" // an indirect /Annots or /Fields array
+			}
+		}
+		return "content changed"
+	}
+	var allowed map[pdf.Name]bool
+	switch {
+	case nd.Name("Type") == "Catalog":
+		allowed = map[pdf.Name]bool{"AcroForm": true, "DSS": true, "Extensions": true, "Version": true}
+	case nd.Name("Type") == "Page":
+		oa, _ := old.Array(od["Annots"])
+		na, _ := doc.Array(nd["Annots"])
+		if !addsOnlySignatureWidgets(doc, oa, na) {
+			return "page annotations changed beyond added signature fields"
+		}
+		allowed = map[pdf.Name]bool{"Annots": true}
+	case nd.Name("Type") == "DSS":
+		return ""
+	case nd.Name("FT") == "Sig":
+		if v, _ := old.Resolve(od["V"]); v != nil {
+			if _, null := v.(pdf.Null); !null {
+				return "a signed signature field changed"
+			}
+		}
+		allowed = map[pdf.Name]bool{"V": true, "AP": true, "AS": true, "F": true, "MK": true, "Lock": true, "SV": true}
+	case isAcroForm(nd):
+		oa, _ := old.Array(od["Fields"])
+		na, _ := doc.Array(nd["Fields"])
+		if !addsOnlySignatureWidgets(doc, oa, na) {
+			return "form fields changed beyond added signature fields"
+		}
+		allowed = map[pdf.Name]bool{"Fields": true, "SigFlags": true, "DR": true, "DA": true}
+	default:
+		return "content changed"
+	}
+	for _, k := range unionKeys(od, nd) {
+		if !allowed[k] && !sameObject(old, doc, od[k], nd[k]) {
+			return fmt.Sprintf("entry /%s changed", k)
+		}
+	}
+	return ""
+}
+
+func isAcroForm(d pdf.Dict) bool {
+	_, fields := d["Fields"]
+	_, flags := d["SigFlags"]
+	return fields && (flags || d.Name("Type") == "")
+}
+
+// addsOnlySignatureWidgets tells whether na is oa with signature fields
+// (widgets of /FT /Sig) appended.
+func addsOnlySignatureWidgets(doc *pdf.Reader, oa, na pdf.Array) bool {
+	if len(na) < len(oa) || !reflect.DeepEqual(oa, na[:len(oa)]) {
+		return false
+	}
+	for _, o := range na[len(oa):] {
+		d, err := doc.Dict(o)
+		if err != nil || d == nil || d.Name("FT") != "Sig" {
+			return false
+		}
+	}
+	return true
+}
+
+func unionKeys(a, b pdf.Dict) []pdf.Name {
+	seen := map[pdf.Name]bool{}
+	var keys []pdf.Name
+	for _, d := range []pdf.Dict{a, b} {
+		for k := range d {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
+// sameObject compares two objects; streams by dictionary and raw bytes.
+func sameObject(old, doc *pdf.Reader, a, b pdf.Object) bool {
+	sa, ok1 := a.(*pdf.Stream)
+	sb, ok2 := b.(*pdf.Stream)
+	if ok1 != ok2 {
+		return false
+	}
+	if !ok1 {
+		return reflect.DeepEqual(a, b)
+	}
+	da, db := sa.Dict.Clone(), sb.Dict.Clone()
+	delete(da, "Length")
+	delete(db, "Length")
+	if !reflect.DeepEqual(da, db) {
+		return false
+	}
+	ra, err1 := old.RawStream(sa)
+	rb, err2 := doc.RawStream(sb)
+	return err1 == nil && err2 == nil && bytes.Equal(ra, rb)
+}
+
+// checkContainer checks the parts of a CMS signature its signature value
+// does not cover, since in a PDF they are still part of the signed file:
+// the SignedData and SignerInfo versions (RFC 5652 §5.1, §5.3), the digest
+// algorithms list naming the signer's, and every certificate carried being
+// in the verified chain or chaining to a trusted root itself (the chain is
+// built from the trusted roots, so a damaged copy of a root inside the
+// signature would otherwise go unnoticed).
+func checkContainer(der []byte, rep *CMSReport, opts PDFVerifyOptions) error {
+	var ci contentInfoASN
+	var sd signedDataASN
+	if _, err := asn1.Unmarshal(der, &ci); err != nil {
+		return malformed(err, "the signature is not a DER CMS ContentInfo")
+	}
+	if _, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(sd.SignerInfos) != 1 {
+		return malformed(err, "the CMS SignedData cannot be decoded")
+	}
+	si := sd.SignerInfos[0]
+	bySKI := si.SID.Class == asn1.ClassContextSpecific
+	if (sd.Version != 1 && sd.Version != 3) || (sd.Version == 1 && bySKI) || (si.Version != 1 && si.Version != 3) || (si.Version == 3) != bySKI {
+		return malformed(nil, "the SignedData version %d or SignerInfo version %d does not fit its signer identifier", sd.Version, si.Version)
+	}
+	listed := false
+	for _, a := range sd.DigestAlgorithms {
+		listed = listed || a.Algorithm.Equal(si.DigestAlgorithm.Algorithm)
+	}
+	if !listed {
+		return malformed(nil, "the SignedData digest algorithms do not list the signer's %s", si.DigestAlgorithm.Algorithm)
+	}
+	algs := append([]pkix.AlgorithmIdentifier{si.DigestAlgorithm}, sd.DigestAlgorithms...)
+	if !si.SignatureAlgorithm.Algorithm.Equal(oidRSAPSS) {
+		algs = append(algs, si.SignatureAlgorithm)
+	}
+	for _, a := range algs {
+		// Only RSASSA-PSS has parameters; the others have none or NULL.
+		if p := a.Parameters.FullBytes; len(p) > 0 && !bytes.Equal(p, asn1.NullRawValue.FullBytes) {
+			return malformed(nil, "algorithm %s carries unexpected parameters", a.Algorithm)
+		}
+	}
+	p, err := parseCMS(der)
+	if err != nil {
+		return err
+	}
+	inChain := map[string]bool{}
+	for _, c := range rep.Chain {
+		inChain[c.SHA256] = true
+	}
+	pool := x509.NewCertPool()
+	if opts.Intermediates != nil {
+		pool = opts.Intermediates.Clone()
+	}
+	for _, c := range p.certs {
+		pool.AddCert(c)
+	}
+	for _, c := range p.certs {
+		if inChain[certFingerprint(c)] {
+			continue
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: opts.Roots, Intermediates: pool, CurrentTime: atOrNow(opts.At), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return fault.Wrap(err, fault.Invalid, CodeEmbeddedCert, "certificate %q carried in the signature does not chain to a trusted root", c.Subject.String())
+		}
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package signing_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/internal/pdftest"
+	"github.com/sealgate/sealgate/signing/pdf"
+)
+
+func verifyPDF(t testing.TB, file []byte, p *testPKI) (*signing.PDFReport, error) {
+	t.Helper()
+	return signing.VerifyPDF(context.Background(), bytes.NewReader(file), int64(len(file)), signing.PDFVerifyOptions{Roots: p.roots})
+}
+
+var pdfcpuBin = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "pdfcpu")
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "install", "github.com/pdfcpu/pdfcpu/cmd/pdfcpu@v0.15.0")
+	cmd.Env = append(os.Environ(), "GOBIN="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", &exec.Error{Name: "go install pdfcpu: " + string(out), Err: err}
+	}
+	return filepath.Join(dir, "pdfcpu"), nil
+})
+
+// pdfcpuValidate runs pdfcpu's signature validator with the CA imported
+// into a private certificate store and returns its report.
+func pdfcpuValidate(t testing.TB, file []byte, caPEM string) string {
+	t.Helper()
+	bin, err := pdfcpuBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := t.TempDir()
+	if out, err := exec.Command(bin, "-c", conf, "certificates", "import", caPEM).CombinedOutput(); err != nil {
+		t.Fatalf("pdfcpu certificates import: %v\n%s", err, out)
+	}
+	f := writeTemp(t, "sealed.pdf", file)
+	out, err := exec.Command(bin, "-c", conf, "-o", "signatures", "validate", "-a", "-f", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pdfcpu signatures validate: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// opensslTSVerify checks a timestamp token over data with openssl ts.
+func opensslTSVerify(t testing.TB, data, token []byte, caPEM string, a *testTSA) {
+	t.Helper()
+	d, tok := writeTemp(t, "data.bin", data), writeTemp(t, "token.der", token)
+	out, err := exec.Command("openssl", "ts", "-verify", "-data", d, "-in", tok, "-token_in", "-CAfile", caPEM, "-untrusted", a.pem).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Verification: OK") {
+		t.Errorf("openssl ts -verify: %v\n%s", err, out)
+	}
+}
+
+// Each level is reached on every corpus document, as pdfsig, qpdf, openssl
+// and VerifyPDF see it; pdfcpu validates one document per level.
+func TestPAdESLevels(t *testing.T) {
+	key, p := softHSMSeal(t)
+	a := newTestTSA(t, p)
+	caPEM := p.caFile(t)
+	corpus := pdftest.Corpus(t)
+	for _, level := range []signing.Level{signing.LevelBB, signing.LevelBT, signing.LevelBLT, signing.LevelBLTA} {
+		for i, doc := range corpus {
+			t.Run(string(level)+"/"+doc.Name, func(t *testing.T) {
+				sealed, res := seal(t, key, doc.Data, signing.PAdESOptions{
+					Level: level, Timestamper: a.client,
+					Placement: signing.Placement{Page: 1, X: 40, Y: 40, Width: 200, Height: 60},
+				})
+				want := 1
+				if level == signing.LevelBLTA {
+					want = 2
+				}
+				checkIndependently(t, sealed, want)
+				if res.Level != level {
+					t.Errorf("result level %s", res.Level)
+				}
+				if level == signing.LevelBLT || level == signing.LevelBLTA {
+					// The development CA publishes no OCSP responder or CRL.
+					if len(res.RevocationUnavailable) == 0 {
+						t.Errorf("no certificate reported without revocation data")
+					}
+				}
+				rep, err := verifyPDF(t, sealed, p)
+				if err != nil {
+					t.Fatalf("VerifyPDF: %v", err)
+				}
+				if got := rep.Signatures[0].Level; got != level {
+					t.Errorf("VerifyPDF level %s, want %s", got, level)
+				}
+				contents := signatureContents(t, sealed)
+				if level != signing.LevelBB {
+					sigValue, token := signatureTimestamp(t, contents[0].der)
+					if token == nil {
+						t.Fatal("no signature timestamp in the CMS")
+					}
+					opensslTSVerify(t, sigValue, token, caPEM, a)
+				}
+				if level == signing.LevelBLTA {
+					br := contents[1].byteRange
+					signed := append(append([]byte(nil), sealed[:br[1]]...), sealed[br[2]:br[2]+br[3]]...)
+					opensslTSVerify(t, signed, contents[1].der, caPEM, a)
+				}
+				if i == 0 || (level == signing.LevelBLTA && doc.Name == "chromium-objstm") {
+					out := pdfcpuValidate(t, sealed, caPEM)
+					if !strings.Contains(out, "Status: signature is valid") || strings.Contains(out, "DocModified: true") {
+						t.Errorf("pdfcpu:\n%s", out)
+					}
+					if !strings.Contains(out, "PAdES "+string(level)) && !strings.Contains(out, "PAdES-"+string(level)) {
+						t.Logf("pdfcpu does not name level %s:\n%s", level, out)
+					}
+				}
+			})
+		}
+	}
+}
+
+// Three seals on one document — a visible one in a new field, one in an
+// existing empty field and an invisible one — all stay valid.
+func TestPAdESThreeSeals(t *testing.T) {
+	key, p := softHSMSeal(t)
+	doc := pdftest.Bytes(pdftest.Spec{SigField: "Approval", Pages: []pdftest.Page{{Text: "one"}, {Text: "two", Rotate: 90}}})
+	steps := []signing.PAdESOptions{
+		{Placement: signing.Placement{Page: 2, X: 40, Y: 40, Width: 200, Height: 60}, Reason: "Checked"},
+		{Field: "Approval", Reason: "Approved"},
+		{Reason: "Archived"},
+	}
+	wantFields := []string{"Seal1", "Approval", "Seal2"}
+	for i, o := range steps {
+		var res *signing.PAdESResult
+		doc, res = seal(t, key, doc, o)
+		if res.Field != wantFields[i] {
+			t.Errorf("seal %d went into field %q, want %q", i+1, res.Field, wantFields[i])
+		}
+	}
+	checkIndependently(t, doc, 3)
+	rep, err := verifyPDF(t, doc, p)
+	if err != nil {
+		t.Fatalf("VerifyPDF: %v", err)
+	}
+	if len(rep.Signatures) != 3 || rep.Revisions != 4 {
+		t.Fatalf("%d signatures in %d revisions, want 3 in 4", len(rep.Signatures), rep.Revisions)
+	}
+	for i, s := range rep.Signatures {
+		if !s.Valid || s.Field != wantFields[i] || s.Reason != steps[i].Reason || s.CoversWholeDocument != (i == 2) || len(s.LaterChanges) != 0 {
+			t.Errorf("signature %d: %+v", i+1, s)
+		}
+	}
+}
+
+// Flipping any one byte of a sealed document is detected: every revision
+// is covered by some signature, and the /Contents padding is checked too.
+func TestVerifyPDFDetectsFlippedBytes(t *testing.T) {
+	key, p := softHSMSeal(t)
+	doc := pdftest.Bytes(pdftest.Spec{})
+	for i := 0; i < 3; i++ {
+		doc, _ = seal(t, key, doc, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 40, Y: float64(40 + 80*i), Width: 200, Height: 60}})
+	}
+	if _, err := verifyPDF(t, doc, p); err != nil {
+		t.Fatalf("unchanged document: %v", err)
+	}
+	step := len(doc) / 400
+	for pos := 0; pos < len(doc); pos += step {
+		flipped := append([]byte(nil), doc...)
+		flipped[pos] ^= 0x01
+		rep, err := verifyPDF(t, flipped, p)
+		if err == nil || (rep != nil && rep.Valid) {
+			t.Errorf("flipping the byte at %d (%q) went unnoticed", pos, doc[max(0, pos-10):min(len(doc), pos+10)])
+		}
+	}
+}
+
+// A change after a signature that signing does not make (new page content)
+// is reported, while the signature itself still verifies.
+func TestVerifyPDFReportsModification(t *testing.T) {
+	key, p := softHSMSeal(t)
+	sealed, _ := seal(t, key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{})
+	r, err := pdf.Open(bytes.NewReader(sealed), int64(len(sealed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := pdf.NewUpdate(r)
+	page, err := r.Page(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := page.Dict.Clone()
+	pd["Contents"] = u.Add(&pdf.Stream{Dict: pdf.Dict{}, Data: []byte("BT /F1 30 Tf 100 400 Td (PAID) Tj ET")})
+	u.Set(page.Ref, pd)
+	laid, err := u.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := append(append([]byte(nil), sealed...), laid.Bytes...)
+	rep, err := verifyPDF(t, tampered, p)
+	if fault.CodeOf(err) != signing.CodeModifiedAfterSign {
+		t.Fatalf("VerifyPDF error %v, want %s", err, signing.CodeModifiedAfterSign)
+	}
+	s := rep.Signatures[0]
+	if s.CMS == nil || !s.CMS.Valid || s.CoversWholeDocument || len(s.LaterChanges) == 0 {
+		t.Errorf("report: %+v", s)
+	}
+}
+
+// The report marshals to the camelCase JSON the verification endpoints share.
+func TestPDFReportJSON(t *testing.T) {
+	key, p := softHSMSeal(t)
+	sealed, _ := seal(t, key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{Reason: "Invoice"})
+	rep, err := verifyPDF(t, sealed, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	sig := m["signatures"].([]any)[0].(map[string]any)
+	for _, k := range []string{"field", "subFilter", "byteRange", "coversWholeDocument", "level", "cms", "reason"} {
+		if _, ok := sig[k]; !ok {
+			t.Errorf("signature JSON lacks %q: %s", k, b)
+		}
+	}
+	if m["valid"] != true || sig["level"] != "B-B" {
+		t.Errorf("JSON: %s", b)
+	}
+}
+
+// An unsigned document is readable but not valid.
+func TestVerifyPDFUnsigned(t *testing.T) {
+	p := sharedPKI(t)
+	rep, err := verifyPDF(t, pdftest.Bytes(pdftest.Spec{SigField: "Empty"}), p)
+	if fault.CodeOf(err) != signing.CodeNoSignature || rep == nil || rep.Valid {
+		t.Errorf("VerifyPDF = %+v, %v; want %s", rep, err, signing.CodeNoSignature)
+	}
+}
+
