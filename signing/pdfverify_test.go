@@ -249,4 +249,3 @@ func TestVerifyPDFUnsigned(t *testing.T) {
 		t.Errorf("VerifyPDF = %+v, %v; want %s", rep, err, signing.CodeNoSignature)
 	}
 }
-
