@@ -73,13 +73,20 @@ type syncEnv struct {
 
 func newSyncEnv(t testing.TB, cfg Config) *syncEnv {
 	t.Helper()
+	return newSyncEnvWith(t, cfg, access.Options{})
+}
+
+// newSyncEnvWith is newSyncEnv with access options (directory verifiers).
+func newSyncEnvWith(t testing.TB, cfg Config, opts access.Options) *syncEnv {
+	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "sealgate.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc, err := access.Open(ctx, db, access.Options{Logger: slog.New(slog.DiscardHandler)})
+	opts.Logger = slog.New(slog.DiscardHandler)
+	svc, err := access.Open(ctx, db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
