@@ -35,6 +35,8 @@ const (
 	CodeTimestampInvalid fault.Code = "timestamp_invalid"
 	// CodeSigningCertificateMismatch: the signing-certificate-v2 attribute names another certificate.
 	CodeSigningCertificateMismatch fault.Code = "signing_certificate_mismatch"
+	// CodeTimestampBeforeSigningTime: the signature claims a signing time after its own timestamp.
+	CodeTimestampBeforeSigningTime fault.Code = "timestamp_before_signing_time"
 )
 
 // Object identifiers of RFC 5652 (CMS), RFC 5035 (ESS), RFC 3161 and the

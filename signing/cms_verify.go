@@ -138,6 +138,14 @@ func VerifyCMS(ctx context.Context, sig []byte, content SignedContent, opts CMSV
 		r.fail(fault.New(fault.Invalid, CodeSigningCertificateMismatch, "the signing-certificate attribute does not name the signer certificate %q", r.Signer))
 	}
 	r.Timestamp = verifySignatureTimestamp(p, opts, r)
+	// A signature cannot have been made after it was timestamped (ETSI EN
+	// 319 102-1 §5.6.2.4.4, timestamp ordering); the accuracy and the
+	// signing time's whole seconds give the benefit of the doubt.
+	if r.Timestamp != nil && r.SigningTime != nil &&
+		r.SigningTime.After(r.Timestamp.GenTime.Add(r.Timestamp.Accuracy+time.Second)) {
+		r.fail(fault.New(fault.Invalid, CodeTimestampBeforeSigningTime, "the signing time %s is after the signature timestamp %s",
+			r.SigningTime.UTC().Format(time.RFC3339), r.Timestamp.GenTime.Format(time.RFC3339)))
+	}
 
 	r.Valid = len(r.Errors) == 0
 	if r.Valid && r.SigningCertificateV2Matches {

@@ -69,6 +69,35 @@ func TestVerifyCMSReport(t *testing.T) {
 	}
 }
 
+// A signature whose claimed signing time lies after its own timestamp is
+// refused: one of the two times is false.
+func TestVerifyCMSTimestampOrder(t *testing.T) {
+	p := sharedPKI(t)
+	ts := newTestTSA(t, p)
+	doc := []byte("Backdated? No: postdated.\n")
+	for _, tc := range []struct {
+		name        string
+		signingTime time.Time
+		want        fault.Code
+	}{
+		{"signing time before the timestamp", time.Now().Add(-time.Minute), ""},
+		{"signing time an hour after the timestamp", time.Now().Add(time.Hour), signing.CodeTimestampBeforeSigningTime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := signing.CAdES(context.Background(), p.keys["ecdsa-p256"], bytes.NewReader(doc),
+				signing.CAdESOptions{Timestamper: ts.client, SigningTime: tc.signingTime})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = signing.VerifyCMS(context.Background(), res.Signature, signing.SignedContent{Reader: bytes.NewReader(doc)},
+				signing.CMSVerifyOptions{Roots: p.roots})
+			if fault.CodeOf(err) != tc.want {
+				t.Errorf("got %v, want code %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // Each way a signature can be wrong is reported with its own code, and a
 // report is still returned for signatures that could be decoded.
 func TestVerifyCMSFindings(t *testing.T) {
