@@ -56,9 +56,6 @@ var (
 	oidMGF1                     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8}
 )
 
-// OIDData is id-data, the content type of a plain document.
-var OIDData = oidData
-
 // OIDTSTInfo is id-ct-TSTInfo, the content type of an RFC 3161 timestamp token.
 var OIDTSTInfo = oidTSTInfo
 
