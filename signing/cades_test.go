@@ -25,6 +25,8 @@ type cadesCase struct {
 	key   signing.Key
 	opts  signing.CAdESOptions
 	level signing.Level
+	// tsHash is the timestamp imprint's hash when it differs from SHA-256.
+	tsHash crypto.Hash
 }
 
 // checkCAdES holds every CAdES output to the independent verifiers: openssl
@@ -79,7 +81,11 @@ func checkCAdES(t *testing.T, p *testPKI, ts *testTSA, tc cadesCase, doc []byte)
 		"-token_in", "-CAfile", caPath, "-untrusted", ts.pem); err != nil || !strings.Contains(out, "Verification: OK") {
 		t.Errorf("openssl ts -verify of the signature timestamp: %v\n%s", err, out)
 	}
-	info, err := tsa.Verify(token, digestOf(crypto.SHA256, value), crypto.SHA256, tsa.VerifyOptions{Roots: p.roots})
+	tsHash := crypto.SHA256
+	if tc.tsHash != 0 {
+		tsHash = tc.tsHash
+	}
+	info, err := tsa.Verify(token, digestOf(tsHash, value), tsHash, tsa.VerifyOptions{Roots: p.roots})
 	if err != nil {
 		t.Fatalf("tsa.Verify of the signature timestamp: %v", err)
 	}
@@ -95,14 +101,15 @@ func TestCAdESVerifiesWithOpenSSL(t *testing.T) {
 	ts := newTestTSA(t, p)
 	doc := []byte(strings.Repeat("Invoice line: 1 x widget, 9.99 EUR\n", 2000))
 	for _, tc := range []cadesCase{
-		{"ECDSA P-256 B-B", p.keys["ecdsa-p256"], signing.CAdESOptions{}, signing.LevelBB},
-		{"RSA-2048 PKCS#1 v1.5 B-B", p.keys["rsa-2048"], signing.CAdESOptions{}, signing.LevelBB},
-		{"RSA-2048 PSS B-B", p.keys["rsa-2048"], signing.CAdESOptions{PSS: true}, signing.LevelBB},
-		{"RSA-2048 SHA-512 B-B", p.keys["rsa-2048"], signing.CAdESOptions{Hash: crypto.SHA512}, signing.LevelBB},
-		{"ECDSA P-384 SHA-384 B-B", p.keys["ecdsa-p384"], signing.CAdESOptions{Hash: crypto.SHA384}, signing.LevelBB},
-		{"ECDSA P-256 B-T", p.keys["ecdsa-p256"], signing.CAdESOptions{Timestamper: ts.client}, signing.LevelBT},
-		{"RSA-2048 PKCS#1 v1.5 B-T", p.keys["rsa-2048"], signing.CAdESOptions{Timestamper: ts.client}, signing.LevelBT},
-		{"RSA-2048 PSS B-T", p.keys["rsa-2048"], signing.CAdESOptions{PSS: true, Timestamper: ts.client}, signing.LevelBT},
+		{"ECDSA P-256 B-B", p.keys["ecdsa-p256"], signing.CAdESOptions{}, signing.LevelBB, 0},
+		{"RSA-2048 PKCS#1 v1.5 B-B", p.keys["rsa-2048"], signing.CAdESOptions{}, signing.LevelBB, 0},
+		{"RSA-2048 PSS B-B", p.keys["rsa-2048"], signing.CAdESOptions{PSS: true}, signing.LevelBB, 0},
+		{"RSA-2048 SHA-512 B-B", p.keys["rsa-2048"], signing.CAdESOptions{Hash: crypto.SHA512}, signing.LevelBB, 0},
+		{"ECDSA P-384 SHA-384 B-B", p.keys["ecdsa-p384"], signing.CAdESOptions{Hash: crypto.SHA384}, signing.LevelBB, 0},
+		{"ECDSA P-256 B-T", p.keys["ecdsa-p256"], signing.CAdESOptions{Timestamper: ts.client}, signing.LevelBT, 0},
+		{"RSA-2048 PKCS#1 v1.5 B-T", p.keys["rsa-2048"], signing.CAdESOptions{Timestamper: ts.client}, signing.LevelBT, 0},
+		{"RSA-2048 PSS B-T", p.keys["rsa-2048"], signing.CAdESOptions{PSS: true, Timestamper: ts.client}, signing.LevelBT, 0},
+		{"RSA-2048 SHA-512 B-T, TSA asked for SHA-384", p.keys["rsa-2048"], signing.CAdESOptions{Hash: crypto.SHA512, Timestamper: ts.clientFor(t, "sha384")}, signing.LevelBT, crypto.SHA384},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkCAdES(t, p, ts, tc, doc) })
 	}
@@ -134,9 +141,9 @@ func TestCAdESWithSoftHSMKey(t *testing.T) {
 	key := softHSMKey(t, p)
 	doc := []byte("Delivery note 7781, sealed on a card\n")
 	for _, tc := range []cadesCase{
-		{"PKCS#1 v1.5 B-B", key, signing.CAdESOptions{}, signing.LevelBB},
-		{"PSS B-B", key, signing.CAdESOptions{PSS: true}, signing.LevelBB},
-		{"PKCS#1 v1.5 B-T", key, signing.CAdESOptions{Timestamper: ts.client}, signing.LevelBT},
+		{"PKCS#1 v1.5 B-B", key, signing.CAdESOptions{}, signing.LevelBB, 0},
+		{"PSS B-B", key, signing.CAdESOptions{PSS: true}, signing.LevelBB, 0},
+		{"PKCS#1 v1.5 B-T", key, signing.CAdESOptions{Timestamper: ts.client}, signing.LevelBT, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkCAdES(t, p, ts, tc, doc) })
 	}

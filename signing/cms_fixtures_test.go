@@ -150,9 +150,20 @@ func flipByte(b []byte) []byte {
 // testTSA is the development timestamp authority on loopback, certified by
 // the shared test CA, and a client for it.
 type testTSA struct {
-	client *tsa.Client
+	client *tsa.Client // asks for SHA-256 imprints
+	url    string
 	cert   *x509.Certificate
 	pem    string // the TSA certificate, for openssl's -untrusted
+}
+
+// clientFor returns a client asking for imprints made with hash ("sha384", ...).
+func (ts *testTSA) clientFor(t testing.TB, hash string) *tsa.Client {
+	t.Helper()
+	c, err := tsa.NewClient(tsa.ClientConfig{URL: ts.url, Hash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func newTestTSA(t testing.TB, p *testPKI) *testTSA {
@@ -171,15 +182,13 @@ func newTestTSA(t testing.TB, p *testPKI) *testTSA {
 	}
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	c, err := tsa.NewClient(tsa.ClientConfig{URL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "tsa.pem")
 	if err := devpki.WriteCertsPEM(path, cert); err != nil {
 		t.Fatal(err)
 	}
-	return &testTSA{client: c, cert: cert, pem: path}
+	ts := &testTSA{url: srv.URL, cert: cert, pem: path}
+	ts.client = ts.clientFor(t, "sha256")
+	return ts
 }
 
 // signatureTimestamp extracts, with an independent CMS parser, the
