@@ -17,6 +17,7 @@ import (
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/gateway/httpauth"
+	"github.com/sealgate/sealgate/gateway/problem"
 )
 
 // CodeBadRequest is returned for a body that is not the expected JSON.
@@ -81,7 +82,7 @@ func New(svc *access.Service, auth *httpauth.Authenticator, opts Options) http.H
 		mux.Handle(rt.pattern, a.authorized(rt.op, rt.h))
 	}
 	mux.HandleFunc("/api/v1/admin/", func(w http.ResponseWriter, r *http.Request) {
-		a.auth.WriteProblem(w, r, fault.New(fault.NotFound, CodeBadRequest, "no admin resource %s %s", r.Method, r.URL.Path))
+		problem.Write(w, r, a.log, fault.New(fault.NotFound, CodeBadRequest, "no admin resource %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -98,7 +99,7 @@ func (a *api) authorized(op access.Operation, h handlerFunc) http.Handler {
 			err = h(w, r, p)
 		}
 		if err != nil {
-			a.auth.WriteProblem(w, r, err)
+			problem.Write(w, r, a.log, err)
 		}
 	})
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/gateway/adminapi"
 	"github.com/sealgate/sealgate/gateway/httpauth"
+	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/store"
 )
 
@@ -255,7 +256,7 @@ func (w *world) try(t *testing.T, c creds, col column, row string) string {
 	resp, err := client.Do(req)
 	w.must(t, err)
 	defer resp.Body.Close()
-	var p httpauth.Problem
+	var p problem.Problem
 	if resp.StatusCode/100 != 2 {
 		w.must(t, json.NewDecoder(resp.Body).Decode(&p))
 	}

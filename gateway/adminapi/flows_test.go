@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/sealgate/sealgate/access"
-	"github.com/sealgate/sealgate/gateway/httpauth"
+	"github.com/sealgate/sealgate/gateway/problem"
 )
 
 // call sends one admin request as the holder of session and decodes the
@@ -94,7 +94,7 @@ func TestAdminFlowsKeepSecretsOutOfLogsAndAudit(t *testing.T) {
 	if len(rules) != 1 || rules[0].DailyQuota != 1000 || rules[0].Subject.Name != "invoicer" {
 		t.Fatalf("rules %+v", rules)
 	}
-	var bad httpauth.Problem
+	var bad problem.Problem
 	w.call(t, admin, "POST", "/api/v1/admin/rules", map[string]any{"name": "x", "sealz": []string{"*"}}, 400, &bad)
 	if bad.Code != "bad_request" || !strings.Contains(bad.Detail, "sealz") {
 		t.Fatalf("unknown field: %+v", bad)

@@ -26,15 +26,17 @@ import (
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/gateway/problem"
 )
 
 // OTPHeader carries a user's TOTP (or recovery) code.
 const OTPHeader = "Sealgate-OTP"
 
+// realm is named in WWW-Authenticate, as gateway/problem does.
+const realm = "sealgate"
+
 // Options configure an Authenticator.
 type Options struct {
-	// Realm is named in WWW-Authenticate. Default "sealgate".
-	Realm string
 	// Logger receives internal errors only; never credentials. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -47,9 +49,6 @@ type Authenticator struct {
 
 // New returns an Authenticator.
 func New(svc *access.Service, opts Options) *Authenticator {
-	if opts.Realm == "" {
-		opts.Realm = "sealgate"
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -108,64 +107,6 @@ func RemoteAddr(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-// Problem is an RFC 7807 problem detail with sealgate's stable code.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	Code   string `json:"code"`
-}
-
-// StatusOf maps an error's kind to an HTTP status.
-func StatusOf(err error) int {
-	e := fault.As(err)
-	if e == nil {
-		return http.StatusInternalServerError
-	}
-	switch e.Kind {
-	case fault.Invalid:
-		return http.StatusBadRequest
-	case fault.Unauthenticated:
-		return http.StatusUnauthorized
-	case fault.Forbidden:
-		return http.StatusForbidden
-	case fault.NotFound:
-		return http.StatusNotFound
-	case fault.Conflict:
-		return http.StatusConflict
-	case fault.Unavailable:
-		return http.StatusServiceUnavailable
-	case fault.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case fault.TooMany:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
-}
-
-// WriteProblem writes err as application/problem+json; a 401 carries
-// WWW-Authenticate naming the schemes sealgate accepts. Internal errors are
-// logged and shown without details.
-func (a *Authenticator) WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
-	status := StatusOf(err)
-	p := Problem{Status: status, Title: http.StatusText(status), Code: string(fault.CodeOf(err))}
-	if e := fault.As(err); e != nil && e.Kind != fault.Internal {
-		p.Detail = e.Msg
-	} else {
-		p.Detail = "sealgate could not complete the request; the server log has the details"
-		a.opts.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	p.Type = "https://sealgate.invalid/problems/" + p.Code
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+a.opts.Realm+`", Bearer realm="`+a.opts.Realm+`"`)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(p)
-}
-
 // tokenError is an RFC 6749 §5.2 error response.
 type tokenError struct {
 	Error       string `json:"error"`
@@ -201,7 +142,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 		}
 		p, basic, err := a.tokenClient(r)
 		if err != nil {
-			switch status := StatusOf(err); {
+			switch status := problem.StatusOf(err); {
 			case status == http.StatusBadRequest:
 				a.writeTokenError(w, status, "invalid_request", fault.As(err).Msg)
 			case status >= 500:
@@ -217,7 +158,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 					status = http.StatusUnauthorized
 				}
 				if basic {
-					w.Header().Set("WWW-Authenticate", `Basic realm="`+a.opts.Realm+`"`)
+					w.Header().Set("WWW-Authenticate", `Basic realm="`+realm+`"`)
 				}
 				a.writeTokenError(w, status, "invalid_client", desc)
 			}
@@ -225,7 +166,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 		}
 		tok, exp, err := a.svc.IssueToken(r.Context(), p)
 		if err != nil {
-			if StatusOf(err) == http.StatusForbidden {
+			if problem.StatusOf(err) == http.StatusForbidden {
 				a.writeTokenError(w, http.StatusBadRequest, "unauthorized_client", fault.As(err).Msg)
 				return
 			}

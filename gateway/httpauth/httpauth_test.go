@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -267,36 +266,6 @@ func TestAuthenticateRequests(t *testing.T) {
 				t.Fatalf("principal %+v", p)
 			}
 		})
-	}
-}
-
-func TestWriteProblem(t *testing.T) {
-	a := httpauth.New(nil, httpauth.Options{Realm: "example", Logger: slog.New(slog.DiscardHandler)})
-	tests := []struct {
-		err     error
-		status  int
-		code    string
-		wwwAuth string
-	}{
-		{fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "authentication failed"), 401, "unauthenticated", `Basic realm="example", Bearer realm="example"`},
-		{fault.New(fault.TooMany, access.CodeAccountLocked, "too many failed attempts"), 429, "account_locked", ""},
-		{fault.New(fault.Forbidden, access.CodeSealNotPermitted, "seal %q is not permitted", "company"), 403, "seal_not_permitted", ""},
-		{io.ErrUnexpectedEOF, 500, "internal", ""},
-	}
-	for _, tt := range tests {
-		rec := httptest.NewRecorder()
-		a.WriteProblem(rec, httptest.NewRequest("GET", "/x", nil), tt.err)
-		var p httpauth.Problem
-		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-			t.Fatal(err)
-		}
-		if rec.Code != tt.status || p.Status != tt.status || p.Code != tt.code || rec.Header().Get("WWW-Authenticate") != tt.wwwAuth ||
-			rec.Header().Get("Content-Type") != "application/problem+json" {
-			t.Errorf("%v: %d %+v %q", tt.err, rec.Code, p, rec.Header().Get("WWW-Authenticate"))
-		}
-		if tt.status == 500 && strings.Contains(p.Detail, "EOF") {
-			t.Errorf("internal detail shown to the caller: %q", p.Detail)
-		}
 	}
 }
 
