@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -601,6 +602,22 @@ func (p *Pool) Seals() []SealStatus {
 		out = append(out, st)
 	}
 	return out
+}
+
+// Ready returns nil when every seal can sign now (a card holding it is in
+// service, or it has a software key), else a token_unavailable error naming
+// the seals that cannot.
+func (p *Pool) Ready() error {
+	var down []string
+	for _, s := range p.Seals() {
+		if s.HealthyCards == 0 {
+			down = append(down, s.ID)
+		}
+	}
+	if len(down) > 0 {
+		return fault.New(fault.Unavailable, CodeTokenUnavailable, "no card in service for seal(s) %s", strings.Join(down, ", "))
+	}
+	return nil
 }
 
 // Close stops retrying failed cards, closes every session and releases the

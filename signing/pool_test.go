@@ -221,6 +221,9 @@ func TestPoolSpreadsLoadAndSurvivesACardPulledOut(t *testing.T) {
 	h.InitToken("card-a", "1234")
 	h.ImportKey("card-a", "1234", "seal", "01", seal)
 	waitFor(t, 90*time.Second, "card-a is back in service", func() bool { return card(t, pool, "card-a").Healthy })
+	if err := pool.Ready(); err != nil {
+		t.Errorf("Ready with both cards back: %v", err)
+	}
 	again := card(t, pool, "card-a").Signatures
 	waitFor(t, 30*time.Second, "card-a signs again", func() bool { return card(t, pool, "card-a").Signatures > again })
 	t.Logf("signatures: %d in all; card-a %d, card-b %d", signed.Load(), card(t, pool, "card-a").Signatures, card(t, pool, "card-b").Signatures)
@@ -291,6 +294,9 @@ func TestPoolKeepsServingWhenACardCannotStart(t *testing.T) {
 			}
 			if _, err := key.Sign(nil, digest[:], crypto.SHA256); fault.CodeOf(err) != signing.CodeTokenUnavailable || fault.As(err).Kind != fault.Unavailable {
 				t.Errorf("seal only on the broken card: error %v; want token_unavailable", err)
+			}
+			if err := pool.Ready(); fault.CodeOf(err) != signing.CodeTokenUnavailable || !strings.Contains(err.Error(), "bad") || strings.Contains(err.Error(), "good") {
+				t.Errorf("Ready: %v; want token_unavailable naming seal bad only", err)
 			}
 			for _, s := range pool.Seals() {
 				want := map[string]int{"good": 1, "bad": 0}[s.ID]
