@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,12 +48,8 @@ func testConfig(t testing.TB, s *ldaptest.Server) Config {
 // code under test.
 func entryUUID(t testing.TB, s *ldaptest.Server, login string) string {
 	t.Helper()
-	out, err := exec.Command("ldapsearch", "-x", "-LLL", "-H", s.URL, "-D", ldaptest.AdminDN, "-w", ldaptest.AdminPassword,
-		"-b", ldaptest.Suffix, "(uid="+login+")", "entryUUID").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ldapsearch: %v\n%s", err, out)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
+	out := s.Search(t, ldaptest.Suffix, "(uid="+login+")", "entryUUID")
+	for _, line := range strings.Split(out, "\n") {
 		if v, ok := strings.CutPrefix(line, "entryUUID: "); ok {
 			return v
 		}

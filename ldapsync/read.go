@@ -73,6 +73,16 @@ func laterMark(a, b string) bool {
 	return a > b
 }
 
+// usableName reports whether access accepts v as a login or group name:
+// 1 to 128 characters, no spaces, commas, colons or control characters.
+// Checking here lets one odd entry be skipped instead of failing the
+// whole sync transaction.
+func usableName(v string) bool {
+	return v != "" && len(v) <= 128 && !strings.ContainsFunc(v, func(r rune) bool {
+		return r <= ' ' || r == ',' || r == ':' || r == 0x7f
+	})
+}
+
 // reader turns directory entries into access.ExternalUser values.
 type reader struct {
 	cfg Config
@@ -137,6 +147,10 @@ func (r *reader) readGroups(ctx context.Context, c *conn) (*groupGraph, error) {
 		}
 		if !ok && !r.cfg.Groups.OnlyMapped {
 			name = cn
+		}
+		if name != "" && !usableName(name) {
+			r.skipped = append(r.skipped, fmt.Sprintf("group %s: %q is not a usable sealgate group name; name it in ldap.groups.map", e.DN, name))
+			name = ""
 		}
 		g.dns = append(g.dns, e.DN)
 		g.names = append(g.names, name)
@@ -334,12 +348,12 @@ func (r *reader) listAttributes() []string {
 func (r *reader) user(e *ldap.Entry, g *groupGraph) (access.ExternalUser, bool) {
 	id, err := r.id(e)
 	if err != nil {
-		r.skipped = append(r.skipped, e.DN+": "+err.Error())
+		r.skipped = append(r.skipped, "user "+e.DN+": "+err.Error())
 		return access.ExternalUser{}, false
 	}
 	login := e.GetEqualFoldAttributeValue(r.cfg.Users.Login)
-	if login == "" {
-		r.skipped = append(r.skipped, e.DN+": no "+r.cfg.Users.Login)
+	if !usableName(login) {
+		r.skipped = append(r.skipped, fmt.Sprintf("user %s: %s %q is not a usable sealgate login", e.DN, r.cfg.Users.Login, login))
 		return access.ExternalUser{}, false
 	}
 	return access.ExternalUser{

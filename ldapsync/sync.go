@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -254,6 +255,7 @@ func (s *Syncer) run(ctx context.Context, opts SyncOptions, since string, rep *R
 		return err
 	}
 	rep.Seen = len(desired)
+	desired = dropDuplicateLogins(desired, r)
 	rep.SkippedEntries = r.skipped
 	rep.Diff = diff(known, desired)
 	if err := s.guard(len(known), rep, opts.Force); err != nil {
@@ -275,6 +277,25 @@ func (s *Syncer) run(ctx context.Context, opts SyncOptions, since string, rep *R
 		return s.setMark(ctx, r.mark)
 	}
 	return nil
+}
+
+// dropDuplicateLogins skips every user whose login another directory entry
+// also has: access could not hold both, and guessing which one is meant
+// would hand one person's account to another.
+func dropDuplicateLogins(users []access.ExternalUser, r *reader) []access.ExternalUser {
+	count := make(map[string]int, len(users))
+	for _, u := range users {
+		count[strings.ToLower(u.Login)]++
+	}
+	out := users[:0]
+	for _, u := range users {
+		if count[strings.ToLower(u.Login)] > 1 {
+			r.skipped = append(r.skipped, fmt.Sprintf("user %s (%s): login shared with another directory entry", u.Login, u.ExternalID))
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // guard stops runs that look like a directory failure rather than real

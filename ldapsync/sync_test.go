@@ -121,25 +121,28 @@ func TestSyncFollowsTheDirectory(t *testing.T) {
 		name   string
 		ldif   string
 		change func(map[string]state)
+		// gone is a DN whose references the refint overlay rewrites
+		// in the background; the step waits for it, as a later sync would.
+		gone string
 	}{
 		{"a renamed user keeps its identity and groups", `dn: uid=ann,` + people + `
 changetype: modrdn
 newrdn: uid=anna
 deleteoldrdn: 1
-`, func(m map[string]state) { m["anna"] = m["ann"]; delete(m, "ann") }},
+`, func(m map[string]state) { m["anna"] = m["ann"]; delete(m, "ann") }, "uid=ann," + people},
 		{"leaving a group removes that membership, and the nested ones", `dn: cn=finance,` + groups + `
 changetype: modify
 delete: member
 member: uid=bob,` + people + `
-`, func(m map[string]state) { m["bob"] = state{ids["bob"], "staff", false} }},
+`, func(m map[string]state) { m["bob"] = state{ids["bob"], "staff", false} }, ""},
 		{"a user disabled in the directory is disabled", `dn: uid=cy,` + people + `
 changetype: modify
 add: pwdAccountLockedTime
 pwdAccountLockedTime: 000001010000Z
-`, func(m map[string]state) { c := m["cy"]; c.disabled = true; m["cy"] = c }},
+`, func(m map[string]state) { c := m["cy"]; c.disabled = true; m["cy"] = c }, ""},
 		{"a user deleted in the directory is removed", `dn: uid=dan,` + people + `
 changetype: delete
-`, func(m map[string]state) { delete(m, "dan") }},
+`, func(m map[string]state) { delete(m, "dan") }, "uid=dan," + people},
 		{"a new user joins with nested groups", `dn: uid=kim,` + people + `
 objectClass: inetOrgPerson
 uid: kim
@@ -152,14 +155,17 @@ add: member
 member: uid=kim,` + people + `
 `, func(m map[string]state) {
 			m["kim"] = state{entryUUID(t, s, "kim"), "accounting,finance,sealers", false}
-		}},
+		}, ""},
 		{"a disabled user enabled again is enabled", `dn: uid=cy,` + people + `
 changetype: modify
 delete: pwdAccountLockedTime
-`, func(m map[string]state) { c := m["cy"]; c.disabled = false; m["cy"] = c }},
+`, func(m map[string]state) { c := m["cy"]; c.disabled = false; m["cy"] = c }, ""},
 	}
 	for _, step := range steps {
 		s.Apply(t, step.ldif)
+		if step.gone != "" {
+			s.WaitRefint(t, step.gone)
+		}
 		step.change(want)
 		rep := env.run(t, SyncOptions{})
 		if rep.Full || rep.Outcome != OutcomeApplied {
@@ -298,5 +304,50 @@ func TestSyncDirectoryDown(t *testing.T) {
 	}
 	if rh := restarted.Health(); rh.Last.ID != h.Last.ID || rh.OK() || rh.LastSuccess.IsZero() {
 		t.Fatalf("health after restart %+v, want %+v", rh, h)
+	}
+}
+
+// TestSyncSkipsUnusableEntries: entries access could not hold (a group
+// name with a space, a login two entries share) are skipped and reported,
+// and the rest of the directory still syncs. A mapped name makes such a
+// group usable.
+func TestSyncSkipsUnusableEntries(t *testing.T) {
+	s := startOrg(t)
+	s.Apply(t, `dn: cn=Domain Users,ou=groups,`+ldaptest.Suffix+`
+objectClass: groupOfNames
+cn: Domain Users
+member: uid=ann,ou=people,`+ldaptest.Suffix+`
+
+dn: ou=contractors,ou=people,`+ldaptest.Suffix+`
+objectClass: organizationalUnit
+ou: contractors
+
+dn: uid=bob,ou=contractors,ou=people,`+ldaptest.Suffix+`
+objectClass: inetOrgPerson
+uid: bob
+cn: Another Bob
+sn: Bob
+`)
+	cfg := testConfig(t, s)
+	env := newSyncEnv(t, cfg)
+	rep := env.run(t, SyncOptions{})
+	if rep.Outcome != OutcomeApplied || rep.Added != 8 || rep.Skipped != 3 {
+		t.Fatalf("outcome %s added %d skipped %v, want 8 users applied and 3 entries skipped", rep.Outcome, rep.Added, rep.SkippedEntries)
+	}
+	for _, want := range []string{`"Domain Users" is not a usable sealgate group name`, "user bob (", "login shared"} {
+		if !strings.Contains(strings.Join(rep.SkippedEntries, "\n"), want) {
+			t.Errorf("skipped entries %q do not mention %q", rep.SkippedEntries, want)
+		}
+	}
+	known := env.known(t)
+	if _, ok := known["bob"]; ok || known["ann"].groups != "sealers,staff" {
+		t.Fatalf("known users %v: want no bob and ann without the unusable group", known)
+	}
+
+	cfg.Groups.Map = map[string]string{"Domain Users": "domain-users"}
+	mapped := newSyncEnv(t, cfg)
+	rep = mapped.run(t, SyncOptions{DryRun: true})
+	if got := groupsByLogin(rep)["ann"]; got != "domain-users,sealers,staff" {
+		t.Fatalf("ann's groups with the group mapped: %q", got)
 	}
 }

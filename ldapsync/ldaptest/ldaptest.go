@@ -269,3 +269,32 @@ func (s *Server) Apply(t testing.TB, ldif string) {
 		t.Fatalf("ldaptest: ldapmodify: %v\n%s\nLDIF:\n%s", err, out, ldif)
 	}
 }
+
+// Search runs ldapsearch as the root account and returns its LDIF output
+// (without line wrapping).
+func (s *Server) Search(t testing.TB, base, filter string, attrs ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := append([]string{"-x", "-LLL", "-o", "ldif-wrap=no", "-H", s.URL, "-D", AdminDN, "-w", AdminPassword, "-b", base, filter}, attrs...)
+	out, err := exec.CommandContext(ctx, "ldapsearch", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ldaptest: ldapsearch %s: %v\n%s", filter, err, out)
+	}
+	return string(out)
+}
+
+// WaitRefint waits until no entry's member or uniqueMember still names dn:
+// the refint overlay rewrites references after a rename or delete in the
+// background, a moment after the operation returned.
+func (s *Server) WaitRefint(t testing.TB, dn string) {
+	t.Helper()
+	filter := "(|(member=" + dn + ")(uniqueMember=" + dn + "))"
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.TrimSpace(s.Search(t, Suffix, filter, "1.1")) != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("ldaptest: references to %s remain after 10s", dn)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
