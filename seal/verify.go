@@ -59,6 +59,9 @@ type Report struct {
 	Evidence *evidence.Report   `json:"evidence,omitempty"`
 	// InLog is true when the evidence log records this document.
 	InLog bool `json:"inLog"`
+	// EvidencePending is true when the document was recorded after the
+	// newest checkpoint: its proof exists from the next checkpoint on.
+	EvidencePending bool `json:"evidencePending,omitempty"`
 }
 
 // Verify checks req.Document.
@@ -89,14 +92,16 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 	switch {
 	case len(req.Signature) > 0:
 		rep.Kind = "cades"
-		if rep.CMS, err = signing.VerifyCMS(ctx, req.Signature, signing.SignedContent{Reader: io.NewSectionReader(f, 0, size)}, opts); err != nil {
+		// An invalid signature is a finding in the report, not a failure
+		// to verify; only an unusable input ends verification.
+		if rep.CMS, err = signing.VerifyCMS(ctx, req.Signature, signing.SignedContent{Reader: io.NewSectionReader(f, 0, size)}, opts); rep.CMS == nil {
 			return nil, err
 		}
 		// CAdES evidence is keyed by the signature file, the sealed artefact.
 		lookup = sha256.Sum256(req.Signature)
 	case isPDF(f):
 		rep.Kind = "pdf"
-		if rep.PDF, err = signing.VerifyPDF(ctx, f, size, signing.PDFVerifyOptions{Roots: v.Roots}); err != nil {
+		if rep.PDF, err = signing.VerifyPDF(ctx, f, size, signing.PDFVerifyOptions{Roots: v.Roots}); rep.PDF == nil {
 			return nil, err
 		}
 	default:
@@ -106,12 +111,15 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 	if v.Evidence != nil {
 		ev, err := v.Evidence.Prove(ctx, lookup)
 		switch {
+		case fault.CodeOf(err) == evidence.CodePending:
+			// Recorded, but the next checkpoint (seconds away) will cover it.
+			rep.InLog, rep.EvidencePending = true, true
 		case err == nil:
 			rep.InLog = true
 			rep.Evidence = evidence.VerifyEvidence(ev, lookup, evidence.VerifyOptions{
 				LogKey:          v.Evidence.VerifierKey(),
 				VerifySeal:      v.verifySeal,
-				VerifyTimestamp: v.verifyTimestamp,
+				VerifyTimestamp: v.VerifyTimestamp,
 			})
 		case fault.CodeOf(err) != evidence.CodeNotFound:
 			return nil, err
@@ -141,6 +149,8 @@ func verdict(rep *Report, signed bool) (bool, string) {
 		return false, "the seal is NOT valid: the document was changed after sealing, or the seal is not trusted"
 	case !evOK:
 		return false, "the seal verifies, but the evidence log's proof for this document does not"
+	case rep.EvidencePending:
+		return true, "sealed and unchanged; recorded in the evidence log (its proof is published with the next checkpoint)"
 	case rep.InLog:
 		return true, "sealed and unchanged; recorded in the evidence log"
 	}
@@ -164,7 +174,9 @@ func (v *Verifier) verifySeal(content, p7s []byte) error {
 	return nil
 }
 
-func (v *Verifier) verifyTimestamp(token []byte) error {
+// VerifyTimestamp checks an RFC 3161 token's signature and certificate against
+// the verifier's roots; the imprint is the caller's to check.
+func (v *Verifier) VerifyTimestamp(token []byte) error {
 	info, err := signing.ParseTimestampToken(token)
 	if err != nil {
 		return err

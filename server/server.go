@@ -43,16 +43,6 @@ type SealSettings struct {
 	TrustRoots string `yaml:"trustRoots"`
 }
 
-// EvidenceSettings is the "evidence" section of sealgate.yaml.
-type EvidenceSettings struct {
-	// Origin names the log in its checkpoints. Default "sealgate".
-	Origin string `yaml:"origin"`
-	// CheckpointInterval is how often a checkpoint is made when there are new seals. Default 10s.
-	CheckpointInterval time.Duration `yaml:"checkpointInterval"`
-	// RenewAfter renews archive timestamps older than this; zero disables it.
-	RenewAfter time.Duration `yaml:"renewAfter"`
-}
-
 // DevTSASettings is the "devTSA" section: the development RFC 3161
 // authority served at /tsa. Its certificate is marked not qualified.
 type DevTSASettings struct {
@@ -90,8 +80,8 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if _, err := cfg.Section("seal", &s.settings); err != nil {
 		return nil, err
 	}
-	var evs EvidenceSettings
-	if _, err := cfg.Section("evidence", &evs); err != nil {
+	evCfg, err := evidence.LoadConfig(cfg)
+	if err != nil {
 		return nil, err
 	}
 	if s.DB, err = store.Open(ctx, cfg.Database, store.Options{}); err != nil {
@@ -120,15 +110,13 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}
 	s.closers = append(s.closers, s.Access.Close)
 
-	evOpts := evidence.Options{
-		Origin:             evs.Origin,
-		CheckpointInterval: evs.CheckpointInterval,
-		RenewAfter:         evs.RenewAfter,
-		Timestamper:        ts,
-		Logger:             log,
+	evOpts := evCfg.Options()
+	evOpts.Timestamper, evOpts.Logger = ts, log
+	if evCfg.Seal == "" {
+		evCfg.Seal = s.settings.DefaultSeal
 	}
-	if s.settings.DefaultSeal != "" {
-		evOpts.Sealer = s.checkpointSealer(s.settings.DefaultSeal)
+	if evCfg.Seal != "" {
+		evOpts.Sealer = s.checkpointSealer(evCfg.Seal)
 	}
 	if s.Evidence, err = evidence.Open(ctx, s.DB, evOpts); err != nil {
 		return nil, err
@@ -177,7 +165,7 @@ func (s *Server) timestamper(cfg *config.File) (signing.Timestamper, error) {
 			return nil, err
 		}
 		s.devTSACA = chain[len(chain)-1]
-		s.log.Warn("serving the development timestamp authority at /tsa — development, not qualified")
+		s.log.Info("development timestamp authority at /tsa — development, not qualified")
 	}
 	var tc tsa.ClientConfig
 	ok, err := cfg.Section("tsa", &tc)

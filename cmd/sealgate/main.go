@@ -14,7 +14,6 @@ import (
 
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devsetup"
-	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/store"
 )
 
@@ -47,7 +46,7 @@ func main() {
 	}
 	root.PersistentFlags().StringVar(&a.configPath, "config", "", "configuration file (default <data>/sealgate.yaml if present)")
 	root.PersistentFlags().StringVar(&a.dataDir, "data", "", "data directory (default ./data)")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn, error (default info for serve, warn otherwise)")
 	for _, f := range commands {
 		root.AddCommand(f(a))
 	}
@@ -57,15 +56,11 @@ func main() {
 	}
 	stop()
 	if err != nil {
-		if code := fault.CodeOf(err); code != fault.CodeInternal {
-			fmt.Fprintf(os.Stderr, "sealgate: %s\n", err)
-		} else {
-			fmt.Fprintf(os.Stderr, "sealgate: %v\n", err)
-		}
 		var ex exitError
 		if errors.As(err, &ex) {
 			os.Exit(int(ex))
 		}
+		fmt.Fprintf(os.Stderr, "sealgate: %v\n", err)
 		os.Exit(1)
 	}
 }
@@ -99,9 +94,11 @@ func (a *app) config() (*config.File, error) {
 // logger returns the process logger (JSON lines on stderr).
 func (a *app) logger() *slog.Logger {
 	if a.log == nil {
-		var lvl slog.Level
-		if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
-			lvl = slog.LevelInfo
+		lvl := slog.LevelWarn
+		if a.logLevel != "" {
+			if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+				lvl = slog.LevelInfo
+			}
 		}
 		a.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	}

@@ -28,6 +28,9 @@ Everything it makes is marked "development — not qualified".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if a.logLevel == "" {
+				a.logLevel = "info"
+			}
 			log := a.logger()
 			cfg, err := a.config()
 			if err != nil {

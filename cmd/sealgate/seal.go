@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/devsetup"
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/seal"
+	"github.com/sealgate/sealgate/server"
+)
+
+func init() { register(newSealCmd) }
+
+// newSealCmd is `sealgate seal FILE`: seal a document on this machine through
+// the same sealing path as the server, authenticated as a process client.
+func newSealCmd(a *app) *cobra.Command {
+	var (
+		req                  seal.Request
+		format, level, out   string
+		clientID, secretFile string
+		page                 int
+		rect                 []float64
+	)
+	cmd := &cobra.Command{
+		Use:   "seal FILE",
+		Short: "Seal a document locally (PAdES into the PDF, or a detached CAdES .p7s)",
+		Long: `Seal FILE with the seal of this installation, through the same sealing path,
+rules and evidence log as the server. The caller is a process client: --client-id
+and the secret from $SEALGATE_CLIENT_SECRET or --secret-file (a development setup
+uses data/dev-credentials.json).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			in, err := os.Open(args[0])
+			if err != nil {
+				return fault.Wrap(err, fault.Invalid, seal.CodeInputUnreadable, "cannot read %s", args[0])
+			}
+			defer in.Close()
+			st, err := in.Stat()
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(ctx, cfg, a.logger())
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			p, err := cliPrincipal(cmd, srv.Access, cfg.Data, clientID, secretFile)
+			if err != nil {
+				return err
+			}
+			req.Principal = p
+			req.Format, req.Level = seal.Format(format), seal.Level(level)
+			req.Document, req.Size, req.Name = in, st.Size(), filepath.Base(args[0])
+			if page > 0 {
+				if len(rect) != 4 {
+					return fault.New(fault.Invalid, "bad_request", "--rect takes x,y,width,height")
+				}
+				req.PDF.Placement.Page = page
+				req.PDF.Placement.X, req.PDF.Placement.Y, req.PDF.Placement.Width, req.PDF.Placement.Height = rect[0], rect[1], rect[2], rect[3]
+			}
+			if out == "" {
+				out = defaultOutput(args[0], req.Format)
+			}
+			res, err := srv.Seal.Seal(ctx, req)
+			if err != nil {
+				return err
+			}
+			defer res.Close()
+			if err := writeFileAtomic(out, res); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sealed %s → %s (%s %s, seal %s, evidence leaf %d, sha256 %x)\n",
+				args[0], out, res.Format, res.Level, res.Seal, res.EvidenceIndex, res.SealedSHA256)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Seal, "seal", "", "seal id (default: the configured default seal)")
+	f.StringVar(&format, "format", "pades", "pades (seal inside the PDF) or cades (detached .p7s)")
+	f.StringVar(&level, "level", "", "B-B, B-T, B-LT or B-LTA (default B-T with a TSA, else B-B)")
+	f.StringVarP(&out, "output", "o", "", "output file (default FILE-sealed.pdf or FILE.p7s)")
+	f.StringVar(&req.PDF.Field, "field", "", "sign this existing empty signature field")
+	f.IntVar(&page, "page", 0, "put a visible stamp on this page (1-based)")
+	f.Float64SliceVar(&rect, "rect", nil, "stamp rectangle x,y,width,height in PDF units from the page's lower-left corner")
+	f.StringVar(&req.PDF.Reason, "reason", "", "reason shown in the signature and stamp")
+	f.StringVar(&req.PDF.Location, "location", "", "location shown in the signature and stamp")
+	f.StringVar(&clientID, "client-id", "", "process client id (default from data/dev-credentials.json in a development setup)")
+	f.StringVar(&secretFile, "secret-file", "", "file holding the client secret (else $SEALGATE_CLIENT_SECRET)")
+	return cmd
+}
+
+func defaultOutput(in string, f seal.Format) string {
+	if f == seal.CAdES {
+		return in + ".p7s"
+	}
+	return strings.TrimSuffix(in, filepath.Ext(in)) + "-sealed.pdf"
+}
+
+// cliPrincipal authenticates the command-line caller as a process client,
+// so the command goes through the same rules as any other caller.
+func cliPrincipal(cmd *cobra.Command, svc *access.Service, data, clientID, secretFile string) (access.Principal, error) {
+	secret := os.Getenv("SEALGATE_CLIENT_SECRET")
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return access.Principal{}, err
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if clientID == "" || secret == "" {
+		if b, err := os.ReadFile(devsetup.Layout{Dir: data}.CredentialsFile()); err == nil {
+			var c devsetup.Credentials
+			if json.Unmarshal(b, &c) == nil && (clientID == "" || clientID == c.ClientID) {
+				clientID, secret = c.ClientID, c.ClientSecret
+			}
+		}
+	}
+	if clientID == "" || secret == "" {
+		return access.Principal{}, fault.New(fault.Unauthenticated, access.CodeUnauthenticated,
+			"name the process client with --client-id and give its secret in $SEALGATE_CLIENT_SECRET or --secret-file")
+	}
+	return svc.AuthenticateClientSecret(cmd.Context(), clientID, secret, localAddr)
+}
+
+// writeFileAtomic writes the result next to path and renames it into place,
+// so a failure never leaves a half-written output.
+func writeFileAtomic(path string, res io.WriterTo) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := res.WriteTo(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
