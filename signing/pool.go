@@ -52,12 +52,12 @@ const DefaultExpiryWarningDays = 30
 //	    - id: dev
 //	      softKey: {key: dev-seal.key, certificate: dev-seal.pem}
 type PoolConfig struct {
-	Modules []ModuleConfig `yaml:"modules"`
-	Tokens  []TokenConfig  `yaml:"tokens"`
+	Modules []ModuleConfig `yaml:"modules,omitempty"`
+	Tokens  []TokenConfig  `yaml:"tokens,omitempty"`
 	Seals   []SealConfig   `yaml:"seals"`
 	// ExpiryWarningDays: seal certificates expiring within this many days are
 	// warned about at start and flagged in SealStatus. Default 30.
-	ExpiryWarningDays int `yaml:"expiryWarningDays"`
+	ExpiryWarningDays int `yaml:"expiryWarningDays,omitempty"`
 }
 
 // ModuleConfig names a PKCS#11 library.
@@ -76,7 +76,7 @@ type TokenConfig struct {
 	PIN secret.Ref `yaml:"pin"`
 	// Sessions is how many sessions stay open on the card (signatures made
 	// at the same time). Default runtime.NumCPU().
-	Sessions int `yaml:"sessions"`
+	Sessions int `yaml:"sessions,omitempty"`
 }
 
 // SealConfig is one seal: its certificate chain and the cards holding its key,
@@ -84,20 +84,20 @@ type TokenConfig struct {
 type SealConfig struct {
 	ID string `yaml:"id"`
 	// Certificate is the PEM chain file, seal certificate first.
-	Certificate string `yaml:"certificate"`
+	Certificate string `yaml:"certificate,omitempty"`
 	// Keys are the copies of the seal key, one per card.
-	Keys []KeyRef `yaml:"keys"`
+	Keys []KeyRef `yaml:"keys,omitempty"`
 	// SoftKey makes a development seal with a software key; it excludes
 	// Certificate and Keys.
-	SoftKey *SoftKeyConfig `yaml:"softKey"`
+	SoftKey *SoftKeyConfig `yaml:"softKey,omitempty"`
 }
 
 // KeyRef finds a private key on a card by label and/or CKA_ID.
 type KeyRef struct {
 	Token string `yaml:"token"`
-	Label string `yaml:"label"`
+	Label string `yaml:"label,omitempty"`
 	// ID is the key's CKA_ID in hex, e.g. "01".
-	ID string `yaml:"id"`
+	ID string `yaml:"id,omitempty"`
 }
 
 // SoftKeyConfig is a development seal key held in files.

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
@@ -469,7 +471,7 @@ func TestPoolConfigValidation(t *testing.T) {
 
 func TestPoolConfigFromYAML(t *testing.T) {
 	dir := t.TempDir()
-	yaml := `
+	doc := `
 signing:
   expiryWarningDays: 45
   modules:
@@ -484,7 +486,7 @@ signing:
       softKey: {key: dev.key, certificate: dev.pem}
 `
 	path := filepath.Join(dir, "sealgate.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, err := config.Load(path, "")
@@ -509,6 +511,21 @@ signing:
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
+	}
+
+	// A configuration written by a program (the development setup) reads back the same.
+	out, err := yaml.Marshal(map[string]any{"signing": want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = config.Load(path, ""); err != nil {
+		t.Fatal(err)
+	}
+	if again, _, err := signing.LoadPoolConfig(f); err != nil || !reflect.DeepEqual(again, want) {
+		t.Fatalf("written and read back:\n%s\n%+v, %v", out, again, err)
 	}
 }
 
