@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/secret"
 )
@@ -317,4 +320,24 @@ func (c Config) validate() error {
 
 func invalid(format string, args ...any) error {
 	return fault.New(fault.Invalid, CodeConfigInvalid, format, args...)
+}
+
+// LoadConfig reads the "ldap" section of sealgate.yaml. It reports whether
+// the section is present; without it sealgate has no directory.
+func LoadConfig(f *config.File) (Config, bool, error) {
+	var c Config
+	// A password written straight into the file would be echoed by the
+	// YAML decoder's type error; refuse it without repeating it.
+	var raw map[string]yaml.Node
+	if _, err := f.Section("ldap", &raw); err == nil {
+		if n, ok := raw["bindPassword"]; ok && n.Kind != yaml.MappingNode {
+			return c, true, fault.New(fault.Invalid, CodeConfigInvalid,
+				"ldap.bindPassword in %s must be {env: NAME} or {file: /path}; the password itself never goes into the configuration", f.Path)
+		}
+	}
+	ok, err := f.Section("ldap", &c)
+	if err != nil {
+		return c, ok, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "the ldap section of %s is invalid", f.Path)
+	}
+	return c, ok, nil
 }

@@ -4,21 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/sealgate/sealgate/config"
-	"github.com/sealgate/sealgate/fault"
 )
-
-// LoadConfig reads the "ldap" section of sealgate.yaml. It reports whether
-// the section is present; without it sealgate has no directory.
-func LoadConfig(f *config.File) (Config, bool, error) {
-	var c Config
-	ok, err := f.Section("ldap", &c)
-	if err != nil {
-		return c, ok, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "the ldap section of %s is invalid", f.Path)
-	}
-	return c, ok, nil
-}
 
 // WriteText prints the report for a person: one line per change, then the
 // outcome. "+" adds, "~" changes, "-" removes, "!" disables.
