@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -61,11 +62,7 @@ func verify(pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) er
 	return errBadSignature
 }
 
-type sigError string
-
-func (e sigError) Error() string { return string(e) }
-
-const errBadSignature = sigError("signature does not verify")
+var errBadSignature = errors.New("signature does not verify")
 
 func mustKey(t testing.TB, kind string) crypto.Signer {
 	t.Helper()
