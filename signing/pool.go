@@ -52,9 +52,12 @@ const DefaultExpiryWarningDays = 30
 //	    - id: dev
 //	      softKey: {key: dev-seal.key, certificate: dev-seal.pem}
 type PoolConfig struct {
+	// Modules are the PKCS#11 libraries, each loaded once.
 	Modules []ModuleConfig `yaml:"modules,omitempty"`
-	Tokens  []TokenConfig  `yaml:"tokens,omitempty"`
-	Seals   []SealConfig   `yaml:"seals"`
+	// Tokens are the cards, found by label in their module.
+	Tokens []TokenConfig `yaml:"tokens,omitempty"`
+	// Seals are the seals sealgate can apply.
+	Seals []SealConfig `yaml:"seals"`
 	// ExpiryWarningDays: seal certificates expiring within this many days are
 	// warned about at start and flagged in SealStatus. Default 30.
 	ExpiryWarningDays int `yaml:"expiryWarningDays,omitempty"`
@@ -62,6 +65,7 @@ type PoolConfig struct {
 
 // ModuleConfig names a PKCS#11 library.
 type ModuleConfig struct {
+	// Name is how tokens refer to the module.
 	Name string `yaml:"name"`
 	// Path of the shared library, e.g. /usr/lib/softhsm/libsofthsm2.so.
 	Path string `yaml:"path"`
@@ -69,6 +73,7 @@ type ModuleConfig struct {
 
 // TokenConfig is one card (token) in a module, found by its label.
 type TokenConfig struct {
+	// Module is the name of the module serving the token.
 	Module string `yaml:"module"`
 	// Label is the token label; slot numbers are not stable and are never used.
 	Label string `yaml:"label"`
@@ -82,6 +87,7 @@ type TokenConfig struct {
 // SealConfig is one seal: its certificate chain and the cards holding its key,
 // or a development software key.
 type SealConfig struct {
+	// ID is how requests name the seal.
 	ID string `yaml:"id"`
 	// Certificate is the PEM chain file, seal certificate first.
 	Certificate string `yaml:"certificate,omitempty"`
@@ -94,7 +100,9 @@ type SealConfig struct {
 
 // KeyRef finds a private key on a card by label and/or CKA_ID.
 type KeyRef struct {
+	// Token is the label of the token holding the key.
 	Token string `yaml:"token"`
+	// Label is the key's CKA_LABEL.
 	Label string `yaml:"label,omitempty"`
 	// ID is the key's CKA_ID in hex, e.g. "01".
 	ID string `yaml:"id,omitempty"`
@@ -102,7 +110,9 @@ type KeyRef struct {
 
 // SoftKeyConfig is a development seal key held in files.
 type SoftKeyConfig struct {
-	Key         string `yaml:"key"`
+	// Key is the PEM private key file.
+	Key string `yaml:"key"`
+	// Certificate is the PEM chain file, seal certificate first.
 	Certificate string `yaml:"certificate"`
 }
 
@@ -514,11 +524,14 @@ func SignContext(ctx context.Context, key crypto.Signer, digest []byte, opts cry
 
 // CardStatus describes one card for `sealgate token list` and /readyz.
 type CardStatus struct {
+	// Module is the configured module name.
 	Module string `json:"module"`
-	Token  string `json:"token"`
+	// Token is the token label.
+	Token string `json:"token"`
 	// Serial is the token's serial number, when the card was ever reached.
-	Serial  string `json:"serial,omitempty"`
-	Healthy bool   `json:"healthy"`
+	Serial string `json:"serial,omitempty"`
+	// Healthy is set while the card is in service.
+	Healthy bool `json:"healthy"`
 	// LastError is why the card is (or last was) out of service; never a PIN.
 	LastError string `json:"lastError,omitempty"`
 	// Retrying is false when the card will not be retried without a restart
@@ -565,18 +578,22 @@ func (p *Pool) Status() []CardStatus {
 
 // SealStatus describes one seal.
 type SealStatus struct {
-	ID       string              `json:"id"`
-	Chain    []*x509.Certificate `json:"-"`
-	Subject  string              `json:"subject"`
-	NotAfter time.Time           `json:"notAfter"`
+	// ID is the seal id.
+	ID string `json:"id"`
+	// Chain is the seal certificate, then its issuers.
+	Chain []*x509.Certificate `json:"-"`
+	// Subject and NotAfter are those of the seal certificate.
+	Subject  string    `json:"subject"`
+	NotAfter time.Time `json:"notAfter"`
 	// ExpiresSoon is set within the expiry warning period and after expiry.
 	ExpiresSoon bool `json:"expiresSoon"`
 	// Software is set for a development seal with a software key; such a
 	// seal counts as one healthy card.
 	Software bool `json:"software"`
 	// Cards are the labels of the tokens holding the key.
-	Cards        []string `json:"cards"`
-	HealthyCards int      `json:"healthyCards"`
+	Cards []string `json:"cards"`
+	// HealthyCards is how many of Cards are in service.
+	HealthyCards int `json:"healthyCards"`
 }
 
 // Seals reports every configured seal, in configuration order.
