@@ -42,9 +42,15 @@ const (
 type Server struct {
 	// URL is ldap://127.0.0.1:<port>.
 	URL string
+	// LDAPSURL is ldaps://127.0.0.1:<port> when started with TLS.
+	LDAPSURL string
+	// CAFile is the PEM file of the CA that issued the server's TLS
+	// certificate (for 127.0.0.1), when started with TLS.
+	CAFile string
 
 	dir  string
 	conf string
+	tls  bool
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -58,6 +64,9 @@ type Options struct {
 	LDIF string
 	// LDIFFile is like LDIF but read from a file (for large generated trees).
 	LDIFFile string
+	// TLS makes slapd offer StartTLS on URL and listen on LDAPSURL too,
+	// with a certificate from a CA made for this server (CAFile).
+	TLS bool
 }
 
 const confTemplate = `include /etc/ldap/schema/core.schema
@@ -69,7 +78,10 @@ moduleload back_mdb
 moduleload memberof
 moduleload refint
 moduleload ppolicy
-pidfile {{.Dir}}/slapd.pid
+{{if .TLS}}TLSCACertificateFile {{.Dir}}/ca.pem
+TLSCertificateFile {{.Dir}}/server.pem
+TLSCertificateKeyFile {{.Dir}}/server.key
+{{end}}pidfile {{.Dir}}/slapd.pid
 argsfile {{.Dir}}/slapd.args
 sizelimit unlimited
 database mdb
@@ -129,10 +141,16 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := os.Mkdir(filepath.Join(dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{dir: dir, conf: filepath.Join(dir, "slapd.conf")}
+	s := &Server{dir: dir, conf: filepath.Join(dir, "slapd.conf"), tls: opts.TLS}
+	if opts.TLS {
+		if err := writeTLSFiles(dir); err != nil {
+			t.Fatalf("ldaptest: %v", err)
+		}
+		s.CAFile = filepath.Join(dir, "ca.pem")
+	}
 	var conf bytes.Buffer
-	err := template.Must(template.New("conf").Parse(confTemplate)).Execute(&conf, map[string]string{
-		"Dir": dir, "Suffix": Suffix, "AdminDN": AdminDN, "AdminPassword": AdminPassword, "ServiceDN": ServiceDN,
+	err := template.Must(template.New("conf").Parse(confTemplate)).Execute(&conf, map[string]any{
+		"Dir": dir, "Suffix": Suffix, "AdminDN": AdminDN, "AdminPassword": AdminPassword, "ServiceDN": ServiceDN, "TLS": opts.TLS,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +205,17 @@ func (s *Server) start(t testing.TB) {
 			t.Fatal(err)
 		}
 		url := fmt.Sprintf("ldap://127.0.0.1:%d", port)
+		listen, ldapsURL := url+"/", ""
+		if s.tls {
+			tlsPort, err := freePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ldapsURL = fmt.Sprintf("ldaps://127.0.0.1:%d", tlsPort)
+			listen += " " + ldapsURL + "/"
+		}
 		var logBuf bytes.Buffer
-		cmd := exec.Command(bin, "-d", "0", "-f", s.conf, "-h", url+"/")
+		cmd := exec.Command(bin, "-d", "0", "-f", s.conf, "-h", listen)
 		cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("ldaptest: slapd: %v", err)
@@ -201,7 +228,7 @@ func (s *Server) start(t testing.TB) {
 			lastErr = fmt.Errorf("%v\n%s", err, logBuf.String())
 			continue
 		}
-		s.URL, s.cmd, s.done = url, cmd, done
+		s.URL, s.LDAPSURL, s.cmd, s.done = url, ldapsURL, cmd, done
 		return
 	}
 	t.Fatalf("ldaptest: slapd did not start: %v", lastErr)
