@@ -31,7 +31,9 @@ const (
 
 // TokenKey is one private key on a card, opened directly (not through a
 // pool) so that a key without a certificate yet can sign a certificate
-// request, and an issued certificate can be checked against it.
+// request, and an issued certificate can be checked against it. It is meant
+// for one administrative task: a pool in the same process that re-initialises
+// the library to find a re-inserted card ends its session.
 type TokenKey struct {
 	mod   *module
 	token string
