@@ -126,6 +126,9 @@ func (s *Service) Approve(ctx context.Context, p Principal, code string) (Princi
 	if err != nil {
 		return Principal{}, err
 	}
+	if u.Disabled {
+		return Principal{}, errUnauthenticated()
+	}
 	if !u.TOTP {
 		return Principal{}, fault.New(fault.Forbidden, CodeTOTPEnrollment, "user %q has no TOTP key to approve with", p.Name)
 	}

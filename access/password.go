@@ -13,11 +13,11 @@ import (
 // PasswordParams are argon2id cost parameters (RFC 9106).
 type PasswordParams struct {
 	// MemoryKiB is the memory cost m in KiB.
-	MemoryKiB uint32
+	MemoryKiB uint32 `yaml:"memoryKiB"`
 	// Time is the number of passes t.
-	Time uint32
+	Time uint32 `yaml:"time"`
 	// Threads is the parallelism p.
-	Threads uint8
+	Threads uint8 `yaml:"threads"`
 }
 
 // DefaultPasswordParams are m=64 MiB, t=2, p=2: RFC 9106's memory-constrained

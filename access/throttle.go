@@ -19,15 +19,15 @@ import (
 // share them.
 type LockoutPolicy struct {
 	// AccountFailures before an account name locks. Default 5.
-	AccountFailures int
+	AccountFailures int `yaml:"accountFailures"`
 	// SourceFailures before a source address locks. Default 20.
-	SourceFailures int
+	SourceFailures int `yaml:"sourceFailures"`
 	// BaseLock is the first lock's length. Default 1 minute.
-	BaseLock time.Duration
+	BaseLock time.Duration `yaml:"baseLock"`
 	// MaxLock caps the lock. Default 1 hour.
-	MaxLock time.Duration
+	MaxLock time.Duration `yaml:"maxLock"`
 	// Window forgets failures older than this. Default 1 hour.
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 }
 
 func (p LockoutPolicy) withDefaults() LockoutPolicy {

@@ -38,11 +38,20 @@ const CodeAuditTampered fault.Code = "audit_tampered"
 // command. Changes made here reach a running server's next decision.
 func withAccess(cmd *cobra.Command, a *app, fn func(ctx context.Context, svc *access.Service) error) error {
 	ctx := cmd.Context()
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	opts, err := access.LoadOptions(cfg)
+	if err != nil {
+		return err
+	}
+	opts.Logger = a.logger()
 	db, err := a.database(ctx)
 	if err != nil {
 		return err
 	}
-	svc, err := access.Open(ctx, db, access.Options{Logger: a.logger()})
+	svc, err := access.Open(ctx, db, opts)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,60 @@
+package access
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealgate/sealgate/config"
+	"github.com/sealgate/sealgate/fault"
+)
+
+func TestLoadOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want Options
+		err  string // part of the error, "" for none
+	}{
+		{"no section", "listen: 127.0.0.1:9000\n", Options{}, ""},
+		{"all settings", `access:
+  tokenTTL: 5m
+  sessionTTL: 1h
+  totpIssuer: Example sealgate
+  password: {memoryKiB: 32768, time: 3, threads: 1}
+  lockout: {accountFailures: 3, baseLock: 30s}
+`, Options{TokenTTL: 5 * time.Minute, SessionTTL: time.Hour, TOTPIssuer: "Example sealgate",
+			Password: PasswordParams{MemoryKiB: 32768, Time: 3, Threads: 1}, Lockout: LockoutPolicy{AccountFailures: 3, BaseLock: 30 * time.Second}}, ""},
+		{"weak argon2id", "access:\n  password: {memoryKiB: 1024, time: 1, threads: 1}\n", Options{}, "memoryKiB >= 19456"},
+		{"typo", "access:\n  tokenTtl: 5m\n", Options{}, "tokenTtl"},
+		{"negative duration", "access:\n  sessionTTL: -1h\n", Options{}, "sessionTTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sealgate.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := config.Load(path, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadOptions(f)
+			if tt.err != "" {
+				if fault.CodeOf(err) != CodeConfigInvalid || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("got %v, want %s naming %q", err, CodeConfigInvalid, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.TokenTTL != tt.want.TokenTTL || got.SessionTTL != tt.want.SessionTTL || got.TOTPIssuer != tt.want.TOTPIssuer ||
+				got.Password != tt.want.Password || got.Lockout != tt.want.Lockout {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
