@@ -351,3 +351,58 @@ sn: Bob
 		t.Fatalf("ann's groups with the group mapped: %q", got)
 	}
 }
+
+// TestLoop: the schedule starts with a full sync, makes every FullEvery-th
+// run full and the others incremental, keeps going after a failed run, and
+// returns when its context ends.
+func TestLoop(t *testing.T) {
+	s := startOrg(t)
+	cfg := testConfig(t, s)
+	cfg.FullEvery = 3
+	env := newSyncEnv(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		env.syncer.Loop(ctx, 20*time.Millisecond)
+	}()
+	waitRuns := func(n int) []Run {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			runs, err := env.syncer.Runs(context.Background(), 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(runs) >= n && runs[0].Outcome != OutcomeRunning {
+				return runs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d runs after 20s, want %d", len(runs), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	runs := waitRuns(4)
+	s.Stop()
+	// One run may have begun before the stop; the two after it cannot have.
+	failed := waitRuns(len(runs) + 3)
+	cancel()
+	<-stopped
+	all, err := env.syncer.Runs(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range all {
+		n := len(all) - 1 - i // runs are listed newest first
+		if wantFull := n%3 == 0; r.Full != wantFull {
+			t.Errorf("run %d: full %v, want %v", n, r.Full, wantFull)
+		}
+	}
+	if failed[0].Outcome != OutcomeFailed || failed[1].Outcome != OutcomeFailed {
+		t.Fatalf("runs with slapd stopped: %s, %s; want failed and the loop still running", failed[1].Outcome, failed[0].Outcome)
+	}
+	if n := len(env.known(t)); n != 9 {
+		t.Fatalf("%d users known after the loop, want 9", n)
+	}
+}
