@@ -21,7 +21,9 @@ import (
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/ldapsync"
 	"github.com/sealgate/sealgate/gateway"
+	"github.com/sealgate/sealgate/gateway/adminapi"
 	"github.com/sealgate/sealgate/gateway/httpauth"
 	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/seal"
@@ -59,6 +61,10 @@ type Server struct {
 	Evidence *evidence.Log
 	Seal     *seal.Service
 	Verifier *seal.Verifier
+	// Directory syncs users and groups from LDAP; nil without an ldap section.
+	Directory *ldapsync.Syncer
+
+	directoryInterval time.Duration
 
 	settings SealSettings
 	devTSA   *tsa.Responder
@@ -105,10 +111,31 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	if s.Access, err = access.Open(ctx, s.DB, access.Options{Logger: log}); err != nil {
+	accOpts := access.Options{Logger: log}
+	ldapCfg, hasLDAP, err := ldapsync.LoadConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if hasLDAP {
+		if ldapCfg, err = ldapCfg.WithDefaults(); err != nil {
+			return nil, err
+		}
+		dirAuth, err := ldapsync.NewAuthenticator(ldapCfg, log)
+		if err != nil {
+			return nil, err
+		}
+		accOpts.Directories = map[string]access.PasswordVerifier{ldapCfg.Source: dirAuth}
+	}
+	if s.Access, err = access.Open(ctx, s.DB, accOpts); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Access.Close)
+	if hasLDAP {
+		if s.Directory, err = ldapsync.NewSyncer(ctx, ldapCfg, s.DB, s.Access, log); err != nil {
+			return nil, err
+		}
+		s.directoryInterval = ldapCfg.Interval
+	}
 
 	evOpts := evCfg.Options()
 	evOpts.Timestamper, evOpts.Logger = ts, log
@@ -245,6 +272,7 @@ func (s *Server) routes() http.Handler {
 	rest := &gateway.REST{Seal: s.Seal, Verifier: s.Verifier, Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	rest.Register(mux)
 	mux.Handle("POST /api/v1/oauth/token", auth.TokenHandler())
+	mux.Handle("/api/v1/admin/", adminapi.New(s.Access, auth, adminapi.Options{Logger: s.log}))
 	if s.devTSA != nil {
 		mux.Handle("POST /tsa", s.devTSA)
 	}
@@ -267,11 +295,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Cards        []string `json:"cards"`
 		ExpiresSoon  bool     `json:"expiresSoon"`
 	}
+	type directory struct {
+		OK          bool      `json:"ok"`
+		Outcome     string    `json:"outcome,omitempty"`
+		Error       string    `json:"error,omitempty"`
+		LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	}
 	out := struct {
-		Ready bool                 `json:"ready"`
-		Seals []sealReady          `json:"seals"`
-		Cards []signing.CardStatus `json:"cards"`
+		Ready     bool                 `json:"ready"`
+		Seals     []sealReady          `json:"seals"`
+		Cards     []signing.CardStatus `json:"cards"`
+		Directory *directory           `json:"directory,omitempty"`
 	}{Ready: true, Cards: s.Pool.Status()}
+	if s.Directory != nil {
+		h := s.Directory.Health()
+		out.Directory = &directory{OK: h.OK(), Outcome: string(h.Last.Outcome), Error: h.Last.Error, LastSuccess: h.LastSuccess}
+		// A failed sync leaves the last known users in place: sealing goes
+		// on, but the node reports it is not in step with the directory.
+		out.Ready = out.Ready && h.OK()
+	}
 	for _, st := range s.Pool.Seals() {
 		out.Seals = append(out.Seals, sealReady{ID: st.ID, HealthyCards: st.HealthyCards, Cards: st.Cards, ExpiresSoon: st.ExpiresSoon})
 		if st.HealthyCards == 0 {
@@ -310,6 +352,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.log.Error("evidence checkpoint loop stopped", "err", err)
 		}
 	}()
+	if s.Directory != nil && s.directoryInterval > 0 {
+		go s.Directory.Loop(loopCtx, s.directoryInterval)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
