@@ -319,3 +319,48 @@ func TestDisabledDirectoryUserLosesEveryRightAtOnce(t *testing.T) {
 		t.Fatalf("session from before the disable: %v", err)
 	}
 }
+
+func TestPermittedSealsListsWhatRulesGrant(t *testing.T) {
+	ctx := context.Background()
+	env := openTestService(t, nil)
+	svc := env.svc
+	u, err := svc.AddUser(ctx, NewUser{Login: "bob", Password: "correct horse battery"}, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AddGroup(ctx, "legal", false, "cli"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddMember(ctx, "legal", "bob", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	pr, _, err := svc.AddProcess(ctx, "erp", "", nil, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRule(t, svc, Rule{Name: "bob-invoices", Subject: Subject{SubjectUser, "bob"}, Seals: []string{"invoices"}})
+	mustRule(t, svc, Rule{Name: "legal-contracts", Subject: Subject{SubjectGroup, "legal"}, Seals: []string{"contracts", "invoices"}})
+	mustRule(t, svc, Rule{Name: "erp-all", Subject: Subject{SubjectProcess, "erp"}, Seals: []string{AnySeal}})
+	bob := Principal{Kind: KindUser, ID: u.ID, Name: "bob"}
+	tests := []struct {
+		name string
+		p    Principal
+		want string
+	}{
+		{"user with a direct and a group rule", bob, "contracts,invoices"},
+		{"process granted every seal", Principal{Kind: KindProcess, ID: pr.ID, Name: "erp"}, AnySeal},
+		{"anonymous", Principal{}, ""},
+	}
+	for _, tt := range tests {
+		got, err := svc.PermittedSeals(ctx, tt.p)
+		if err != nil || strings.Join(got, ",") != tt.want {
+			t.Errorf("%s: %v, %v; want %q", tt.name, got, err, tt.want)
+		}
+	}
+	if err := svc.SetUserDisabled(ctx, "bob", true, "cli"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := svc.PermittedSeals(ctx, bob); len(got) != 0 {
+		t.Errorf("disabled user: %v", got)
+	}
+}
