@@ -64,6 +64,8 @@ type Options struct {
 	LDIF string
 	// LDIFFile is like LDIF but read from a file (for large generated trees).
 	LDIFFile string
+	// Schemas are extra schema files (slapd.conf syntax) to include.
+	Schemas []string
 	// TLS makes slapd offer StartTLS on URL and listen on LDAPSURL too,
 	// with a certificate from a CA made for this server (CAFile).
 	TLS bool
@@ -73,7 +75,8 @@ const confTemplate = `include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
-modulepath /usr/lib/ldap
+{{range .Schemas}}include {{.}}
+{{end}}modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
 moduleload refint
@@ -148,9 +151,18 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		s.CAFile = filepath.Join(dir, "ca.pem")
 	}
+	var schemas []string
+	for _, f := range opts.Schemas {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		schemas = append(schemas, abs)
+	}
 	var conf bytes.Buffer
 	err := template.Must(template.New("conf").Parse(confTemplate)).Execute(&conf, map[string]any{
 		"Dir": dir, "Suffix": Suffix, "AdminDN": AdminDN, "AdminPassword": AdminPassword, "ServiceDN": ServiceDN, "TLS": opts.TLS,
+		"Schemas": schemas,
 	})
 	if err != nil {
 		t.Fatal(err)
