@@ -12,31 +12,32 @@ import (
 // removal and an addition. A user disabled in the same run is listed in
 // Diff.Disabled too, and After keeps the user enabled here.
 type Change struct {
-	Before, After access.ExternalUser
+	Before access.ExternalUser `json:"before"`
+	After  access.ExternalUser `json:"after"`
 }
 
 // MembershipChange is a user joining (Added) or leaving a sealgate group.
 type MembershipChange struct {
-	ExternalID string
-	Login      string
-	Group      string
-	Added      bool
+	ExternalID string `json:"externalId"`
+	Login      string `json:"login"`
+	Group      string `json:"group"`
+	Added      bool   `json:"added"`
 }
 
 // Diff is what a sync changes in sealgate.
 type Diff struct {
 	// Added are directory users sealgate does not know yet (with their groups).
-	Added []access.ExternalUser
+	Added []access.ExternalUser `json:"added"`
 	// Changed are known users whose attributes changed, including renames
 	// and users enabled again.
-	Changed []Change
+	Changed []Change `json:"changed"`
 	// Disabled are known users the directory now marks disabled.
-	Disabled []access.ExternalUser
+	Disabled []access.ExternalUser `json:"disabled"`
 	// Removed are known users no longer in the directory (or no longer
 	// matching the user filter).
-	Removed []access.ExternalUser
+	Removed []access.ExternalUser `json:"removed"`
 	// Memberships are group changes of users that stay.
-	Memberships []MembershipChange
+	Memberships []MembershipChange `json:"memberships"`
 }
 
 // Empty reports whether the diff changes nothing.

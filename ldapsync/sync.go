@@ -60,17 +60,23 @@ type SyncOptions struct {
 
 // Run is one recorded sync run.
 type Run struct {
-	ID       int64
-	Source   string
-	Full     bool
-	DryRun   bool
-	Started  time.Time
-	Finished time.Time
-	Outcome  Outcome
+	ID       int64     `json:"id"`
+	Source   string    `json:"source"`
+	Full     bool      `json:"full"`
+	DryRun   bool      `json:"dryRun"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Outcome  Outcome   `json:"outcome"`
 	// Seen counts directory users read; the others count the diff.
-	Seen, Added, Changed, Disabled, Removed, Memberships, Skipped int
+	Seen        int `json:"seen"`
+	Added       int `json:"added"`
+	Changed     int `json:"changed"`
+	Disabled    int `json:"disabled"`
+	Removed     int `json:"removed"`
+	Memberships int `json:"memberships"`
+	Skipped     int `json:"skipped"`
 	// Error is why the run failed or stopped; never contains secrets.
-	Error string
+	Error string `json:"error,omitempty"`
 }
 
 // Report is a run with its diff.
@@ -78,18 +84,18 @@ type Report struct {
 	Run
 	// Diff is what the run applied, or would have applied (dry run,
 	// guard tripped).
-	Diff Diff
-	// SkippedEntries name user entries that could not be mapped and why.
-	SkippedEntries []string
+	Diff Diff `json:"diff"`
+	// SkippedEntries name entries that could not be mapped and why.
+	SkippedEntries []string `json:"skippedEntries,omitempty"`
 }
 
 // Health is the state of directory sync for /readyz and the admin view.
 type Health struct {
-	Source string
+	Source string `json:"source"`
 	// Last is the most recent finished run (zero before the first).
-	Last Run
+	Last Run `json:"last"`
 	// LastSuccess is when a run last ended in step with the directory.
-	LastSuccess time.Time
+	LastSuccess time.Time `json:"lastSuccess"`
 }
 
 // OK reports whether the last run succeeded (or none ran yet).

@@ -201,6 +201,15 @@ func TestSyncGuard(t *testing.T) {
 	if len(rep.Diff.Removed) != 2 || len(rep.Diff.Disabled) != 1 {
 		t.Fatalf("the stopped run must still report its diff, got %+v", rep.Diff)
 	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"- user hal (", "- user ivy (", "! user jon (", "outcome: guard_tripped", "error: ldap_sync_guard_tripped"} {
+		if !strings.Contains(text.String(), line) {
+			t.Errorf("report text lacks %q:\n%s", line, text.String())
+		}
+	}
 	if got := env.known(t); !maps.Equal(got, before) {
 		t.Fatalf("guard tripped but users changed:\n got %v\nwant %v", got, before)
 	}
