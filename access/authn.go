@@ -154,8 +154,15 @@ func (s *Service) Approve(ctx context.Context, p Principal, code string) (Princi
 	return p, nil
 }
 
+// staleAfter is when used, cancelled or expired approvals and tokens are
+// deleted: long past any rule's approval age or token lifetime.
+const staleAfter = 7 * 24 * time.Hour
+
 func (s *Service) recordApproval(ctx context.Context, tx *sql.Tx, userID int64) (*Approval, error) {
 	now := s.nowMS()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM access_approvals WHERE created_at < ?`, now-staleAfter.Milliseconds()); err != nil {
+		return nil, internal(err, "delete stale approvals")
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO access_approvals (user_id, factor, created_at) VALUES (?, ?, ?)`, userID, string(FactorTOTP), now)
 	if err != nil {
 		return nil, internal(err, "record approval")
@@ -211,6 +218,9 @@ func tokenHash(token string) []byte {
 func (s *Service) storeToken(ctx context.Context, tx *sql.Tx, kind string, p Principal, ttl time.Duration) (string, time.Time, error) {
 	tok := newToken(kind)
 	now := s.nowMS()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM access_tokens WHERE expires_at < ?`, now-staleAfter.Milliseconds()); err != nil {
+		return "", time.Time{}, internal(err, "delete stale tokens")
+	}
 	exp := now + ttl.Milliseconds()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO access_tokens (hash, kind, principal_kind, principal_id, factors, issued_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, tokenHash(tok), kind, string(p.Kind), p.ID, factorList(p.Factors), now, exp); err != nil {

@@ -364,3 +364,46 @@ func TestPermittedSealsListsWhatRulesGrant(t *testing.T) {
 		t.Errorf("disabled user: %v", got)
 	}
 }
+
+func TestConcurrentDecisionsWhileRulesChange(t *testing.T) {
+	ctx := context.Background()
+	env := openTestService(t, nil)
+	svc := env.svc
+	pr, _, err := svc.AddProcess(ctx, "erp", "", nil, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRule(t, svc, Rule{Name: "erp-company", Subject: Subject{SubjectProcess, "erp"}, Seals: []string{"company"}})
+	erp := Principal{Kind: KindProcess, ID: pr.ID, Name: "erp", Factors: []Factor{FactorClientSecret}}
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for i := 0; i < 200; i++ {
+				// company stays granted throughout; hr comes and goes.
+				if _, err := svc.Decide(ctx, erp, sealAction(nil)); err != nil {
+					done <- err
+					return
+				}
+				if _, err := svc.Decide(ctx, erp, sealAction(func(a *Action) { a.Seal = "hr" })); err != nil && fault.CodeOf(err) != CodeSealNotPermitted {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		mustRule(t, svc, Rule{Name: "erp-hr", Subject: Subject{SubjectProcess, "erp"}, Seals: []string{"hr"}})
+		if err := svc.RemoveRule(ctx, "erp-hr", "cli"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Decide(ctx, erp, sealAction(func(a *Action) { a.Seal = "hr" })); fault.CodeOf(err) != CodeSealNotPermitted {
+		t.Fatalf("hr after its rule was removed: %v", err)
+	}
+}
