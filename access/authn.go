@@ -39,7 +39,7 @@ func (s *Service) AuthenticateUser(ctx context.Context, c UserCredentials) (Prin
 		return Principal{}, err
 	}
 	if u == nil || u.Disabled || (u.Source == "" && u.passwordHash == "") {
-		checkPassword(s.dummyHash, c.Password)
+		checkPassword(s.dummyHash(), c.Password)
 		return Principal{}, s.recordFailure(ctx, KindUser, c.Login, c.Source, "password")
 	}
 	if u.Source == "" {
@@ -117,7 +117,7 @@ func (s *Service) totpRequired(ctx context.Context, u *userRow) (bool, error) {
 // (a browser session that is about to seal a batch) and returns p carrying it.
 func (s *Service) Approve(ctx context.Context, p Principal, code string) (Principal, error) {
 	if p.Kind != KindUser {
-		return Principal{}, fault.New(fault.Forbidden, CodeTOTPEnrollment, "only users approve with TOTP, not %s", p.String())
+		return Principal{}, fault.New(fault.Forbidden, CodeOperationNotPermitted, "only users approve with TOTP, not %s", p.String())
 	}
 	if _, err := s.checkLocked(ctx, KindUser, p.Name, p.Source); err != nil {
 		return Principal{}, err

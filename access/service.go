@@ -79,7 +79,9 @@ type Service struct {
 	mu  sync.RWMutex
 	idx *index // rules and memberships as of idx.generation
 
-	dummyHash string // verified for unknown accounts so they cost the same time
+	// dummyHash is verified for unknown accounts so they cost the same
+	// time; made on first use, so opening a Service stays cheap.
+	dummyHash func() string
 }
 
 var migrations = []string{
@@ -224,12 +226,13 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("access: prepare: %w", err)
 	}
 	s.genConn, s.genStmt = conn, st
-	dummy, err := hashPassword("sealgate-no-such-account", opts.Password)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.dummyHash = dummy
+	s.dummyHash = sync.OnceValue(func() string {
+		h, err := hashPassword("sealgate-no-such-account", opts.Password)
+		if err != nil {
+			panic(err) // only crypto/rand can fail, and it does not
+		}
+		return h
+	})
 	return s, nil
 }
 
