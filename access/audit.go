@@ -219,8 +219,13 @@ var errStopScan = errors.New("stop")
 // scanAudit calls fn for events with id > after in id order, at most limit
 // of them (limit < 0: all).
 func (s *Service) scanAudit(ctx context.Context, after int64, limit int, fn func(*Event) error) error {
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT id, at, type, actor, subject, source, outcome, detail, prev_hash, hash
-		FROM access_audit WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	q := `SELECT id, at, type, actor, subject, source, outcome, detail, prev_hash, hash FROM access_audit WHERE id > ? ORDER BY id`
+	args := []any{after}
+	if limit >= 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := s.db.Read().QueryContext(ctx, q, args...)
 	if err != nil {
 		return internal(err, "read audit trail")
 	}
