@@ -133,10 +133,13 @@ type PAdESResult struct {
 
 // PAdES seals the PDF in (size bytes) with key and writes the sealed file to
 // out. The seal is an incremental update: the original bytes are copied
-// unchanged and followed by the signature (and, for B-LT and B-LTA, the
-// validation data and a document timestamp in further updates). Memory use
-// does not grow with the document: the original is read twice, to hash and
-// to copy it, and nothing is written to out before the signature exists.
+// unchanged and followed by the signature. From B-LT on, the same update
+// carries a document security store with the validation data of the seal's
+// and the timestamp authority's certificates, so the signature covers it
+// and the whole file; B-LTA adds a document timestamp in a further update.
+// Memory use does not grow with the document: the original is read twice,
+// to hash and to copy it, and nothing is written to out before the
+// signature exists.
 func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writer, opts PAdESOptions) (*PAdESResult, error) {
 	if opts.Level == "" {
 		opts.Level = LevelBB
@@ -170,11 +173,22 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	if err := checkDocMDP(r, opts.Certify != approvalNotCertified); err != nil {
 		return nil, err
 	}
-	tokenSize := 0
+	var sample []byte // a token from the authority, for sizes and its certificates
 	if opts.Level.rank() >= LevelBT.rank() {
-		if tokenSize, err = measureTimestamp(ctx, opts.Timestamper, opts.Hash); err != nil {
+		if sample, err = sampleTimestamp(ctx, opts.Timestamper, opts.Hash); err != nil {
 			return nil, err
 		}
+	}
+	res := &PAdESResult{Level: opts.Level}
+	var validation func(*pdf.Update) error
+	if opts.Level.rank() >= LevelBLT.rank() {
+		certs, err := validationCertificates(chain, sample)
+		if err != nil {
+			return nil, err
+		}
+		data, unavailable := collectValidationData(ctx, certs, opts.Revocation)
+		res.RevocationUnavailable = unavailable
+		validation = func(u *pdf.Update) error { return addDSS(u, data) }
 	}
 	var stamp *stampContent
 	if opts.Field != "" || opts.Placement.Page != 0 {
@@ -194,11 +208,12 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	}
 	sig, err := prepareSignature(r, signatureSpec{
 		dict:        sigDict,
-		contentsLen: estimateCMS(key, tokenSize),
+		contentsLen: estimateCMS(key, len(sample)),
 		field:       opts.Field,
 		placement:   opts.Placement,
 		stamp:       stamp,
 		certify:     opts.Certify,
+		extra:       validation,
 	})
 	if err != nil {
 		return nil, err
@@ -218,20 +233,11 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	if err := sig.fill(cms); err != nil {
 		return nil, err
 	}
-	res := &PAdESResult{Field: sig.field, Level: opts.Level}
+	res.Field = sig.field
 	updates := [][]byte{sig.laid.Bytes}
-	if opts.Level.rank() >= LevelBLT.rank() {
-		cur := &pdf.Appended{R: in, Size: size, Tail: sig.laid.Bytes}
-		dss, unavailable, err := addDSS(ctx, cur, cms, opts.Revocation)
-		if err != nil {
-			return nil, err
-		}
-		res.RevocationUnavailable = unavailable
-		updates = append(updates, dss)
-	}
 	if opts.Level == LevelBLTA {
-		cur := &pdf.Appended{R: in, Size: size, Tail: bytes.Join(updates, nil)}
-		ts, err := addDocTimestamp(ctx, cur, opts.Timestamper, opts.Hash, tokenSize)
+		cur := &pdf.Appended{R: in, Size: size, Tail: sig.laid.Bytes}
+		ts, err := addDocTimestamp(ctx, cur, opts.Timestamper, opts.Hash, len(sample))
 		if err != nil {
 			return nil, err
 		}
@@ -272,23 +278,24 @@ func pdfDate(t time.Time) pdf.String {
 	return pdf.String(fmt.Sprintf("D:%s%c%02d'%02d'", t.Format("20060102150405"), sign, off/3600, off%3600/60))
 }
 
-// measureTimestamp asks the authority for one token over a dummy digest, so
-// that the /Contents placeholder can be sized before the key signs: a key is
-// never asked to sign twice because a guess was too small.
-func measureTimestamp(ctx context.Context, ts Timestamper, h crypto.Hash) (int, error) {
+// sampleTimestamp asks the authority for one token over a dummy digest, so
+// that the /Contents placeholder can be sized before the key signs (a key is
+// never asked to sign twice because a guess was too small), and so that the
+// authority's certificates can go into the validation data.
+func sampleTimestamp(ctx context.Context, ts Timestamper, h crypto.Hash) ([]byte, error) {
 	if th, ok := ts.(TimestampHasher); ok && th.TimestampHash() != 0 {
 		h = th.TimestampHash()
 	}
 	if !h.Available() {
-		return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "timestamp hash %v is not available", h)
+		return nil, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "timestamp hash %v is not available", h)
 	}
 	d := h.New()
 	d.Write([]byte("sealgate placeholder sizing"))
 	tok, err := ts.Timestamp(ctx, d.Sum(nil), h)
 	if err != nil {
-		return 0, fault.Wrap(err, fault.Unavailable, CodeTimestampFailed, "the timestamp authority did not answer")
+		return nil, fault.Wrap(err, fault.Unavailable, CodeTimestampFailed, "the timestamp authority did not answer")
 	}
-	return len(tok), nil
+	return tok, nil
 }
 
 // estimateCMS bounds the DER size of the CMS SignedInfo SignCMS will make:
@@ -324,8 +331,8 @@ type signatureSpec struct {
 	placement   Placement
 	stamp       *stampContent
 	certify     Permission
-	// catalog adds entries to the catalog in the same update.
-	catalog pdf.Dict
+	// extra adds objects to the same update (the B-LT validation data).
+	extra func(*pdf.Update) error
 }
 
 // preparedSignature is an update laid out with its /Contents placeholder.
@@ -361,6 +368,11 @@ func prepareSignature(r *pdf.Reader, spec signatureSpec) (*preparedSignature, er
 	}
 	if spec.certify != approvalNotCertified {
 		if err := updateCatalog(u, pdf.Dict{"Perms": pdf.Dict{"DocMDP": sigRef}}); err != nil {
+			return nil, err
+		}
+	}
+	if spec.extra != nil {
+		if err := spec.extra(u); err != nil {
 			return nil, err
 		}
 	}

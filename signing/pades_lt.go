@@ -18,59 +18,71 @@ import (
 // maxRevocationFetch bounds an OCSP response or CRL fetched for B-LT.
 const maxRevocationFetch = 16 << 20
 
-// addDSS lays out the B-LT update: a document security store (ETSI EN 319
-// 142-1 §5.4.2) holding the certificates of the signature and of its
-// timestamp, and whatever OCSP responses and CRLs can be had for them. It
-// returns the update and the subjects of certificates left without
-// revocation data.
-func addDSS(ctx context.Context, cur *pdf.Appended, cms []byte, ro RevocationOptions) ([]byte, []string, error) {
-	certs, err := validationCertificates(cms)
-	if err != nil {
-		return nil, nil, err
-	}
-	r, err := pdf.Open(cur, cur.Len())
-	if err != nil {
-		return nil, nil, err
-	}
-	u := pdf.NewUpdate(r)
-	var certRefs, ocspRefs, crlRefs pdf.Array
-	_, cat, err := r.Catalog()
-	if err != nil {
-		return nil, nil, err
-	}
-	// An earlier seal's store is kept and extended.
-	if old, err := r.Dict(cat["DSS"]); err == nil && old != nil {
-		certRefs, _ = r.Array(old["Certs"])
-		ocspRefs, _ = r.Array(old["OCSPs"])
-		crlRefs, _ = r.Array(old["CRLs"])
-		certRefs, ocspRefs, crlRefs = append(pdf.Array{}, certRefs...), append(pdf.Array{}, ocspRefs...), append(pdf.Array{}, crlRefs...)
-	}
-	stream := func(der []byte) pdf.Ref {
-		return u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(der)})
-	}
-	for _, c := range certs {
-		certRefs = append(certRefs, stream(c.Raw))
-	}
+// validationData is what a document security store holds.
+type validationData struct {
+	certs       []*x509.Certificate
+	ocsps, crls [][]byte
+}
+
+// collectValidationData finds an OCSP response or CRL for every certificate
+// that is not a root, and returns the subjects of those it found none for.
+func collectValidationData(ctx context.Context, certs []*x509.Certificate, ro RevocationOptions) (validationData, []string) {
+	data := validationData{certs: certs}
 	var unavailable []string
 	for i, c := range certs {
 		if bytes.Equal(c.RawIssuer, c.RawSubject) {
 			continue // a root is trusted as it is, not checked for revocation
 		}
 		issuer := findIssuer(c, certs[i+1:], certs)
-		if issuer == nil {
-			unavailable = append(unavailable, c.Subject.String())
-			continue
+		var ocspDER, crlDER []byte
+		if issuer != nil {
+			ocspDER, crlDER = revocationFor(ctx, c, issuer, ro)
 		}
-		ocspDER, crlDER := revocationFor(ctx, c, issuer, ro)
 		if ocspDER != nil {
-			ocspRefs = append(ocspRefs, stream(ocspDER))
+			data.ocsps = append(data.ocsps, ocspDER)
 		}
 		if crlDER != nil {
-			crlRefs = append(crlRefs, stream(crlDER))
+			data.crls = append(data.crls, crlDER)
 		}
 		if ocspDER == nil && crlDER == nil {
 			unavailable = append(unavailable, c.Subject.String())
 		}
+	}
+	return data, unavailable
+}
+
+// addDSS adds a document security store (ETSI EN 319 142-1 §5.4.2) to the
+// update, extending the one an earlier seal left.
+func addDSS(u *pdf.Update, data validationData) error {
+	r := u.Reader()
+	_, cat, err := r.Catalog()
+	if err != nil {
+		return err
+	}
+	var certRefs, ocspRefs, crlRefs pdf.Array
+	if old, err := r.Dict(cat["DSS"]); err == nil && old != nil {
+		for _, k := range []struct {
+			key pdf.Name
+			dst *pdf.Array
+		}{{"Certs", &certRefs}, {"OCSPs", &ocspRefs}, {"CRLs", &crlRefs}} {
+			a, err := r.Array(old[k.key])
+			if err != nil {
+				return err
+			}
+			*k.dst = append(pdf.Array{}, a...)
+		}
+	}
+	stream := func(der []byte) pdf.Ref {
+		return u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(der)})
+	}
+	for _, c := range data.certs {
+		certRefs = append(certRefs, stream(c.Raw))
+	}
+	for _, d := range data.ocsps {
+		ocspRefs = append(ocspRefs, stream(d))
+	}
+	for _, d := range data.crls {
+		crlRefs = append(crlRefs, stream(d))
 	}
 	dss := pdf.Dict{"Type": pdf.Name("DSS"), "Certs": certRefs}
 	if len(ocspRefs) > 0 {
@@ -79,26 +91,15 @@ func addDSS(ctx context.Context, cur *pdf.Appended, cms []byte, ro RevocationOpt
 	if len(crlRefs) > 0 {
 		dss["CRLs"] = crlRefs
 	}
-	if err := updateCatalog(u, pdf.Dict{"DSS": u.Add(dss)}); err != nil {
-		return nil, nil, err
-	}
-	laid, err := u.Bytes()
-	if err != nil {
-		return nil, nil, err
-	}
-	return laid.Bytes, unavailable, nil
+	return updateCatalog(u, pdf.Dict{"DSS": u.Add(dss)})
 }
 
-// validationCertificates returns the signature's certificates followed by
-// those of its signature timestamp, without duplicates.
-func validationCertificates(cms []byte) ([]*x509.Certificate, error) {
-	p, err := parseCMS(cms)
-	if err != nil {
-		return nil, err
-	}
-	certs := append([]*x509.Certificate{}, p.certs...)
-	if v, ok := findAttr(p.unsigned, oidAttrTimestampToken); ok {
-		tp, err := parseCMS(v.FullBytes)
+// validationCertificates returns the seal's chain followed by the
+// certificates of a token from its timestamp authority, without duplicates.
+func validationCertificates(chain []*x509.Certificate, token []byte) ([]*x509.Certificate, error) {
+	certs := append([]*x509.Certificate{}, chain...)
+	if token != nil {
+		tp, err := parseCMS(token)
 		if err != nil {
 			return nil, err
 		}

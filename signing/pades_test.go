@@ -122,6 +122,11 @@ func checkIndependently(t testing.TB, sealed []byte, want int) {
 		t.Fatalf("pdfsig found %d signatures, want %d: %+v", len(sigs), want, sigs)
 	}
 	for i, s := range sigs {
+		// This pdfsig does not know RFC 3161 document timestamps (it names
+		// their type "unknown"); openssl ts checks them in the level tests.
+		if s.subFilter == "unknown" && s.validation == "Signature has not yet been verified." {
+			continue
+		}
 		if s.validation != "Signature is Valid." {
 			t.Errorf("pdfsig signature %d (%s): %q", i+1, s.field, s.validation)
 		}
@@ -141,7 +146,13 @@ func checkIndependently(t testing.TB, sealed []byte, want int) {
 		if err != nil {
 			t.Fatalf("openssl cms -print: %v\n%s", err, out)
 		}
-		if !bytes.Contains(out, []byte("signingCertificateV2")) || bytes.Contains(out, []byte("signingTime")) {
+		// Only the signer's own signed attributes count: a signature
+		// timestamp token inside the unsigned ones has a signing-time of its own.
+		signed := string(out)
+		if i := strings.Index(signed, "unsignedAttrs:"); i >= 0 {
+			signed = signed[:i]
+		}
+		if !strings.Contains(signed, "signingCertificateV2") || strings.Contains(signed, "signingTime") {
 			t.Errorf("signature %d: want signingCertificateV2 and no signingTime in\n%s", i+1, out)
 		}
 	}

@@ -135,6 +135,12 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 	if perms != nil {
 		docMDP = perms["DocMDP"]
 	}
+	sigRefs := map[uint32]bool{}
+	for _, f := range fields {
+		if ref, ok := f.dict["V"].(pdf.Ref); ok {
+			sigRefs[ref.Num] = true
+		}
+	}
 	for _, f := range fields {
 		if !f.signed {
 			continue
@@ -149,7 +155,7 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 	for i := range rep.Signatures {
 		s := &rep.Signatures[i]
 		if s.end < size && s.ByteRangeValid {
-			s.LaterChanges = laterChanges(doc, r, s.end)
+			s.LaterChanges = laterChanges(doc, r, s.end, sigRefs)
 			for _, c := range s.LaterChanges {
 				s.Errors = append(s.Errors, Finding{Code: CodeModifiedAfterSign, Message: c})
 			}
@@ -405,34 +411,70 @@ func parsePDFDate(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("bad PDF date %q", s)
 }
 
-// assignLevels works out each valid signature's baseline level from what
-// follows it: a document security store added after it (B-LT, when it had
-// a signature timestamp) and a valid document timestamp after that (B-LTA).
+// assignLevels works out each valid signature's baseline level from the
+// rest of the file: B-LT when it has a signature timestamp and the document
+// security store holds its whole chain, B-LTA when a valid document
+// timestamp then covers the signature and the store.
 func assignLevels(doc *pdf.Reader, sigs []PDFSignature) {
-	var dssAt int64 = -1
-	if _, cat, err := doc.Catalog(); err == nil {
-		if ref, ok := cat["DSS"].(pdf.Ref); ok {
-			if off, ok := doc.ObjectOffset(ref.Num); ok {
-				dssAt = off
-			}
-		}
-	}
+	stored, dssAt := dssCertificates(doc)
 	for i := range sigs {
 		s := &sigs[i]
 		if s.Type != "signature" || !s.Valid || s.CMS == nil {
 			continue
 		}
 		s.Level = s.CMS.Level
-		if s.Level != LevelBT || dssAt < s.end {
+		if s.Level != LevelBT || len(s.CMS.Chain) == 0 {
+			continue
+		}
+		complete := true
+		for _, c := range s.CMS.Chain {
+			complete = complete && stored[c.SHA256]
+		}
+		if !complete {
 			continue
 		}
 		s.Level = LevelBLT
 		for _, t := range sigs {
-			if t.Type == "documentTimestamp" && t.Valid && t.end > dssAt {
+			if t.Type == "documentTimestamp" && t.Valid && t.end > s.end && t.end > dssAt {
 				s.Level = LevelBLTA
 			}
 		}
 	}
+}
+
+// dssCertificates returns the fingerprints of the certificates in the
+// document security store, and where the store's dictionary is defined.
+func dssCertificates(doc *pdf.Reader) (map[string]bool, int64) {
+	out := map[string]bool{}
+	_, cat, err := doc.Catalog()
+	if err != nil {
+		return out, 0
+	}
+	ref, _ := cat["DSS"].(pdf.Ref)
+	dss, err := doc.Dict(cat["DSS"])
+	if err != nil || dss == nil {
+		return out, 0
+	}
+	at, _ := doc.ObjectOffset(ref.Num)
+	certs, _ := doc.Array(dss["Certs"])
+	for _, o := range certs {
+		so, err := doc.Resolve(o)
+		if err != nil {
+			continue
+		}
+		st, ok := so.(*pdf.Stream)
+		if !ok {
+			continue
+		}
+		der, err := doc.StreamData(st)
+		if err != nil {
+			continue
+		}
+		if c, err := x509.ParseCertificate(der); err == nil {
+			out[certFingerprint(c)] = true
+		}
+	}
+	return out, at
 }
 
 // laterChanges compares the revision a signature closes (the file's first
@@ -442,7 +484,10 @@ func assignLevels(doc *pdf.Reader, sigs []PDFSignature) {
 // Allowed changes are those incremental signing makes: new widgets and
 // fields in page /Annots and the AcroForm, a signature field receiving its
 // value and appearance, the catalog gaining an AcroForm or a DSS.
-func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64) []string {
+//
+// A signature dictionary added later that no field refers to is reported
+// too: it is a signature whose field was taken away.
+func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]bool) []string {
 	old, err := pdf.Open(io.NewSectionReader(r, 0, end), end)
 	if err != nil {
 		return []string{fmt.Sprintf("the signed revision cannot be read: %v", err)}
@@ -454,10 +499,16 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64) []string {
 			continue
 		}
 		for _, num := range sec.Objects {
-			if seen[num] || !old.Exists(num) {
+			if seen[num] {
 				continue
 			}
 			seen[num] = true
+			if !old.Exists(num) {
+				if d, _ := doc.Dict(pdf.Ref{Num: num}); d != nil && d["ByteRange"] != nil && !sigRefs[num] {
+					changes = append(changes, fmt.Sprintf("object %d: a signature dictionary no field refers to", num))
+				}
+				continue
+			}
 			ov, _ := old.Get(pdf.Ref{Num: num})
 			nv, _ := doc.Get(pdf.Ref{Num: num})
 			if why := disallowedChange(doc, old, ov, nv); why != "" {
@@ -612,7 +663,7 @@ func checkContainer(der []byte, rep *CMSReport, opts PDFVerifyOptions) error {
 	}
 	for _, a := range algs {
 		// Only RSASSA-PSS has parameters; the others have none or NULL.
-		if p := a.Parameters.FullBytes; len(p) > 0 && !bytes.Equal(p, asn1.NullRawValue.FullBytes) {
+		if p := a.Parameters.FullBytes; len(p) > 0 && !bytes.Equal(p, asn1.NullBytes) {
 			return malformed(nil, "algorithm %s carries unexpected parameters", a.Algorithm)
 		}
 	}

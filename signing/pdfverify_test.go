@@ -114,12 +114,18 @@ func TestPAdESLevels(t *testing.T) {
 					opensslTSVerify(t, signed, contents[1].der, caPEM, a)
 				}
 				if i == 0 || (level == signing.LevelBLTA && doc.Name == "chromium-objstm") {
+					// pdfcpu concludes at most B-B and calls a signature valid
+					// only with revocation data, which the development CA does
+					// not publish (TestPAdESRevocationFromCRL has it); here it
+					// must find nothing wrong.
 					out := pdfcpuValidate(t, sealed, caPEM)
-					if !strings.Contains(out, "Status: signature is valid") || strings.Contains(out, "DocModified: true") {
-						t.Errorf("pdfcpu:\n%s", out)
+					for _, bad := range []string{"signature is invalid", "DocModified: true", "certificate path was not resolved", "validate baseline B profile"} {
+						if strings.Contains(out, bad) {
+							t.Errorf("pdfcpu reports %q:\n%s", bad, out)
+						}
 					}
-					if !strings.Contains(out, "PAdES "+string(level)) && !strings.Contains(out, "PAdES-"+string(level)) {
-						t.Logf("pdfcpu does not name level %s:\n%s", level, out)
+					if !strings.Contains(out, "SubFilter:      ETSI.CAdES.detached") {
+						t.Errorf("pdfcpu did not see the CAdES signature:\n%s", out)
 					}
 				}
 			})
