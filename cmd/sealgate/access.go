@@ -258,7 +258,27 @@ func newUserCmd(a *app) *cobra.Command {
 	}
 	setRoles.Flags().StringSliceVar(&roles, "role", nil, "role: admin or auditor (repeatable)")
 
-	cmd.AddCommand(add, list, disable, passwd, enroll, confirm, setRoles)
+	reset := &cobra.Command{
+		Use:   "totp-reset LOGIN",
+		Short: "remove a user's TOTP key and recovery codes (a lost phone); enroll again afterwards",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAccess(cmd, a, func(ctx context.Context, svc *access.Service) error {
+				return svc.ResetTOTP(ctx, args[0], cliActor())
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove LOGIN",
+		Short: "delete a user with its memberships, credentials and the rules naming it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAccess(cmd, a, func(ctx context.Context, svc *access.Service) error {
+				return svc.DeprovisionUser(ctx, args[0], cliActor())
+			})
+		},
+	}
+	cmd.AddCommand(add, list, disable, passwd, enroll, confirm, reset, setRoles, remove)
 	return cmd
 }
 

@@ -127,6 +127,13 @@ func TestAccessCommands(t *testing.T) {
 		t.Fatalf("rotated-out secret: %v", err)
 	}
 	must(runAccessCLI(t, dir, newUserCmd, "disable", "bob"))
+	qr := filepath.Join(dir, "alice-totp.png")
+	if out := must(runAccessCLI(t, dir, newUserCmd, "totp-enroll", "alice", "--qr", qr)); !strings.HasPrefix(out, "otpauth://totp/sealgate:alice?") {
+		t.Fatalf("totp-enroll printed %q", out)
+	}
+	if png, err := os.ReadFile(qr); err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("QR code file: %v", err)
+	}
 	if _, err := server.AuthenticateUser(ctx, access.UserCredentials{Login: "bob", Password: bobPW[1]}); fault.CodeOf(err) != access.CodeUnauthenticated {
 		t.Fatalf("disabled bob: %v", err)
 	}
