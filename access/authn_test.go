@@ -184,13 +184,19 @@ func TestGroupRequiresTOTP(t *testing.T) {
 	if _, err := svc.AddUser(ctx, NewUser{Login: "bob", Password: "correct horse battery"}, "cli"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.AddGroup(ctx, "sealers", true, "cli"); err != nil {
+	if _, err := svc.AddGroup(ctx, "sealers", false, "cli"); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.AddMember(ctx, "sealers", "bob", "cli"); err != nil {
 		t.Fatal(err)
 	}
 	creds := UserCredentials{Login: "bob", Password: "correct horse battery"}
+	if _, err := svc.AuthenticateUser(ctx, creds); err != nil {
+		t.Fatalf("before the group requires TOTP: %v", err)
+	}
+	if err := svc.SetGroupTOTP(ctx, "sealers", true, "cli"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.AuthenticateUser(ctx, creds); fault.CodeOf(err) != CodeTOTPEnrollment {
 		t.Fatalf("member of a TOTP group without TOTP: %v", err)
 	}

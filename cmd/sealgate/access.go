@@ -339,7 +339,19 @@ func newGroupCmd(a *app) *cobra.Command {
 			},
 		}
 	}
-	cmd.AddCommand(add, list,
+	var off bool
+	setTOTP := &cobra.Command{
+		Use:   "require-totp NAME",
+		Short: "make members log in with TOTP (--off lifts it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAccess(cmd, a, func(ctx context.Context, svc *access.Service) error {
+				return svc.SetGroupTOTP(ctx, args[0], !off, cliActor())
+			})
+		},
+	}
+	setTOTP.Flags().BoolVar(&off, "off", false, "no longer require TOTP")
+	cmd.AddCommand(add, list, setTOTP,
 		member("add-member", "put a local user into a group", func(s *access.Service) func(context.Context, string, string, string) error { return s.AddMember }),
 		member("remove-member", "take a local user out of a group", func(s *access.Service) func(context.Context, string, string, string) error { return s.RemoveMember }))
 	return cmd

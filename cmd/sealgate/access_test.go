@@ -61,6 +61,8 @@ func TestAccessCommands(t *testing.T) {
 		t.Fatalf("user add without a password printed %q", out)
 	}
 	must(runAccessCLI(t, dir, newGroupCmd, "add", "finance"))
+	must(runAccessCLI(t, dir, newGroupCmd, "add", "board", "--require-totp"))
+	must(runAccessCLI(t, dir, newGroupCmd, "require-totp", "board", "--off"))
 	must(runAccessCLI(t, dir, newGroupCmd, "add-member", "finance", "alice"))
 	must(runAccessCLI(t, dir, newGroupCmd, "add-member", "finance", "bob"))
 	out = must(runAccessCLI(t, dir, newProcessCmd, "add", "erp", "--description", "invoicing"))
@@ -88,7 +90,7 @@ func TestAccessCommands(t *testing.T) {
 		want []string
 	}{
 		{newUserCmd, []string{"list"}, []string{"alice", "auditor", "finance", "bob"}},
-		{newGroupCmd, []string{"list"}, []string{"finance", "alice,bob"}},
+		{newGroupCmd, []string{"list"}, []string{"finance", "alice,bob", "board    local   optional"}},
 		{newProcessCmd, []string{"list"}, []string{"erp", "active", "invoicing"}},
 		{newRuleCmd, []string{"list"}, []string{"finance-company", "group:finance", "strength=password", "quota=100/day", "networks=10.0.0.0/8"}},
 	} {
