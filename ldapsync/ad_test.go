@@ -55,7 +55,7 @@ func TestActiveDirectoryFlavor(t *testing.T) {
 		t.Fatalf("GUID text form %s", id(1))
 	}
 	// USNs are numbers: 11 is the highest, although "9" sorts last as text.
-	if mark, err := env.syncer.mark(context.Background()); err != nil || mark != "11" {
+	if mark, err := env.syncer.mark(context.Background()); err != nil || mark.value != "11" {
 		t.Fatalf("change mark %q (%v), want 11", mark, err)
 	}
 

@@ -125,6 +125,9 @@ var migrations = []string{
 		source TEXT PRIMARY KEY,
 		mark TEXT NOT NULL,
 		updated_at TEXT NOT NULL)`,
+	// server is the URL the mark was read from: uSNChanged counts per
+	// domain controller, so a mark means nothing to another server.
+	`ALTER TABLE ldapsync_marks ADD COLUMN server TEXT NOT NULL DEFAULT ''`,
 }
 
 // Syncer synchronises one directory into access.
@@ -189,7 +192,7 @@ func (s *Syncer) Run(ctx context.Context, opts SyncOptions) (*Report, error) {
 	}
 	since, err := s.mark(ctx)
 	if err == nil {
-		rep.Full = opts.Full || since == ""
+		rep.Full = opts.Full || since.value == ""
 		err = s.record(ctx, rep)
 	}
 	if err == nil {
@@ -226,7 +229,7 @@ func (s *Syncer) Run(ctx context.Context, opts SyncOptions) (*Report, error) {
 	return rep, err
 }
 
-func (s *Syncer) run(ctx context.Context, opts SyncOptions, since string, rep *Report) error {
+func (s *Syncer) run(ctx context.Context, opts SyncOptions, since changeMark, rep *Report) error {
 	known, err := s.users.ExternalUsers(ctx, s.cfg.Source)
 	if err != nil {
 		return err
@@ -236,6 +239,11 @@ func (s *Syncer) run(ctx context.Context, opts SyncOptions, since string, rep *R
 		return err
 	}
 	defer c.close()
+	if !rep.Full && c.url != since.server {
+		s.log.Info("directory server changed since the last sync; reading in full", "source", s.cfg.Source,
+			"server", c.url, "markFrom", since.server)
+		rep.Full = true
+	}
 	r := &reader{cfg: s.cfg}
 	g, err := r.readGroups(ctx, c)
 	if err != nil {
@@ -255,7 +263,7 @@ func (s *Syncer) run(ctx context.Context, opts SyncOptions, since string, rep *R
 		for _, k := range known {
 			knownByID[k.ExternalID] = k
 		}
-		err = r.readChanged(ctx, c, g, since, knownByID, collect)
+		err = r.readChanged(ctx, c, g, since.value, knownByID, collect)
 	}
 	if err != nil {
 		return err
@@ -279,8 +287,8 @@ func (s *Syncer) run(ctx context.Context, opts SyncOptions, since string, rep *R
 		}
 		rep.Outcome = OutcomeApplied
 	}
-	if laterMark(r.mark, since) {
-		return s.setMark(ctx, r.mark)
+	if rep.Full || laterMark(r.mark, since.value) {
+		return s.setMark(ctx, changeMark{value: r.mark, server: c.url})
 	}
 	return nil
 }
@@ -340,23 +348,29 @@ func (s *Syncer) Loop(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (s *Syncer) mark(ctx context.Context) (string, error) {
-	var mark string
-	err := s.db.Read().QueryRowContext(ctx, `SELECT mark FROM ldapsync_marks WHERE source = ?`, s.cfg.Source).Scan(&mark)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("ldapsync: read change mark of %s: %w", s.cfg.Source, err)
-	}
-	return mark, nil
+// changeMark is where the last applied sync left off: the highest change
+// mark (modifyTimestamp, uSNChanged) it read, and from which server.
+type changeMark struct {
+	value, server string
 }
 
-func (s *Syncer) setMark(ctx context.Context, mark string) error {
+func (s *Syncer) mark(ctx context.Context) (changeMark, error) {
+	var m changeMark
+	err := s.db.Read().QueryRowContext(ctx, `SELECT mark, server FROM ldapsync_marks WHERE source = ?`, s.cfg.Source).Scan(&m.value, &m.server)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("ldapsync: read change mark of %s: %w", s.cfg.Source, err)
+	}
+	return m, nil
+}
+
+func (s *Syncer) setMark(ctx context.Context, m changeMark) error {
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO ldapsync_marks (source, mark, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (source) DO UPDATE SET mark = excluded.mark, updated_at = excluded.updated_at`,
-			s.cfg.Source, mark, s.now().UTC().Format(time.RFC3339Nano))
+		_, err := tx.ExecContext(ctx, `INSERT INTO ldapsync_marks (source, mark, server, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (source) DO UPDATE SET mark = excluded.mark, server = excluded.server, updated_at = excluded.updated_at`,
+			s.cfg.Source, m.value, m.server, s.now().UTC().Format(time.RFC3339Nano))
 		if err != nil {
 			return fmt.Errorf("ldapsync: store change mark of %s: %w", s.cfg.Source, err)
 		}
@@ -385,9 +399,9 @@ func (s *Syncer) finish(ctx context.Context, r *Run) error {
 		return nil
 	}
 	return s.db.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE ldapsync_runs SET finished_at = ?, outcome = ?, seen = ?, added = ?,
-			changed = ?, disabled = ?, removed = ?, memberships = ?, skipped = ?, error = ? WHERE id = ?`,
-			r.Finished.Format(time.RFC3339Nano), r.Outcome, r.Seen, r.Added, r.Changed, r.Disabled, r.Removed,
+		_, err := tx.ExecContext(ctx, `UPDATE ldapsync_runs SET finished_at = ?, full_sync = ?, outcome = ?, seen = ?,
+			added = ?, changed = ?, disabled = ?, removed = ?, memberships = ?, skipped = ?, error = ? WHERE id = ?`,
+			r.Finished.Format(time.RFC3339Nano), r.Full, r.Outcome, r.Seen, r.Added, r.Changed, r.Disabled, r.Removed,
 			r.Memberships, r.Skipped, r.Error, r.ID)
 		if err != nil {
 			return fmt.Errorf("ldapsync: record end of run %d: %w", r.ID, err)

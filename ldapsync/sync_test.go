@@ -3,6 +3,7 @@ package ldapsync
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -413,5 +414,37 @@ func TestLoop(t *testing.T) {
 	}
 	if n := len(env.known(t)); n != 9 {
 		t.Fatalf("%d users known after the loop, want 9", n)
+	}
+}
+
+// TestSyncAfterFailover: change marks belong to the server they were read
+// from (AD's uSNChanged counts per domain controller), so the first sync
+// against another server reads in full; later ones are incremental again.
+func TestSyncAfterFailover(t *testing.T) {
+	primary := startOrg(t)
+	replica := ldaptest.Start(t, ldaptest.Options{Snapshot: primary.Export(t)})
+	cfg := testConfig(t, primary)
+	cfg.URLs = []string{primary.URL, replica.URL}
+	env := newSyncEnv(t, cfg)
+	full := func() []bool {
+		var got []bool
+		for range 2 {
+			rep := env.run(t, SyncOptions{})
+			if rep.Outcome != OutcomeApplied && rep.Outcome != OutcomeUnchanged {
+				t.Fatalf("outcome %s", rep.Outcome)
+			}
+			got = append(got, rep.Full)
+		}
+		return got
+	}
+	if got := full(); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("on the primary: full %v, want [true false]", got)
+	}
+	primary.Stop()
+	if got := full(); !slices.Equal(got, []bool{true, false}) {
+		t.Fatalf("after failing over to the replica: full %v, want [true false]", got)
+	}
+	if n := len(env.known(t)); n != 9 {
+		t.Fatalf("%d users after failover, want the same 9 (same entryUUIDs)", n)
 	}
 }

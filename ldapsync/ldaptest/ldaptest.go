@@ -64,6 +64,10 @@ type Options struct {
 	LDIF string
 	// LDIFFile is like LDIF but read from a file (for large generated trees).
 	LDIFFile string
+	// Snapshot replaces the base tree with an export of another server
+	// (Export), so both hold the same entries with the same entryUUIDs and
+	// timestamps, as replicas would.
+	Snapshot string
 	// Schemas are extra schema files (slapd.conf syntax) to include.
 	Schemas []string
 	// TLS makes slapd offer StartTLS on URL and listen on LDAPSURL too,
@@ -170,7 +174,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if err := os.WriteFile(s.conf, conf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.slapadd(t, strings.NewReader(baseLDIF))
+	if opts.Snapshot != "" {
+		s.slapadd(t, strings.NewReader(opts.Snapshot))
+	} else {
+		s.slapadd(t, strings.NewReader(baseLDIF))
+	}
 	if opts.LDIF != "" {
 		s.slapadd(t, strings.NewReader(opts.LDIF))
 	}
@@ -336,4 +344,16 @@ func (s *Server) WaitRefint(t testing.TB, dn string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Export returns the whole database as LDIF (slapcat), operational
+// attributes included, for Options.Snapshot.
+func (s *Server) Export(t testing.TB) string {
+	t.Helper()
+	bin, _ := lookPath("slapcat")
+	out, err := exec.Command(bin, "-f", s.conf).Output()
+	if err != nil {
+		t.Fatalf("ldaptest: slapcat: %v", err)
+	}
+	return string(out)
 }
