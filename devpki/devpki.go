@@ -104,7 +104,8 @@ func (ca *CA) IssueTSA(pub crypto.PublicKey, org string, validity time.Duration)
 }
 
 func (ca *CA) issue(pub crypto.PublicKey, name pkix.Name, validity time.Duration, ku x509.KeyUsage, extra []pkix.Extension) (*x509.Certificate, error) {
-	now := time.Now().Add(-time.Hour)
+	// Back-dated an hour for clocks that lag; validity counts from now.
+	now := time.Now()
 	notAfter := now.Add(validity)
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
@@ -112,7 +113,7 @@ func (ca *CA) issue(pub crypto.PublicKey, name pkix.Name, validity time.Duration
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
 		Subject:               name,
-		NotBefore:             now,
+		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              notAfter,
 		KeyUsage:              ku,
 		BasicConstraintsValid: true,
