@@ -407,3 +407,35 @@ func TestConcurrentDecisionsWhileRulesChange(t *testing.T) {
 		t.Fatalf("hr after its rule was removed: %v", err)
 	}
 }
+
+func TestRemovedDirectoryUserLosesSessionsAndRules(t *testing.T) {
+	ctx := context.Background()
+	env := openTestService(t, nil)
+	svc := env.svc
+	err := svc.ApplyExternal(ctx, "corp", ExternalChanges{Added: []ExternalUser{{ExternalID: "guid-e", Login: "erin"}}}, "ldapsync:corp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := svc.User(ctx, "erin")
+	mustRule(t, svc, Rule{Name: "erin-company", Subject: Subject{SubjectUser, "erin"}, Seals: []string{"company"}})
+	p := Principal{Kind: KindUser, ID: u.ID, Name: "erin", Factors: []Factor{FactorPassword}}
+	tok, _, err := svc.StartSession(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Decide(ctx, p, sealAction(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.ApplyExternal(ctx, "corp", ExternalChanges{Removed: []string{"guid-e"}}, "ldapsync:corp"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AuthenticateSession(ctx, tok, office); fault.CodeOf(err) != CodeUnauthenticated {
+		t.Fatalf("session of a removed user: %v", err)
+	}
+	if _, err := svc.Decide(ctx, p, sealAction(nil)); fault.CodeOf(err) != CodeSealNotPermitted {
+		t.Fatalf("decision for a removed user: %v", err)
+	}
+	if rules, _ := svc.Rules(ctx); len(rules) != 0 {
+		t.Fatalf("rules naming the removed user remain: %+v", rules)
+	}
+}
