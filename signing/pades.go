@@ -7,7 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -218,10 +218,15 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	if err != nil {
 		return nil, err
 	}
-	digest, err := sig.digest(in, size, opts.Hash)
+	tsHash := opts.Hash
+	if opts.Timestamper != nil {
+		tsHash = timestampHash(opts.Timestamper, opts.Hash)
+	}
+	prefix, err := hashOriginal(ctx, in, size, crypto.SHA256, opts.Hash, tsHash)
 	if err != nil {
 		return nil, err
 	}
+	digest := sig.digest(prefix, opts.Hash, nil)
 	cmsOpts := CMSOptions{OmitSigningTime: true}
 	if opts.Level.rank() >= LevelBT.rank() {
 		cmsOpts.Timestamper = opts.Timestamper
@@ -237,35 +242,69 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	updates := [][]byte{sig.laid.Bytes}
 	if opts.Level == LevelBLTA {
 		cur := &pdf.Appended{R: in, Size: size, Tail: sig.laid.Bytes}
-		ts, err := addDocTimestamp(ctx, cur, opts.Timestamper, opts.Hash, len(sample))
+		ts, err := addDocTimestamp(ctx, cur, prefix, opts.Timestamper, tsHash, len(sample))
 		if err != nil {
 			return nil, err
 		}
 		updates = append(updates, ts)
 	}
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(out, h)}
-	if _, err := io.Copy(cw, io.NewSectionReader(in, 0, size)); err != nil {
+	// The output's digest continues from the original's, hashed above.
+	h := prefix.resume(crypto.SHA256)
+	n, err := io.Copy(out, io.NewSectionReader(in, 0, size))
+	if err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "copying the document to the output failed")
 	}
 	for _, u := range updates {
-		if _, err := cw.Write(u); err != nil {
+		h.Write(u)
+		k, err := out.Write(u)
+		n += int64(k)
+		if err != nil {
 			return nil, fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "writing the sealed document failed")
 		}
 	}
-	res.SHA256, res.Size = h.Sum(nil), cw.n
+	res.SHA256, res.Size = h.Sum(nil), n
 	return res, nil
 }
 
-type countingWriter struct {
-	w io.Writer
-	n int64
+// prefixHashes holds hash states after the original document, by
+// algorithm, so that every digest over the original followed by updates
+// (the signature's, the document timestamp's, the output's) hashes the
+// original once.
+type prefixHashes map[crypto.Hash][]byte
+
+func hashOriginal(ctx context.Context, in io.ReaderAt, size int64, hs ...crypto.Hash) (prefixHashes, error) {
+	ds := map[crypto.Hash]hash.Hash{}
+	var ws []io.Writer
+	for _, h := range hs {
+		if _, ok := ds[h]; !ok {
+			ds[h] = h.New()
+			ws = append(ws, ds[h])
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(in, 0, size)); err != nil {
+		return nil, fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "reading the document failed")
+	}
+	p := prefixHashes{}
+	for h, d := range ds {
+		st, err := d.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return nil, fault.Wrap(err, fault.Internal, CodeAlgorithmUnsupported, "hash %v cannot be resumed", h)
+		}
+		p[h] = st
+	}
+	return p, nil
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+// resume returns a hash of algorithm h that has already read the original.
+func (p prefixHashes) resume(h crypto.Hash) hash.Hash {
+	d := h.New()
+	if err := d.(encoding.BinaryUnmarshaler).UnmarshalBinary(p[h]); err != nil {
+		panic(fmt.Sprintf("signing: resuming %v: %v", h, err)) // the state was made by the same hash
+	}
+	return d
 }
 
 // pdfDate formats t as a PDF date string (§7.9.4).
@@ -283,9 +322,7 @@ func pdfDate(t time.Time) pdf.String {
 // never asked to sign twice because a guess was too small), and so that the
 // authority's certificates can go into the validation data.
 func sampleTimestamp(ctx context.Context, ts Timestamper, h crypto.Hash) ([]byte, error) {
-	if th, ok := ts.(TimestampHasher); ok && th.TimestampHash() != 0 {
-		h = th.TimestampHash()
-	}
+	h = timestampHash(ts, h)
 	if !h.Available() {
 		return nil, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "timestamp hash %v is not available", h)
 	}
@@ -296,6 +333,14 @@ func sampleTimestamp(ctx context.Context, ts Timestamper, h crypto.Hash) ([]byte
 		return nil, fault.Wrap(err, fault.Unavailable, CodeTimestampFailed, "the timestamp authority did not answer")
 	}
 	return tok, nil
+}
+
+// timestampHash is the imprint hash the authority wants, else h.
+func timestampHash(ts Timestamper, h crypto.Hash) crypto.Hash {
+	if th, ok := ts.(TimestampHasher); ok && th.TimestampHash() != 0 {
+		return th.TimestampHash()
+	}
+	return h
 }
 
 // estimateCMS bounds the DER size of the CMS SignedInfo SignCMS will make:
@@ -399,23 +444,15 @@ func prepareSignature(r *pdf.Reader, spec signatureSpec) (*preparedSignature, er
 	return p, nil
 }
 
-// digest hashes the signed file but the /Contents placeholder, streaming
-// the original from in.
-func (p *preparedSignature) digest(in io.ReaderAt, size int64, h crypto.Hash) ([]byte, error) {
-	d := h.New()
-	if err := hashRange(d, in, 0, size); err != nil {
-		return nil, err
-	}
+// digest hashes the signed file but the /Contents placeholder: the
+// original (resumed from prefix), the earlier updates between it and this
+// one, and this update.
+func (p *preparedSignature) digest(prefix prefixHashes, h crypto.Hash, between []byte) []byte {
+	d := prefix.resume(h)
+	d.Write(between)
 	d.Write(p.laid.Bytes[:p.contents[0]])
 	d.Write(p.laid.Bytes[p.contents[1]:])
-	return d.Sum(nil), nil
-}
-
-func hashRange(d hash.Hash, in io.ReaderAt, off, n int64) error {
-	if _, err := io.Copy(d, io.NewSectionReader(in, off, n)); err != nil {
-		return fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "reading the document failed")
-	}
-	return nil
+	return d.Sum(nil)
 }
 
 // fill writes der into the /Contents placeholder.

@@ -192,10 +192,7 @@ func httpFetch(ctx context.Context, client *http.Client, method, url string, bod
 // addDocTimestamp lays out the B-LTA update: a document timestamp
 // (/SubFilter /ETSI.RFC3161) whose /Contents is an RFC 3161 token over the
 // digest of everything before it but the token itself.
-func addDocTimestamp(ctx context.Context, cur *pdf.Appended, ts Timestamper, h crypto.Hash, tokenSize int) ([]byte, error) {
-	if th, ok := ts.(TimestampHasher); ok && th.TimestampHash() != 0 {
-		h = th.TimestampHash()
-	}
+func addDocTimestamp(ctx context.Context, cur *pdf.Appended, prefix prefixHashes, ts Timestamper, h crypto.Hash, tokenSize int) ([]byte, error) {
 	r, err := pdf.Open(cur, cur.Len())
 	if err != nil {
 		return nil, err
@@ -211,10 +208,7 @@ func addDocTimestamp(ctx context.Context, cur *pdf.Appended, ts Timestamper, h c
 	if err != nil {
 		return nil, err
 	}
-	digest, err := sig.digest(cur, cur.Len(), h)
-	if err != nil {
-		return nil, err
-	}
+	digest := sig.digest(prefix, h, cur.Tail)
 	token, err := ts.Timestamp(ctx, digest, h)
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, CodeTimestampFailed, "the timestamp authority did not answer the document timestamp request")
