@@ -256,7 +256,8 @@ func TestSyncGuard(t *testing.T) {
 }
 
 // TestSyncDirectoryDown stops slapd in the middle of a sync (page size 2,
-// so reading takes many round trips): the run fails as directory_unavailable,
+// so reading takes many round trips; a second run meanwhile is refused as
+// busy): the run fails as directory_unavailable,
 // sealgate's users stay as they were although most entries were not read,
 // and the failure shows in Health, in the stored run and after a restart.
 func TestSyncDirectoryDown(t *testing.T) {
@@ -289,6 +290,9 @@ func TestSyncDirectoryDown(t *testing.T) {
 			break
 		}
 		time.Sleep(time.Millisecond)
+	}
+	if _, err := env.syncer.Run(ctx, SyncOptions{}); fault.CodeOf(err) != CodeSyncBusy {
+		t.Fatalf("a second run while one is under way: %v, want %s", err, CodeSyncBusy)
 	}
 	time.Sleep(200 * time.Millisecond)
 	s.Stop()
