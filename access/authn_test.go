@@ -81,7 +81,8 @@ func TestUserLoginWithPasswordAndTOTP(t *testing.T) {
 
 func TestUnknownAccountAndWrongPasswordLookTheSame(t *testing.T) {
 	ctx := context.Background()
-	env := openTestService(t, nil)
+	// Lockout has its own test; here every attempt must reach the password check.
+	env := openTestService(t, func(o *Options) { o.Lockout = LockoutPolicy{AccountFailures: 1000} })
 	svc := env.svc
 	if _, err := svc.AddUser(ctx, NewUser{Login: "alice", Password: "correct horse battery"}, "cli"); err != nil {
 		t.Fatal(err)
@@ -93,28 +94,36 @@ func TestUnknownAccountAndWrongPasswordLookTheSame(t *testing.T) {
 		t.Fatal(err)
 	}
 	var answers []string
-	var took []time.Duration
+	var fastest []time.Duration
 	for _, c := range []UserCredentials{
 		{Login: "alice", Password: "wrong password!!"},
 		{Login: "nobody", Password: "wrong password!!"},
 		{Login: "dora", Password: "correct horse battery"},
 	} {
-		start := time.Now()
-		_, err := svc.AuthenticateUser(ctx, c)
-		took = append(took, time.Since(start))
-		e := fault.As(err)
-		if e == nil || e.Code != CodeUnauthenticated {
-			t.Fatalf("%s: got %v, want unauthenticated", c.Login, err)
+		// The fastest of a few attempts is what the work costs, without
+		// the noise of a shared machine.
+		best := time.Hour
+		for i := 0; i < 5; i++ {
+			start := time.Now()
+			_, err := svc.AuthenticateUser(ctx, c)
+			best = min(best, time.Since(start))
+			e := fault.As(err)
+			if e == nil || e.Code != CodeUnauthenticated {
+				t.Fatalf("%s: got %v, want unauthenticated", c.Login, err)
+			}
+			if i == 0 {
+				answers = append(answers, e.Error())
+			}
 		}
-		answers = append(answers, e.Error())
+		fastest = append(fastest, best)
 	}
 	if answers[0] != answers[1] || answers[1] != answers[2] {
 		t.Errorf("answers differ: %q", answers)
 	}
-	// Every path runs argon2id once; allow generous noise on a shared machine.
-	for i, d := range took {
-		if d < took[0]/4 || d > took[0]*4 {
-			t.Errorf("attempt %d took %s, the wrong password %s", i, d, took[0])
+	// Every path runs argon2id once.
+	for i, d := range fastest {
+		if d < fastest[0]/2 || d > fastest[0]*2 {
+			t.Errorf("attempt kind %d takes %s, a wrong password %s", i, d, fastest[0])
 		}
 	}
 }
