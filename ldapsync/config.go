@@ -278,7 +278,7 @@ func (c Config) validate() error {
 	if c.Users.BaseDN == "" {
 		return invalid("ldap.users.baseDN is required")
 	}
-	if c.Groups.BaseDN == "" && (c.Groups.Membership != MembershipMemberOf || c.Groups.Nested == NestedResolve || c.Groups.OnlyMapped) {
+	if c.Groups.BaseDN == "" {
 		return invalid("ldap.groups.baseDN is required")
 	}
 	switch c.Users.IDFormat {

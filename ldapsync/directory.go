@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -79,7 +80,7 @@ func (d *directory) dialOne(ctx context.Context, rawURL string) (*conn, error) {
 	}
 	lc.SetTimeout(d.cfg.RequestTimeout)
 	c := &conn{Conn: lc, url: rawURL, stop: context.AfterFunc(ctx, func() { lc.Close() })}
-	if !d.cfg.Plaintext && len(rawURL) >= 7 && rawURL[:7] == "ldap://" {
+	if !d.cfg.Plaintext && strings.HasPrefix(strings.ToLower(rawURL), "ldap://") {
 		if err := lc.StartTLS(tc); err != nil {
 			c.close()
 			return nil, err

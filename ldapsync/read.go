@@ -121,9 +121,6 @@ func (r *reader) readGroups(ctx context.Context, c *conn) (*groupGraph, error) {
 		members: map[string][]int{},
 		nested:  r.cfg.Groups.Nested == NestedResolve,
 	}
-	if r.cfg.Groups.BaseDN == "" {
-		return g, nil
-	}
 	mapped := map[string]string{}
 	for k, v := range r.cfg.Groups.Map {
 		if strings.Contains(k, "=") {
