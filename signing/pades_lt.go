@@ -38,10 +38,11 @@ func collectValidationData(ctx context.Context, certs []*x509.Certificate, ro Re
 		if issuer != nil {
 			ocspDER, crlDER = revocationFor(ctx, c, issuer, ro)
 		}
-		if ocspDER != nil {
+		// One CRL often covers several certificates of the same issuer.
+		if ocspDER != nil && !containsBytes(data.ocsps, ocspDER) {
 			data.ocsps = append(data.ocsps, ocspDER)
 		}
-		if crlDER != nil {
+		if crlDER != nil && !containsBytes(data.crls, crlDER) {
 			data.crls = append(data.crls, crlDER)
 		}
 		if ocspDER == nil && crlDER == nil {
@@ -49,6 +50,15 @@ func collectValidationData(ctx context.Context, certs []*x509.Certificate, ro Re
 		}
 	}
 	return data, unavailable
+}
+
+func containsBytes(set [][]byte, b []byte) bool {
+	for _, x := range set {
+		if bytes.Equal(x, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // addDSS adds a document security store (ETSI EN 319 142-1 §5.4.2) to the

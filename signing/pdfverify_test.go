@@ -48,7 +48,7 @@ func pdfcpuValidate(t testing.TB, file []byte, caPEM string) string {
 		t.Fatalf("pdfcpu certificates import: %v\n%s", err, out)
 	}
 	f := writeTemp(t, "sealed.pdf", file)
-	out, err := exec.Command(bin, "-c", conf, "-o", "signatures", "validate", "-a", "-f", f).CombinedOutput()
+	out, err := exec.Command(bin, "-c", conf, "signatures", "validate", "-a", "-f", f).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pdfcpu signatures validate: %v\n%s", err, out)
 	}

@@ -1,0 +1,130 @@
+package signing_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/internal/pdftest"
+	"github.com/sealgate/sealgate/signing/pdf"
+)
+
+// crlSeal is a seal whose certificate names a CRL distribution point served
+// on loopback, with the CRL it serves.
+type crlSeal struct {
+	key signing.Key
+	crl []byte
+	srv *httptest.Server
+}
+
+func newCRLSeal(t testing.TB, p *testPKI) *crlSeal {
+	t.Helper()
+	now := time.Now()
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour),
+	}, p.ca.Cert, p.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/pkix-crl")
+		w.Write(crl)
+	}))
+	t.Cleanup(srv.Close)
+	signer := p.signers["ecdsa-p256"]
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "Example Manufacturing GmbH Seal", Organization: []string{"Example Manufacturing GmbH"}, Country: []string{"DE"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		BasicConstraintsValid: true,
+		CRLDistributionPoints: []string{srv.URL + "/ca.crl"},
+	}, p.ca.Cert, signer.Public(), p.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signing.NewSoftKey(signer, []*x509.Certificate{cert, p.ca.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &crlSeal{key: key, crl: crl, srv: srv}
+}
+
+// dssCounts opens a sealed file and counts the entries of its document
+// security store.
+func dssCounts(t testing.TB, file []byte) (certs, ocsps, crls int) {
+	t.Helper()
+	r, err := pdf.Open(bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cat, err := r.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dss, err := r.Dict(cat["DSS"])
+	if err != nil || dss == nil {
+		t.Fatalf("no /DSS in the catalog: %v", err)
+	}
+	c, _ := r.Array(dss["Certs"])
+	o, _ := r.Array(dss["OCSPs"])
+	l, _ := r.Array(dss["CRLs"])
+	return len(c), len(o), len(l)
+}
+
+// B-LT embeds the seal's CRL, fetched from its distribution point or taken
+// from configuration, with the seal's and the authority's certificates; the
+// authority's certificate, which names no CRL, is reported as lacking
+// revocation data.
+func TestPAdESRevocationFromCRL(t *testing.T) {
+	p := sharedPKI(t)
+	s := newCRLSeal(t, p)
+	a := newTestTSA(t, p)
+	tests := []struct {
+		name string
+		rev  signing.RevocationOptions
+		// The CA's CRL covers the authority's certificate too, but only a
+		// configured one is found for it: that certificate names no CRL.
+		unavailable []string
+	}{
+		{"fetched from the distribution point", signing.RevocationOptions{HTTPClient: s.srv.Client()}, []string{"Development TSA"}},
+		{"configured", signing.RevocationOptions{CRLs: [][]byte{s.crl}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sealed, res := seal(t, s.key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{
+				Level: signing.LevelBLT, Timestamper: a.client, Revocation: tt.rev,
+			})
+			if len(res.RevocationUnavailable) != len(tt.unavailable) {
+				t.Errorf("revocation unavailable for %q, want %q", res.RevocationUnavailable, tt.unavailable)
+			}
+			for i, u := range tt.unavailable {
+				if i < len(res.RevocationUnavailable) && !strings.Contains(res.RevocationUnavailable[i], u) {
+					t.Errorf("revocation unavailable for %q, want %q", res.RevocationUnavailable, tt.unavailable)
+				}
+			}
+			certs, ocsps, crls := dssCounts(t, sealed)
+			if certs != 3 || ocsps != 0 || crls != 1 {
+				t.Errorf("DSS holds %d certificates, %d OCSP responses, %d CRLs; want 3, 0, 1", certs, ocsps, crls)
+			}
+			checkIndependently(t, sealed, 1)
+			rep, err := verifyPDF(t, sealed, p)
+			if err != nil || rep.Signatures[0].Level != signing.LevelBLT {
+				t.Fatalf("VerifyPDF: %v, %+v", err, rep)
+			}
+		})
+	}
+}
