@@ -98,17 +98,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, login, password string
 	if err != nil {
 		return "", fault.Wrap(err, fault.Internal, CodeDirectoryError, "directory entry %q of login %q has no usable %s", e.DN, login, a.cfg.Users.ID)
 	}
-	uc, err := a.dir.dial(ctx)
+	uc, err := a.dir.dial(ctx, func(c *conn) error { return c.Bind(e.DN, password) })
 	if err != nil {
-		return "", err
-	}
-	defer uc.close()
-	if err := uc.Bind(e.DN, password); err != nil {
-		if isNetwork(err) {
-			return "", unavailable(err, "bind as %q at %s", e.DN, uc.url)
+		if fault.As(err) != nil {
+			return "", err // no server answered
 		}
 		a.log.Info("directory login refused", "login", login, "reason", "bind failed", "dn", e.DN, "ldapError", err.Error())
 		return "", errLogin(login)
 	}
+	uc.close()
 	return id, nil
 }

@@ -2,9 +2,11 @@ package ldapsync
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/ldapsync/ldaptest"
@@ -65,23 +67,52 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-// TestAuthenticateFailover proves logins try the next URL when the first
-// server does not answer, and report directory_unavailable, not a wrong
-// password, when none does.
+// hangingServer accepts connections and never answers, like a directory
+// server whose process is stuck.
+func hangingServer(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return "ldap://" + l.Addr().String()
+}
+
+// TestAuthenticateFailover proves logins try the next URL when a server is
+// down or accepts connections without answering, and report
+// directory_unavailable, not a wrong password, when none answers.
 func TestAuthenticateFailover(t *testing.T) {
 	s := startOrg(t)
 	dead := ldaptest.Start(t, ldaptest.Options{})
 	deadURL := dead.URL
 	dead.Stop()
 	cfg := testConfig(t, s)
-	cfg.URLs = []string{deadURL, s.URL}
+	cfg.URLs = []string{deadURL, hangingServer(t), s.URL}
+	cfg.RequestTimeout = 300 * time.Millisecond
 	a, err := NewAuthenticator(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	start := time.Now()
 	if _, err := a.Authenticate(ctx, "ann", "ann-pw"); err != nil {
-		t.Fatalf("with the first server down: %v", err)
+		t.Fatalf("with the first server down and the second stuck: %v", err)
+	}
+	// Two binds (service account, then ann) each wait out the stuck server once.
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("login took %v", took)
+	}
+	if _, err := a.Authenticate(ctx, "ann", "bob-pw"); fault.CodeOf(err) != CodeUnauthenticated {
+		t.Fatalf("a wrong password is a refusal, not a reason to try the next server: %v", err)
 	}
 	s.Stop()
 	_, err = a.Authenticate(ctx, "ann", "ann-pw")

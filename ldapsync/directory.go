@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -51,19 +53,30 @@ func (c *conn) close() {
 }
 
 // dial connects to the first URL that answers, upgrading ldap:// with
-// StartTLS unless plaintext is allowed. Each failure is kept so the error
-// says why every server was skipped.
-func (d *directory) dial(ctx context.Context) (*conn, error) {
+// StartTLS unless plaintext is allowed, and binds with bind (when not nil).
+// A server that cannot be reached, or accepts the connection and then does
+// not answer in time, is skipped for the next; a server that answers with a
+// refusal ends the search with that refusal. Each failure is kept so the
+// error says why every server was skipped.
+func (d *directory) dial(ctx context.Context, bind func(*conn) error) (*conn, error) {
 	var errs []error
 	for _, u := range d.cfg.URLs {
 		if err := ctx.Err(); err != nil {
 			return nil, unavailable(err, "connect to the directory")
 		}
 		c, err := d.dialOne(ctx, u)
+		if err == nil && bind != nil {
+			if err = bind(c); err != nil {
+				c.close()
+				if !isNetwork(err) || ctx.Err() != nil {
+					return nil, err
+				}
+			}
+		}
 		if err == nil {
 			return c, nil
 		}
-		errs = append(errs, err)
+		errs = append(errs, fmt.Errorf("%s: %w", u, err))
 	}
 	return nil, unavailable(errors.Join(errs...), "no directory server in ldap.urls %v answered", d.cfg.URLs)
 }
@@ -81,7 +94,12 @@ func (d *directory) dialOne(ctx context.Context, rawURL string) (*conn, error) {
 	lc.SetTimeout(d.cfg.RequestTimeout)
 	c := &conn{Conn: lc, url: rawURL, stop: context.AfterFunc(ctx, func() { lc.Close() })}
 	if !d.cfg.Plaintext && strings.HasPrefix(strings.ToLower(rawURL), "ldap://") {
-		if err := lc.StartTLS(tc); err != nil {
+		// The TLS handshake after the StartTLS answer has no deadline of
+		// its own; closing the connection ends a server that stalls in it.
+		watchdog := time.AfterFunc(d.cfg.DialTimeout+d.cfg.RequestTimeout, func() { lc.Close() })
+		err := lc.StartTLS(tc)
+		watchdog.Stop()
+		if err != nil {
 			c.close()
 			return nil, err
 		}
@@ -92,26 +110,22 @@ func (d *directory) dialOne(ctx context.Context, rawURL string) (*conn, error) {
 // serviceConn connects and binds as the service account (anonymously when
 // no bind DN is configured).
 func (d *directory) serviceConn(ctx context.Context) (*conn, error) {
-	c, err := d.dial(ctx)
-	if err != nil {
-		return nil, err
-	}
 	if d.cfg.BindDN == "" {
-		return c, nil
+		return d.dial(ctx, nil)
 	}
 	pw, err := d.cfg.BindPassword.Value()
 	if err != nil {
-		c.close()
 		return nil, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "ldap.bindPassword (%s) cannot be read", d.cfg.BindPassword)
 	}
-	if err := c.Bind(d.cfg.BindDN, string(pw)); err != nil {
-		c.close()
-		if isNetwork(err) {
-			return nil, unavailable(err, "bind as %q at %s", d.cfg.BindDN, c.url)
+	return d.dial(ctx, func(c *conn) error {
+		if err := c.Bind(d.cfg.BindDN, string(pw)); err != nil {
+			if isNetwork(err) {
+				return err
+			}
+			return fault.Wrap(err, fault.Internal, CodeDirectoryError, "the directory at %s refused the service account %q", c.url, d.cfg.BindDN)
 		}
-		return nil, fault.Wrap(err, fault.Internal, CodeDirectoryError, "the directory at %s refused the service account %q", c.url, d.cfg.BindDN)
-	}
-	return c, nil
+		return nil
+	})
 }
 
 // search runs req page by page (RFC 2696) and hands each entry to fn, so at
