@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/sealgate/sealgate/signing"
@@ -126,6 +128,60 @@ func testLogo(t testing.TB) []byte {
 	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// The stamp fills an existing field's rectangle, with each layout option,
+// in the embedded Go font.
+func TestStampLayouts(t *testing.T) {
+	key, _ := softHSMSeal(t)
+	rect := [4]float64{300, 50, 540, 130}
+	doc := pdftest.Bytes(pdftest.Spec{SigField: "Approval", SigFieldRect: rect})
+	tests := []struct {
+		name  string
+		stamp signing.StampOptions
+	}{
+		{"text only", signing.StampOptions{}},
+		{"PNG logo left", signing.StampOptions{Logo: testLogo(t)}},
+		{"JPEG logo on top", signing.StampOptions{Logo: testJPEG(t), LogoPosition: signing.LogoTop}},
+		{"fixed font size", signing.StampOptions{FontSize: 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sealed, _ := seal(t, key, doc, signing.PAdESOptions{Field: "Approval", Reason: "Approved", Location: "Hamburg", Stamp: tt.stamp})
+			in, out := inkOutside(render(t, doc, 1), render(t, sealed, 1), rect[0], rect[1], rect[2]-rect[0], rect[3]-rect[1])
+			if out != 0 || in < 500 {
+				t.Errorf("%d stamp pixels inside the field, %d outside", in, out)
+			}
+			fonts, err := exec.Command("pdffonts", writeTemp(t, "sealed.pdf", sealed)).CombinedOutput()
+			if err != nil {
+				t.Fatalf("pdffonts: %v\n%s", err, fonts)
+			}
+			if !regexp.MustCompile(`GoRegular\s+CID TrueType\s+Identity-H\s+yes\s+no\s+yes`).Match(fonts) {
+				t.Errorf("the stamp font is not embedded with a Unicode map:\n%s", fonts)
+			}
+			checkIndependently(t, sealed, 1)
+		})
+	}
+}
+
+// testJPEG is a 60×30 JPEG in two colours.
+func testJPEG(t testing.TB) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 60, 30))
+	for y := 0; y < 30; y++ {
+		for x := 0; x < 60; x++ {
+			c := color.RGBA{R: 0x20, G: 0x40, B: 0xa0, A: 0xff}
+			if x > 30 {
+				c = color.RGBA{R: 0xe0, G: 0xb0, B: 0x20, A: 0xff}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, nil); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

@@ -30,8 +30,10 @@ type Spec struct {
 	Pages []Page // default one A4 page
 	// Pad adds an image of about Pad bytes to page 1, to make large files.
 	Pad int64
-	// SigField adds an empty signature field of that name on page 1.
-	SigField string
+	// SigField adds an empty signature field of that name on page 1, at
+	// SigFieldRect (default: invisible, a zero rectangle).
+	SigField     string
+	SigFieldRect [4]float64
 	// Hybrid writes a hybrid-reference file: a classic table whose trailer
 	// names a cross-reference stream (/XRefStm) for objects kept in an
 	// object stream.
@@ -88,7 +90,8 @@ func Write(out io.Writer, s Spec) error {
 	w.obj(pages, fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", kids, len(s.Pages)))
 	if s.SigField != "" {
 		w.obj(form, fmt.Sprintf("<< /Fields [%d 0 R] >>", field))
-		w.obj(field, fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (%s) /Rect [0 0 0 0] /F 132 /P %d 0 R >>", s.SigField, first))
+		r := s.SigFieldRect
+		w.obj(field, fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (%s) /Rect [%g %g %g %g] /F 4 /P %d 0 R >>", s.SigField, r[0], r[1], r[2], r[3], first))
 	}
 	fontBody := "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
 	infoBody := "<< /Producer (sealgate pdftest) /Title (Test document) >>"
