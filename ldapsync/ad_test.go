@@ -86,3 +86,28 @@ func TestActiveDirectoryFlavor(t *testing.T) {
 		}
 	}
 }
+
+// TestInChainNeedsActiveDirectory: a server that does not know the
+// in-chain matching rule answers its filter with no entries. The sync
+// notices that users are missing from groups that list them directly and
+// fails instead of stripping every membership.
+func TestInChainNeedsActiveDirectory(t *testing.T) {
+	s := startOrg(t)
+	cfg := testConfig(t, s)
+	env := newSyncEnv(t, cfg)
+	env.run(t, SyncOptions{})
+	before := env.known(t)
+
+	cfg.Groups.Nested = NestedInChain
+	inChain, err := NewSyncer(context.Background(), cfg, env.db, env.access, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = inChain.Run(context.Background(), SyncOptions{Full: true})
+	if fault.CodeOf(err) != CodeDirectoryError || !strings.Contains(err.Error(), "nested to resolve") {
+		t.Fatalf("in-chain against slapd: %v, want %s suggesting nested: resolve", err, CodeDirectoryError)
+	}
+	if got := env.known(t); !maps.Equal(got, before) {
+		t.Fatalf("users changed:\n got %v\nwant %v", got, before)
+	}
+}

@@ -112,6 +112,9 @@ type groupGraph struct {
 	closure  [][]string // memo: names of a group and all groups it is in
 	// inChain maps a user id to group names resolved by the directory (AD).
 	inChain map[string][]string
+	// inChainMissing counts users whose direct groups the in-chain answer
+	// lacked: a server that does not know the rule matches nothing.
+	inChainMissing int
 }
 
 // readGroups loads every group under the group base.
@@ -240,12 +243,14 @@ func (g *groupGraph) groupsOf(cfg Config, e *ldap.Entry, id, login string) []str
 		direct = g.members[normDN(e.DN)]
 	}
 	var names []string
+	for _, i := range direct {
+		names = append(names, g.namesOf(i)...)
+	}
 	if g.inChain != nil {
-		names = append(names, g.inChain[id]...)
-	} else {
-		for _, i := range direct {
-			names = append(names, g.namesOf(i)...)
+		if slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(g.inChain[id], n) }) {
+			g.inChainMissing++
 		}
+		names = append(names, g.inChain[id]...)
 	}
 	slices.Sort(names)
 	return slices.Compact(names)

@@ -268,6 +268,11 @@ func (s *Syncer) run(ctx context.Context, opts SyncOptions, since changeMark, re
 	if err != nil {
 		return err
 	}
+	if g.inChainMissing > 0 {
+		return fault.New(fault.Internal, CodeDirectoryError,
+			"the directory at %s left %d users out of groups that list them directly: it does not evaluate the in-chain matching rule (Active Directory only); set ldap.groups.nested to resolve",
+			c.url, g.inChainMissing)
+	}
 	rep.Seen = len(desired)
 	desired = dropDuplicateLogins(desired, r)
 	rep.SkippedEntries = r.skipped
