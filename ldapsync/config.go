@@ -69,7 +69,20 @@ const (
 	IDGUID   = "guid"   // 16 binary bytes in Microsoft GUID layout (objectGUID)
 )
 
-// Config is the "ldap" section of sealgate.yaml.
+// Config is the "ldap" section of sealgate.yaml. For example:
+//
+//	ldap:
+//	  flavor: ad
+//	  urls: [ldaps://dc1.corp.example, ldaps://dc2.corp.example]
+//	  caFile: /etc/sealgate/corp-ca.pem
+//	  bindDN: CN=sealgate,OU=Service Accounts,DC=corp,DC=example
+//	  bindPassword: {env: SEALGATE_LDAP_PASSWORD}
+//	  users: {baseDN: "OU=Staff,DC=corp,DC=example"}
+//	  groups:
+//	    baseDN: "OU=Groups,DC=corp,DC=example"
+//	    map: {"CN=Seal Officers,OU=Groups,DC=corp,DC=example": seal-officers}
+//	    onlyMapped: true
+//	  interval: 15m
 type Config struct {
 	// Source names this directory in access (users are keyed by source
 	// and external id). Default "ldap".
