@@ -48,8 +48,9 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 	var orig, sealed string
 	var size int64
 	var idx sql.NullInt64
-	level := string(ev.req.Level)
+	level, card := string(ev.req.Level), ""
 	if res != nil {
+		card = res.Card
 		outcome = "sealed"
 		orig, sealed = hex.EncodeToString(res.OriginalSHA256), hex.EncodeToString(res.SealedSHA256)
 		size = res.Size
@@ -59,10 +60,10 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 	p := ev.req.Principal
 	err := s.opts.DB.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO seal_events
-			(id, at, principal_kind, principal_id, principal_name, seal_id, format, level, document_name,
+			(id, at, principal_kind, principal_id, principal_name, seal_id, card, format, level, document_name,
 			 original_sha256, sealed_sha256, size, outcome, error_code, evidence_index, duration_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ev.id, ev.started.UTC().Format(time.RFC3339Nano), string(p.Kind), p.ID, p.Name, ev.req.Seal,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			ev.id, ev.started.UTC().Format(time.RFC3339Nano), string(p.Kind), p.ID, p.Name, ev.req.Seal, card,
 			string(ev.req.Format), level, ev.req.Name, orig, sealed, size, outcome, ev.code, idx,
 			time.Since(ev.started).Milliseconds())
 		return err

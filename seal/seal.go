@@ -154,6 +154,8 @@ type Result struct {
 	EvidenceIndex uint64
 	// Rule is the access rule that allowed the seal.
 	Rule string
+	// Card is the label of the card (token) that signed.
+	Card string
 	// ContentType is the MIME type of the output.
 	ContentType string
 	// Size is the output's size in bytes.
@@ -216,7 +218,7 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.EventID = ev.id
 	s.log.Info("sealed", "event", ev.id, "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format,
-		"level", res.Level, "leaf", res.EvidenceIndex, "ms", time.Since(started).Milliseconds())
+		"level", res.Level, "card", res.Card, "leaf", res.EvidenceIndex, "ms", time.Since(started).Milliseconds())
 	return res, nil
 }
 
@@ -288,6 +290,7 @@ func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, signedBy := signing.WithSignedBy(ctx)
 	var ts signing.Timestamper
 	if req.Level != LevelBB {
 		ts = s.opts.Timestamper
@@ -306,7 +309,7 @@ func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
 		}
 		return nil, err
 	}
-	res.Seal, res.Format, res.Rule = req.Seal, req.Format, dec.Rule
+	res.Seal, res.Format, res.Rule, res.Card = req.Seal, req.Format, dec.Rule, signedBy.Card
 	if res.Level == "" {
 		res.Level = req.Level
 	}

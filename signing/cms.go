@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -196,7 +195,7 @@ func SignCMS(ctx context.Context, key Key, digest []byte, hash crypto.Hash, opts
 		return nil, err
 	}
 	// The signature covers the DER SET OF encoding of the attributes (RFC 5652 §5.4).
-	signature, err := key.Sign(rand.Reader, hashOf(hash, signedAttrs), signerOpts)
+	signature, err := SignContext(ctx, key, hashOf(hash, signedAttrs), signerOpts)
 	if err != nil {
 		if fault.As(err) != nil { // the pool already said which card failed and why
 			return nil, err

@@ -3,6 +3,7 @@ package signing
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -464,7 +465,8 @@ func (k *SealKey) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]by
 func (k *SealKey) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	s := k.seal
 	if s.soft != nil {
-		return s.soft.Sign(nil, digest, opts)
+		reportCard(ctx, "software key")
+		return s.soft.Sign(rand.Reader, digest, opts)
 	}
 	if err := checkDigest(s.chain[0].PublicKey, digest, opts); err != nil {
 		return nil, err
@@ -478,6 +480,7 @@ func (k *SealKey) SignContext(ctx context.Context, digest []byte, opts crypto.Si
 		}
 		sig, err := ck.card.sign(ctx, ck, digest, opts)
 		if err == nil {
+			reportCard(ctx, ck.card.cfg.Label)
 			return sig, nil
 		}
 		if !errors.Is(err, errCardOut) {
@@ -519,7 +522,26 @@ func SignContext(ctx context.Context, key crypto.Signer, digest []byte, opts cry
 	}); ok {
 		return cs.SignContext(ctx, digest, opts)
 	}
-	return key.Sign(nil, digest, opts)
+	return key.Sign(rand.Reader, digest, opts)
+}
+
+// SignedBy receives the label of the card that made a signature, for the
+// seal event record. WithSignedBy puts one in a context.
+type SignedBy struct{ Card string }
+
+type signedByKey struct{}
+
+// WithSignedBy returns a context in which a pooled key reports the card it
+// signed on into the returned SignedBy.
+func WithSignedBy(ctx context.Context) (context.Context, *SignedBy) {
+	sb := &SignedBy{}
+	return context.WithValue(ctx, signedByKey{}, sb), sb
+}
+
+func reportCard(ctx context.Context, label string) {
+	if sb, ok := ctx.Value(signedByKey{}).(*SignedBy); ok {
+		sb.Card = label
+	}
 }
 
 // CardStatus describes one card for `sealgate token list` and /readyz.
