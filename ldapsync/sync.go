@@ -339,8 +339,12 @@ func (s *Syncer) guard(known int, rep *Report, force bool) error {
 
 // Loop syncs every interval until ctx ends: incremental runs, with a full
 // run first and every FullEvery-th time. Failures are recorded and retried
-// at the next tick; the last known state stays in sealgate meanwhile.
+// at the next tick; the last known state stays in sealgate meanwhile. An
+// interval of zero or less means no schedule: Loop returns at once.
 func (s *Syncer) Loop(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for n := 0; ; n++ {
