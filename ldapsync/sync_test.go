@@ -452,3 +452,39 @@ func TestSyncAfterFailover(t *testing.T) {
 		t.Fatalf("%d users after failover, want the same 9 (same entryUUIDs)", n)
 	}
 }
+
+// TestDisabledRules: which users count as disabled under each kind of
+// rule. Disabled users unknown to sealgate are not added, so a dry run's
+// additions are everyone else.
+func TestDisabledRules(t *testing.T) {
+	s := startOrg(t)
+	const people = "ou=people," + ldaptest.Suffix
+	s.Apply(t, "dn: uid=hal,"+people+"\nchangetype: modify\nadd: employeeType\nemployeeType: INACTIVE\n\n"+
+		"dn: uid=ivy,"+people+"\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: 514\n\n"+
+		"dn: uid=jon,"+people+"\nchangetype: modify\nadd: employeeNumber\nemployeeNumber: 512\n")
+	tests := []struct {
+		name     string
+		rule     DisabledRule
+		disabled []string
+	}{
+		{"attribute present (default: pwdAccountLockedTime)", DisabledRule{}, []string{"eve"}},
+		{"attribute has a value, case-insensitive", DisabledRule{Attribute: "employeeType", Value: "inactive"}, []string{"hal"}},
+		{"bit set in an integer (userAccountControl style)", DisabledRule{Attribute: "employeeNumber", Bit: 2}, []string{"ivy"}},
+	}
+	all := []string{"ann", "bob", "cy", "dan", "eve", "fay", "gil", "hal", "ivy", "jon"}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, s)
+			cfg.Users.Disabled = tc.rule
+			rep := newSyncEnv(t, cfg).run(t, SyncOptions{DryRun: true})
+			var added []string
+			for _, u := range rep.Diff.Added {
+				added = append(added, u.Login)
+			}
+			want := slices.DeleteFunc(slices.Clone(all), func(l string) bool { return slices.Contains(tc.disabled, l) })
+			if !slices.Equal(added, want) {
+				t.Fatalf("added %v, want %v", added, want)
+			}
+		})
+	}
+}
