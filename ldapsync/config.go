@@ -106,8 +106,9 @@ type Config struct {
 	DialTimeout time.Duration `yaml:"dialTimeout"`
 	// RequestTimeout bounds each LDAP request (one page, one bind). Default 30s.
 	RequestTimeout time.Duration `yaml:"requestTimeout"`
-	// PageSize is the RFC 2696 page size; memory use of a sync grows with
-	// it, not with the directory. Default 500.
+	// PageSize is the RFC 2696 page size: entries per round trip, and at
+	// most that many raw entries held at once. Default 1000, Active
+	// Directory's MaxPageSize.
 	PageSize int `yaml:"pageSize"`
 	// Users says where users are and how their attributes map.
 	Users UserMapping `yaml:"users"`
@@ -267,7 +268,7 @@ func (c Config) WithDefaults() (Config, error) {
 		c.RequestTimeout = 30 * time.Second
 	}
 	if c.PageSize == 0 {
-		c.PageSize = 500
+		c.PageSize = 1000
 	}
 	if c.MaxRemovalPercent == 0 {
 		c.MaxRemovalPercent = 20

@@ -53,7 +53,7 @@ func TestConfigFlavors(t *testing.T) {
 		ad.Groups.Nested != NestedInChain || ad.Groups.Membership != MembershipMember {
 		t.Fatalf("ad preset not applied: %+v", ad)
 	}
-	if ad.RequestTimeout != 10*time.Second || ad.DialTimeout != 5*time.Second || ad.PageSize != 500 || ad.MaxRemovalPercent != 20 ||
+	if ad.RequestTimeout != 10*time.Second || ad.DialTimeout != 5*time.Second || ad.PageSize != 1000 || ad.MaxRemovalPercent != 20 ||
 		ad.BindPassword != (secret.Ref{Env: "SEALGATE_LDAP_PASSWORD"}) || len(ad.URLs) != 2 || !ad.Groups.OnlyMapped {
 		t.Fatalf("explicit settings or defaults wrong: %+v", ad)
 	}

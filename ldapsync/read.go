@@ -338,9 +338,12 @@ func (r *reader) userAttributes() []string {
 // listAttributes are the attributes an incremental sync reads of every
 // user: enough to notice deletions and recompute memberships.
 func (r *reader) listAttributes() []string {
-	attrs := []string{r.cfg.Users.ID, r.cfg.Users.Login}
-	if r.cfg.Groups.Membership == MembershipMemberOf {
+	attrs := []string{r.cfg.Users.ID}
+	switch r.cfg.Groups.Membership {
+	case MembershipMemberOf:
 		attrs = append(attrs, MembershipMemberOf)
+	case MembershipMemberUID:
+		attrs = append(attrs, r.cfg.Users.Login)
 	}
 	return attrs
 }
