@@ -404,8 +404,7 @@ func (l *Log) Size() uint64 {
 // transaction (group commit). If ctx ends first, Append returns ctx's error
 // and the entry may or may not have been appended.
 func (l *Log) Append(ctx context.Context, e Entry) (uint64, error) {
-	first, err := l.append(ctx, []Entry{e})
-	return first, err
+	return l.append(ctx, []Entry{e})
 }
 
 // AppendBatch adds entries in order and returns the index of the first;
@@ -413,7 +412,7 @@ func (l *Log) Append(ctx context.Context, e Entry) (uint64, error) {
 // together with other callers' entries.
 func (l *Log) AppendBatch(ctx context.Context, entries []Entry) (first uint64, err error) {
 	if len(entries) == 0 {
-		return uint64(l.Size()), nil
+		return l.Size(), nil
 	}
 	return l.append(ctx, entries)
 }
