@@ -177,3 +177,19 @@ func benchIncrementalRound(b *testing.B, s *ldaptest.Server, env *syncEnv, n int
 	}
 	b.StartTimer()
 }
+
+// BenchmarkLDAPLogin times one directory login: a service-account search
+// and a bind as the user, each on a new connection.
+func BenchmarkLDAPLogin(b *testing.B) {
+	s := startOrg(b)
+	a, err := NewAuthenticator(testConfig(b, s), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := a.Authenticate(ctx, "ann", "ann-pw"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
