@@ -146,6 +146,7 @@ type Log struct {
 	cpMu sync.Mutex // one checkpoint or renewal at a time
 
 	commits atomic.Int64 // transactions written by the committer
+	waiting atomic.Int64 // callers whose entries are queued or being written
 }
 
 // appendReq is one caller's entries waiting for the committer.
@@ -429,6 +430,8 @@ func (l *Log) append(ctx context.Context, entries []Entry) (uint64, error) {
 	}
 	select {
 	case l.reqs <- r:
+		l.waiting.Add(1)
+		defer l.waiting.Add(-1)
 	case <-l.closing:
 		return 0, fault.New(fault.Unavailable, CodeClosed, "the evidence log is closed")
 	case <-ctx.Done():

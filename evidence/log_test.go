@@ -359,14 +359,17 @@ func TestConcurrentAppendsAreGroupCommitted(t *testing.T) {
 			}
 		}()
 	}
-	for len(l.reqs) < waiting-1 { // one request is with the committer
+	for l.waiting.Load() < waiting {
 		time.Sleep(time.Millisecond)
 	}
 	close(release)
 	wg.Wait()
-	if c := l.commits.Load(); c != 2 {
-		t.Fatalf("%d appends queued behind a transaction took %d transactions, want 2", waiting, c)
+	// The committer may have taken some before the rest arrived; all the
+	// others go into the next transaction.
+	if c := l.commits.Load(); c > 2 {
+		t.Fatalf("%d appends queued behind a transaction took %d transactions, want at most 2", waiting, c)
 	}
+	before := l.commits.Load()
 
 	const workers, each = 64, 40
 	var mu sync.Mutex
@@ -398,7 +401,7 @@ func TestConcurrentAppendsAreGroupCommitted(t *testing.T) {
 			t.Fatalf("entry %d: lookup %v, %v; want index %d", i, got, err, idx)
 		}
 	}
-	t.Logf("%d appends from %d goroutines in %d transactions", workers*each, workers, l.commits.Load()-2)
+	t.Logf("%d appends from %d goroutines in %d transactions", workers*each, workers, l.commits.Load()-before)
 	if err := l.Audit(ctx); err != nil {
 		t.Fatal(err)
 	}
