@@ -255,3 +255,22 @@ func TestVerifyPDFUnsigned(t *testing.T) {
 		t.Errorf("VerifyPDF = %+v, %v; want %s", rep, err, signing.CodeNoSignature)
 	}
 }
+
+// Arbitrary bytes never panic the verifier or the writer, and a refused
+// seal writes nothing.
+func FuzzPDFVerifyAndSeal(f *testing.F) {
+	p := sharedPKI(f)
+	key := p.keys["ecdsa-p256"]
+	plain := pdftest.Bytes(pdftest.Spec{SigField: "Approval", SigFieldRect: [4]float64{10, 10, 100, 40}})
+	sealed, _ := seal(f, key, plain, signing.PAdESOptions{Field: "Approval"})
+	f.Add(plain)
+	f.Add(sealed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		signing.VerifyPDF(context.Background(), bytes.NewReader(b), int64(len(b)), signing.PDFVerifyOptions{Roots: p.roots})
+		var out bytes.Buffer
+		_, err := signing.PAdES(context.Background(), key, bytes.NewReader(b), int64(len(b)), &out, signing.PAdESOptions{Field: "Approval"})
+		if err != nil && out.Len() > 0 {
+			t.Fatalf("%d bytes written by a refused seal", out.Len())
+		}
+	})
+}
