@@ -336,9 +336,12 @@ func (r *reader) userAttributes() []string {
 }
 
 // listAttributes are the attributes an incremental sync reads of every
-// user: enough to notice deletions and recompute memberships.
+// user: enough to notice deletions, disabling and membership changes.
 func (r *reader) listAttributes() []string {
 	attrs := []string{r.cfg.Users.ID}
+	if r.cfg.Users.Disabled.Attribute != "" {
+		attrs = append(attrs, r.cfg.Users.Disabled.Attribute)
+	}
 	switch r.cfg.Groups.Membership {
 	case MembershipMemberOf:
 		attrs = append(attrs, MembershipMemberOf)
@@ -415,7 +418,7 @@ func (r *reader) readChanged(ctx context.Context, c *conn, g *groupGraph, since 
 	err = c.search(ctx, req, r.cfg.PageSize, func(e *ldap.Entry) error {
 		id, err := r.id(e)
 		if err != nil {
-			r.skipped = append(r.skipped, e.DN+": "+err.Error())
+			r.skipped = append(r.skipped, "user "+e.DN+": "+err.Error())
 			return nil
 		}
 		if u, ok := changed[id]; ok {
@@ -424,10 +427,17 @@ func (r *reader) readChanged(ctx context.Context, c *conn, g *groupGraph, since 
 		}
 		k, ok := known[id]
 		if !ok {
-			unknown = append(unknown, e.DN)
+			// Disabled users are not added, so reading them in full
+			// would be wasted; directories keep many.
+			if !r.disabled(e) {
+				unknown = append(unknown, e.DN)
+			}
 			return nil
 		}
 		k.Groups = g.groupsOf(r.cfg, e, id, e.GetEqualFoldAttributeValue(r.cfg.Users.Login))
+		// Lockouts (ppolicy's pwdAccountLockedTime) need not move the
+		// change mark, so the disabled state is read from every entry.
+		k.Disabled = r.disabled(e)
 		fn(k)
 		return nil
 	})
