@@ -488,3 +488,32 @@ func TestDisabledRules(t *testing.T) {
 		})
 	}
 }
+
+// TestSyncPasswordLockout: a user the directory locks out after failed
+// logins (ppolicy sets pwdAccountLockedTime itself) is disabled in sealgate
+// by the next incremental sync.
+func TestSyncPasswordLockout(t *testing.T) {
+	s := startOrg(t)
+	s.Apply(t, "dn: "+ldaptest.PolicyDN+"\nobjectClass: device\nobjectClass: pwdPolicy\ncn: default\n"+
+		"pwdAttribute: userPassword\npwdLockout: TRUE\npwdMaxFailure: 2\n")
+	cfg := testConfig(t, s)
+	env := newSyncEnv(t, cfg)
+	env.run(t, SyncOptions{})
+	auth, err := NewAuthenticator(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 2 {
+		if _, err := auth.Authenticate(ctx, "gil", "guess"); fault.CodeOf(err) != CodeUnauthenticated {
+			t.Fatalf("wrong password: %v", err)
+		}
+	}
+	if _, err := auth.Authenticate(ctx, "gil", "gil-pw"); fault.CodeOf(err) != CodeUnauthenticated {
+		t.Fatalf("locked out gil with the right password: %v", err)
+	}
+	rep := env.run(t, SyncOptions{})
+	if rep.Full || rep.Disabled != 1 || !env.known(t)["gil"].disabled {
+		t.Fatalf("incremental sync after the lockout: full %v disabled %d, gil %+v", rep.Full, rep.Disabled, env.known(t)["gil"])
+	}
+}

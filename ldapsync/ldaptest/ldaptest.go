@@ -38,6 +38,10 @@ const (
 	ServicePassword = "service-secret"
 )
 
+// PolicyDN is the default password policy (ppolicy). It does not exist
+// until a test adds it, so by default no policy applies.
+const PolicyDN = "cn=default,ou=services," + Suffix
+
 // Server is a running slapd.
 type Server struct {
 	// URL is ldap://127.0.0.1:<port>.
@@ -108,6 +112,7 @@ overlay memberof
 overlay refint
 refint_attributes member uniqueMember
 overlay ppolicy
+ppolicy_default "` + PolicyDN + `"
 `
 
 // baseLDIF is the tree every server starts with.
