@@ -3,7 +3,9 @@ package signing_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
@@ -16,6 +18,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	dpdf "github.com/digitorus/pdf"
+	"github.com/digitorus/pdfsign/sign"
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
@@ -294,5 +300,39 @@ func TestPAdESCertification(t *testing.T) {
 	out := pdfcpuValidate(t, approved, p.caFile(t))
 	if !strings.Contains(out, "Certified:      true") || strings.Contains(out, "DocModified: true") {
 		t.Errorf("pdfcpu does not see the certification:\n%s", out)
+	}
+}
+
+// A signature added by another tool to a document certified with "no
+// changes allowed" makes the certification report the change.
+func TestVerifyPDFNoChangesCertification(t *testing.T) {
+	key, p := softHSMSeal(t)
+	certified, _ := seal(t, key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{Certify: signing.NoChangesAllowed})
+	if _, err := verifyPDF(t, certified, p); err != nil {
+		t.Fatalf("certified document: %v", err)
+	}
+	in := bytes.NewReader(certified)
+	rdr, err := dpdf.NewReader(in, int64(len(certified)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var twice bytes.Buffer
+	chain := key.Chain()
+	if err := sign.Sign(in, &twice, rdr, int64(len(certified)), sign.SignData{
+		Signature:         sign.SignDataSignature{CertType: sign.ApprovalSignature, Info: sign.SignDataSignatureInfo{Name: "other tool", Date: time.Now()}},
+		Signer:            key,
+		DigestAlgorithm:   crypto.SHA256,
+		Certificate:       chain[0],
+		CertificateChains: [][]*x509.Certificate{chain},
+	}); err != nil {
+		t.Fatalf("pdfsign: %v", err)
+	}
+	rep, err := verifyPDF(t, twice.Bytes(), p)
+	if fault.CodeOf(err) != signing.CodeModifiedAfterSign || rep == nil || len(rep.Signatures) != 2 {
+		t.Fatalf("VerifyPDF: %v, %+v", err, rep)
+	}
+	first := rep.Signatures[0]
+	if first.Certification != signing.NoChangesAllowed || first.Valid || !strings.Contains(strings.Join(first.LaterChanges, "\n"), "certification allows no changes") {
+		t.Errorf("certification: %+v", first)
 	}
 }

@@ -156,9 +156,16 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 		s := &rep.Signatures[i]
 		if s.end < size && s.ByteRangeValid {
 			s.LaterChanges = laterChanges(doc, r, s.end, sigRefs)
-			for _, c := range s.LaterChanges {
-				s.Errors = append(s.Errors, Finding{Code: CodeModifiedAfterSign, Message: c})
+		}
+		// A certification allowing no changes still allows validation data
+		// and document timestamps (ETSI EN 319 142-1 §5.4), not signatures.
+		for _, later := range rep.Signatures[i+1:] {
+			if s.Certification == NoChangesAllowed && later.Type == "signature" {
+				s.LaterChanges = append(s.LaterChanges, fmt.Sprintf("signature %q was added although the certification allows no changes", later.Field))
 			}
+		}
+		for _, c := range s.LaterChanges {
+			s.Errors = append(s.Errors, Finding{Code: CodeModifiedAfterSign, Message: c})
 		}
 		s.Valid = len(s.Errors) == 0
 	}
