@@ -2,9 +2,9 @@
 // memberof, refint and ppolicy overlays, listening on a free loopback port,
 // with its database in the test's temporary directory.
 //
-// It needs slapd and ldap-utils (Debian packages slapd, ldap-utils); a test
-// that cannot find them is skipped rather than failed, so a machine without a
-// directory still runs the rest of the suite.
+// It needs slapd and ldap-utils (Debian packages slapd, ldap-utils). A test
+// that cannot find them fails: a directory test that silently skipped would
+// let the sync go untested.
 package ldaptest
 
 import (
@@ -144,9 +144,9 @@ ou: groups
 // Start starts a slapd for t and stops it when t ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	for _, tool := range []string{"slapd", "slapadd", "ldapmodify"} {
+	for _, tool := range []string{"slapd", "slapadd", "slapcat", "ldapmodify", "ldapsearch"} {
 		if _, err := lookPath(tool); err != nil {
-			t.Skipf("ldaptest: %s not installed (Debian: slapd, ldap-utils)", tool)
+			t.Fatalf("ldaptest: %s not installed (Debian packages slapd, ldap-utils)", tool)
 		}
 	}
 	dir := t.TempDir()
