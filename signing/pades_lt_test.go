@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -12,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/internal/pdftest"
 	"github.com/sealgate/sealgate/signing/pdf"
 )
 
-// crlSeal is a seal whose certificate names a CRL distribution point served
-// on loopback, with the CRL it serves.
+// crlSeal is a seal whose certificate names an OCSP responder and a CRL
+// distribution point, both served on loopback by its CA.
 type crlSeal struct {
 	key signing.Key
 	crl []byte
@@ -35,8 +38,26 @@ func newCRLSeal(t testing.TB, p *testPKI) *crlSeal {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/pkix-crl")
-		w.Write(crl)
+		if r.URL.Path == "/ca.crl" {
+			w.Header().Set("Content-Type", "application/pkix-crl")
+			w.Write(crl)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, err := ocsp.CreateResponse(p.ca.Cert, p.ca.Cert, ocsp.Response{
+			Status: ocsp.Good, SerialNumber: req.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour),
+		}, p.ca.Key)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(resp)
 	}))
 	t.Cleanup(srv.Close)
 	signer := p.signers["ecdsa-p256"]
@@ -48,6 +69,7 @@ func newCRLSeal(t testing.TB, p *testPKI) *crlSeal {
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		BasicConstraintsValid: true,
 		CRLDistributionPoints: []string{srv.URL + "/ca.crl"},
+		OCSPServer:            []string{srv.URL + "/ocsp"},
 	}, p.ca.Cert, signer.Public(), p.ca.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +107,8 @@ func dssCounts(t testing.TB, file []byte) (certs, ocsps, crls int) {
 	return len(c), len(o), len(l)
 }
 
-// B-LT embeds the seal's CRL, fetched from its distribution point or taken
-// from configuration, with the seal's and the authority's certificates; the
+// B-LT embeds an OCSP response fetched from the seal's responder, or a
+// configured CRL, with the seal's and the authority's certificates; the
 // authority's certificate, which names no CRL, is reported as lacking
 // revocation data.
 func TestPAdESRevocationFromCRL(t *testing.T) {
@@ -94,14 +116,16 @@ func TestPAdESRevocationFromCRL(t *testing.T) {
 	s := newCRLSeal(t, p)
 	a := newTestTSA(t, p)
 	tests := []struct {
-		name string
-		rev  signing.RevocationOptions
+		name        string
+		rev         signing.RevocationOptions
+		ocsps, crls int
 		// The CA's CRL covers the authority's certificate too, but only a
-		// configured one is found for it: that certificate names no CRL.
+		// configured one is found for it: that certificate names no
+		// responder or distribution point.
 		unavailable []string
 	}{
-		{"fetched from the distribution point", signing.RevocationOptions{HTTPClient: s.srv.Client()}, []string{"Development TSA"}},
-		{"configured", signing.RevocationOptions{CRLs: [][]byte{s.crl}}, nil},
+		{"fetched from the OCSP responder", signing.RevocationOptions{HTTPClient: s.srv.Client()}, 1, 0, []string{"Development TSA"}},
+		{"configured CRL", signing.RevocationOptions{CRLs: [][]byte{s.crl}}, 0, 1, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,8 +141,8 @@ func TestPAdESRevocationFromCRL(t *testing.T) {
 				}
 			}
 			certs, ocsps, crls := dssCounts(t, sealed)
-			if certs != 3 || ocsps != 0 || crls != 1 {
-				t.Errorf("DSS holds %d certificates, %d OCSP responses, %d CRLs; want 3, 0, 1", certs, ocsps, crls)
+			if certs != 3 || ocsps != tt.ocsps || crls != tt.crls {
+				t.Errorf("DSS holds %d certificates, %d OCSP responses, %d CRLs; want 3, %d, %d", certs, ocsps, crls, tt.ocsps, tt.crls)
 			}
 			checkIndependently(t, sealed, 1)
 			rep, err := verifyPDF(t, sealed, p)
