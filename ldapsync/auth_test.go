@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/ldapsync/ldaptest"
 )
@@ -121,5 +122,27 @@ func TestAuthenticateFailover(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), ldaptest.ServicePassword) || strings.Contains(err.Error(), "ann-pw") {
 		t.Fatalf("error reveals a password: %v", err)
+	}
+}
+
+// TestVerifyPasswordChecksIdentity: access asks about a user it knows by
+// external id; if the directory has since given that login to another
+// entry, the right password of the new holder does not open the old account.
+func TestVerifyPasswordChecksIdentity(t *testing.T) {
+	s := startOrg(t)
+	a, err := NewAuthenticator(testConfig(t, s), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ann := access.ExternalUser{Source: "ldap", ExternalID: entryUUID(t, s, "ann"), Login: "ann"}
+	if err := a.VerifyPassword(ctx, ann, "ann-pw"); err != nil {
+		t.Fatalf("ann: %v", err)
+	}
+	// ann leaves; a new entry gets the login ann.
+	s.Apply(t, "dn: uid=ann,ou=people,"+ldaptest.Suffix+"\nchangetype: delete\n\n"+
+		"dn: uid=ann,ou=people,"+ldaptest.Suffix+"\nobjectClass: inetOrgPerson\nuid: ann\ncn: Another Ann\nsn: Ann\nuserPassword: new-ann-pw\n")
+	if err := a.VerifyPassword(ctx, ann, "new-ann-pw"); fault.CodeOf(err) != CodeUnauthenticated {
+		t.Fatalf("the new ann's password for the old ann's account: %v, want %s", err, CodeUnauthenticated)
 	}
 }
