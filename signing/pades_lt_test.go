@@ -108,10 +108,9 @@ func dssCounts(t testing.TB, file []byte) (certs, ocsps, crls int) {
 }
 
 // B-LT embeds an OCSP response fetched from the seal's responder, or a
-// configured CRL, with the seal's and the authority's certificates; the
-// authority's certificate, which names no CRL, is reported as lacking
-// revocation data.
-func TestPAdESRevocationFromCRL(t *testing.T) {
+// configured CRL, with the seal's and the authority's certificates; a
+// certificate nothing is found for is reported as lacking revocation data.
+func TestPAdESRevocationData(t *testing.T) {
 	p := sharedPKI(t)
 	s := newCRLSeal(t, p)
 	a := newTestTSA(t, p)

@@ -116,7 +116,7 @@ func TestPAdESLevels(t *testing.T) {
 				if i == 0 || (level == signing.LevelBLTA && doc.Name == "chromium-objstm") {
 					// pdfcpu concludes at most B-B and calls a signature valid
 					// only with revocation data, which the development CA does
-					// not publish (TestPAdESRevocationFromCRL has it); here it
+					// not publish (TestPAdESRevocationData has it, but pdfcpu neither fetches from loopback nor concludes from the DSS); here it
 					// must find nothing wrong.
 					out := pdfcpuValidate(t, sealed, caPEM)
 					for _, bad := range []string{"signature is invalid", "DocModified: true", "certificate path was not resolved", "validate baseline B profile"} {
