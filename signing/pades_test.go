@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
@@ -334,5 +336,37 @@ func TestVerifyPDFNoChangesCertification(t *testing.T) {
 	first := rep.Signatures[0]
 	if first.Certification != signing.NoChangesAllowed || first.Valid || !strings.Contains(strings.Join(first.LaterChanges, "\n"), "certification allows no changes") {
 		t.Errorf("certification: %+v", first)
+	}
+}
+
+// The /Contents placeholder is sized before signing, so every key signs
+// exactly once, a 4096-bit RSA key and a timestamped signature included.
+func TestPAdESSignsOnce(t *testing.T) {
+	p := sharedPKI(t)
+	a := newTestTSA(t, p)
+	big, err := rsa.GenerateKey(rand.Reader, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := p.ca.IssueSeal(big.Public(), devpkiSubject, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsa4096, err := signing.NewSoftKey(big, []*x509.Certificate{cert, p.ca.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]signing.Key{"rsa-2048": p.keys["rsa-2048"], "ecdsa-p384": p.keys["ecdsa-p384"], "rsa-4096": rsa4096}
+	for name, k := range keys {
+		for _, level := range []signing.Level{signing.LevelBB, signing.LevelBT} {
+			t.Run(name+"/"+string(level), func(t *testing.T) {
+				ck := &countingKey{Key: k}
+				sealed, _ := seal(t, ck, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{Level: level, Timestamper: a.client})
+				if n := ck.signs.Load(); n != 1 {
+					t.Errorf("the key signed %d times", n)
+				}
+				checkIndependently(t, sealed, 1)
+			})
+		}
 	}
 }
