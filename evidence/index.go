@@ -21,7 +21,7 @@ import (
 // process left unindexed.
 
 // indexEvery is how many pending leaves trigger an index step.
-const indexEvery = 1 << 19
+const indexEvery = 1 << 20
 
 // indexChunk bounds the leaves one index transaction covers, so memory
 // stays bounded when catching up after a bulk load.
