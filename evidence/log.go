@@ -134,8 +134,9 @@ type Log struct {
 	// reqs feeds the committer; every Append waiting while a transaction
 	// runs is committed by the next one (group commit).
 	reqs    chan *appendReq
-	closing chan struct{}
-	stopped chan struct{}
+	closing   chan struct{}
+	closeOnce sync.Once
+	stopped   chan struct{}
 
 	mu      sync.Mutex // guards tree (committed state) and pending
 	tree    frontier
@@ -442,6 +443,14 @@ func (l *Log) append(ctx context.Context, entries []Entry) (uint64, error) {
 		return uint64(r.first), r.err
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	case <-l.stopped:
+		// The committer answers every request it took before stopping.
+		select {
+		case <-r.done:
+			return uint64(r.first), r.err
+		default:
+			return 0, fault.New(fault.Unavailable, CodeClosed, "the evidence log is closed")
+		}
 	}
 }
 
@@ -579,11 +588,7 @@ func insertRows(ctx context.Context, tx *sql.Tx, insert string, cols int, values
 // Close stops the committer; appends waiting or arriving later fail with
 // evidence_log_closed. It does not close the database.
 func (l *Log) Close() error {
-	select {
-	case <-l.closing:
-	default:
-		close(l.closing)
-	}
+	l.closeOnce.Do(func() { close(l.closing) })
 	<-l.stopped
 	return nil
 }

@@ -567,3 +567,18 @@ func TestRunMakesCheckpoints(t *testing.T) {
 		t.Fatalf("checkpoints %v: want one per growth, none while idle", sizes)
 	}
 }
+
+// After Close, appends fail with evidence_log_closed instead of hanging.
+func TestAppendAfterCloseFails(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t, t.TempDir(), Options{})
+	if _, err := l.Append(ctx, testEntry(0)); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	for i := 0; i < 20; i++ {
+		if _, err := l.Append(ctx, testEntry(i+1)); fault.CodeOf(err) != CodeClosed {
+			t.Fatalf("append after close: %v, want %s", err, CodeClosed)
+		}
+	}
+}
