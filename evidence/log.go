@@ -133,7 +133,7 @@ type Log struct {
 
 	// reqs feeds the committer; every Append waiting while a transaction
 	// runs is committed by the next one (group commit).
-	reqs    chan *appendReq
+	reqs      chan *appendReq
 	closing   chan struct{}
 	closeOnce sync.Once
 	stopped   chan struct{}
