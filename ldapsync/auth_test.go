@@ -1,7 +1,9 @@
 package ldapsync
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -18,10 +20,21 @@ import (
 // the same message as an unknown user.
 func TestAuthenticate(t *testing.T) {
 	s := startOrg(t)
-	a, err := NewAuthenticator(testConfig(t, s), nil)
+	var logs bytes.Buffer
+	a, err := NewAuthenticator(testConfig(t, s), slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		for _, secret := range []string{"ann-pw", "bob-pw", "eve-pw", ldaptest.ServicePassword} {
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("a password is in the log:\n%s", logs.String())
+			}
+		}
+		if !strings.Contains(logs.String(), "account disabled") {
+			t.Errorf("refusals are not logged with their reason:\n%s", logs.String())
+		}
+	})
 	ctx := context.Background()
 	_, err = a.Authenticate(ctx, "nobody", "whatever")
 	if fault.CodeOf(err) != CodeUnauthenticated {
