@@ -370,3 +370,35 @@ func TestPAdESSignsOnce(t *testing.T) {
 		}
 	}
 }
+
+// Sealing a document another producer (digitorus/pdfsign) has signed keeps
+// that signature valid and covers it.
+func TestPAdESAfterAnotherProducer(t *testing.T) {
+	key, p := softHSMSeal(t)
+	doc := pdftest.Bytes(pdftest.Spec{})
+	in := bytes.NewReader(doc)
+	rdr, err := dpdf.NewReader(in, int64(len(doc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var signed bytes.Buffer
+	chain := key.Chain()
+	if err := sign.Sign(in, &signed, rdr, int64(len(doc)), sign.SignData{
+		Signature:         sign.SignDataSignature{CertType: sign.ApprovalSignature, Info: sign.SignDataSignatureInfo{Name: "other tool", Date: time.Now()}},
+		Signer:            key,
+		DigestAlgorithm:   crypto.SHA256,
+		Certificate:       chain[0],
+		CertificateChains: [][]*x509.Certificate{chain},
+	}); err != nil {
+		t.Fatalf("pdfsign: %v", err)
+	}
+	sealed, _ := seal(t, key, signed.Bytes(), signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 300, Y: 40, Width: 200, Height: 60}})
+	checkIndependently(t, sealed, 2)
+	rep, err := verifyPDF(t, sealed, p)
+	if err != nil {
+		t.Fatalf("VerifyPDF: %v", err)
+	}
+	if rep.Signatures[0].SubFilter != "adbe.pkcs7.detached" || !rep.Signatures[0].Valid || !rep.Signatures[1].CoversWholeDocument {
+		t.Errorf("signatures: %+v", rep.Signatures)
+	}
+}

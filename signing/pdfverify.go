@@ -589,8 +589,13 @@ func isAcroForm(d pdf.Dict) bool {
 // addsOnlySignatureWidgets tells whether na is oa with signature fields
 // (widgets of /FT /Sig) appended.
 func addsOnlySignatureWidgets(doc *pdf.Reader, oa, na pdf.Array) bool {
-	if len(na) < len(oa) || !reflect.DeepEqual(oa, na[:len(oa)]) {
+	if len(na) < len(oa) {
 		return false
+	}
+	for i := range oa {
+		if !reflect.DeepEqual(oa[i], na[i]) {
+			return false
+		}
 	}
 	for _, o := range na[len(oa):] {
 		d, err := doc.Dict(o)
