@@ -215,9 +215,10 @@ func signatureContents(t testing.TB, file []byte) []sigContents {
 }
 
 // Every corpus document sealed at B-B, invisibly and with a visible stamp
-// on its last page, passes pdfsig, qpdf and openssl.
+// on its last page, passes pdfsig, qpdf, openssl and VerifyPDF; sealed
+// again, both seals stay valid.
 func TestPAdESCorpusBB(t *testing.T) {
-	key, _ := softHSMSeal(t)
+	key, p := softHSMSeal(t)
 	for _, doc := range pdftest.Corpus(t) {
 		for _, visible := range []bool{false, true} {
 			name := doc.Name + "/invisible"
@@ -232,6 +233,14 @@ func TestPAdESCorpusBB(t *testing.T) {
 					t.Errorf("result level %s field %q", res.Level, res.Field)
 				}
 				checkIndependently(t, sealed, 1)
+				if _, err := verifyPDF(t, sealed, p); err != nil {
+					t.Errorf("VerifyPDF: %v", err)
+				}
+				twice, _ := seal(t, key, sealed, opts)
+				checkIndependently(t, twice, 2)
+				if rep, err := verifyPDF(t, twice, p); err != nil || len(rep.Signatures) != 2 {
+					t.Errorf("VerifyPDF after a second seal: %v", err)
+				}
 			})
 		}
 	}
