@@ -281,11 +281,8 @@ func hashOriginal(ctx context.Context, in io.ReaderAt, size int64, hs ...crypto.
 			ws = append(ws, ds[h])
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	if _, err := copyContext(ctx, io.MultiWriter(ws...), io.NewSectionReader(in, 0, size)); err != nil {
 		return nil, err
-	}
-	if _, err := io.Copy(io.MultiWriter(ws...), io.NewSectionReader(in, 0, size)); err != nil {
-		return nil, fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "reading the document failed")
 	}
 	p := prefixHashes{}
 	for h, d := range ds {
@@ -398,7 +395,8 @@ func prepareSignature(r *pdf.Reader, spec signatureSpec) (*preparedSignature, er
 	u := pdf.NewUpdate(r)
 	dict := spec.dict.Clone()
 	dict["ByteRange"] = byteRangePlaceholder
-	dict["Contents"] = pdf.Raw("<" + string(bytes.Repeat([]byte{'0'}, 2*spec.contentsLen)) + ">")
+	placeholder := pdf.Raw("<" + string(bytes.Repeat([]byte{'0'}, 2*spec.contentsLen)) + ">")
+	dict["Contents"] = placeholder
 	if spec.certify != approvalNotCertified {
 		dict["Reference"] = pdf.Array{pdf.Dict{
 			"Type":            pdf.Name("SigRef"),
@@ -428,7 +426,7 @@ func prepareSignature(r *pdf.Reader, spec signatureSpec) (*preparedSignature, er
 	span := laid.Spans[sigRef.Num]
 	obj := laid.Bytes[span[0]:span[1]]
 	br := bytes.Index(obj, byteRangePlaceholder)
-	ct := bytes.Index(obj, []byte("/Contents <0"))
+	ct := bytes.Index(obj, append([]byte("/Contents "), placeholder...))
 	if br < 0 || ct < 0 {
 		return nil, fault.New(fault.Internal, CodePDFMalformed, "signature placeholders not found in the laid-out update")
 	}
