@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/sealgate/sealgate/access"
 )
 
 // migrations are the seal package's schema versions (append only).
@@ -72,4 +75,35 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 		return fmt.Errorf("seal: record event: %w", err)
 	}
 	return nil
+}
+
+// audit appends the seal's outcome to the tamper-evident audit trail. The
+// seal event row is the operational record; the audit event makes its
+// deletion or change detectable. A failure to audit is logged: the seal
+// itself is already durable in the evidence log.
+func (s *Service) audit(ctx context.Context, ev *event, res *Result) {
+	p := ev.req.Principal
+	e := access.Event{
+		Type:    "seal",
+		Actor:   p.String(),
+		Subject: "seal:" + ev.req.Seal,
+		Outcome: access.OutcomeOK,
+		Detail:  map[string]string{"event": ev.id, "format": string(ev.req.Format)},
+	}
+	if p.Source.IsValid() {
+		e.Source = p.Source.String()
+	}
+	if res != nil {
+		e.Detail["level"] = string(res.Level)
+		e.Detail["card"] = res.Card
+		e.Detail["rule"] = res.Rule
+		e.Detail["sealedSha256"] = hex.EncodeToString(res.SealedSHA256)
+		e.Detail["leaf"] = strconv.FormatUint(res.EvidenceIndex, 10)
+	} else {
+		e.Outcome = access.OutcomeFailed
+		e.Detail["code"] = ev.code
+	}
+	if err := s.opts.Authorizer.Audit(ctx, e); err != nil {
+		s.log.Error("seal not written to the audit trail", "event", ev.id, "err", err)
+	}
 }

@@ -60,9 +60,11 @@ type Keys interface {
 	Key(sealID string) (signing.Key, error)
 }
 
-// Authorizer is the one authorization decision point; access.Service implements it.
+// Authorizer is the one authorization decision point and keeper of the audit
+// trail; access.Service implements it.
 type Authorizer interface {
 	Decide(ctx context.Context, p access.Principal, a access.Action) (access.Decision, error)
+	Audit(ctx context.Context, e access.Event) error
 }
 
 // Recorder appends evidence of a seal; evidence.Log implements it. Append
@@ -209,6 +211,7 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 		if rerr := s.record(context.WithoutCancel(ctx), &ev, nil); rerr != nil {
 			s.log.Error("seal event not recorded", "err", rerr)
 		}
+		s.audit(context.WithoutCancel(ctx), &ev, nil)
 		s.log.Info("seal refused", "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format, "code", ev.code)
 		return nil, err
 	}
@@ -217,6 +220,7 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	res.EventID = ev.id
+	s.audit(ctx, &ev, res)
 	s.log.Info("sealed", "event", ev.id, "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format,
 		"level", res.Level, "card", res.Card, "leaf", res.EvidenceIndex, "ms", time.Since(started).Milliseconds())
 	return res, nil

@@ -111,7 +111,11 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	accOpts := access.Options{Logger: log}
+	accOpts, err := access.LoadOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	accOpts.Logger = log
 	ldapCfg, hasLDAP, err := ldapsync.LoadConfig(cfg)
 	if err != nil {
 		return nil, err
