@@ -11,9 +11,9 @@ import (
 
 // Limits that keep hostile or broken files from costing unbounded memory.
 const (
-	maxObjectWindow = 16 << 20  // largest direct object read in one piece
-	maxDecoded      = 64 << 20  // largest decoded xref or object stream: bounds memory
-	maxSections     = 10000     // longest /Prev chain
+	maxObjectWindow = 16 << 20 // largest direct object read in one piece
+	maxDecoded      = 64 << 20 // largest decoded xref or object stream: bounds memory
+	maxSections     = 10000    // longest /Prev chain
 )
 
 // entry is one cross-reference entry.
