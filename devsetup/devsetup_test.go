@@ -1,0 +1,107 @@
+package devsetup
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sealgate/sealgate/config"
+	"github.com/sealgate/sealgate/devpki"
+	"github.com/sealgate/sealgate/signing"
+)
+
+// prepare runs Prepare on a new directory and loads the pool it configured.
+func prepare(t *testing.T) (*Result, *signing.Pool, string) {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	res, err := Prepare(ctx, dir, "127.0.0.1:8080", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SoftHSM {
+		t.Setenv("SOFTHSM2_CONF", Layout{Dir: dir}.SoftHSMConf())
+	}
+	cfg, err := config.Load(res.Config, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, ok, err := signing.LoadPoolConfig(cfg)
+	if err != nil || !ok {
+		t.Fatalf("signing section: %v %v", ok, err)
+	}
+	pool, err := signing.NewPool(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pool.Close() })
+	return res, pool, dir
+}
+
+// checkDevSeal checks the development seal signs, is issued by the
+// development CA and says it is not qualified.
+func checkDevSeal(t *testing.T, pool *signing.Pool, dir string) {
+	t.Helper()
+	if err := pool.Ready(); err != nil {
+		t.Fatalf("development seal not ready: %v", err)
+	}
+	key, err := pool.Key(SealID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := devpki.ReadCertsPEM(Layout{Dir: dir}.CA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := key.Chain()[0].CheckSignatureFrom(ca[0]); err != nil {
+		t.Errorf("seal certificate not issued by the development CA: %v", err)
+	}
+	if ou := key.Chain()[0].Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != devpki.NotQualified {
+		t.Errorf("seal certificate OU %q, want %q", ou, devpki.NotQualified)
+	}
+	if _, err := signing.CAdES(context.Background(), key, strings.NewReader("probe"), signing.CAdESOptions{}); err != nil {
+		t.Errorf("development seal does not sign: %v", err)
+	}
+}
+
+func TestPrepareWithSoftHSM(t *testing.T) {
+	if _, err := os.Stat(SoftHSMModule); err != nil {
+		t.Skip("softhsm2 not installed")
+	}
+	res, pool, dir := prepare(t)
+	if !res.SoftHSM || !res.Created {
+		t.Fatalf("result %+v, want a new SoftHSM setup", res)
+	}
+	if st := pool.Status(); len(st) != 1 || st[0].Token != tokenLabel || !st[0].Healthy {
+		t.Errorf("card status %+v", st)
+	}
+	checkDevSeal(t, pool, dir)
+	for _, secret := range []string{"secrets/dev-seal-pin", "pki/dev-ca-key.pem", "pki/dev-tsa-key.pem", "sealgate.yaml"} {
+		st, err := os.Stat(filepath.Join(dir, secret))
+		if err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v, mode %v; want owner-only", secret, err, st.Mode())
+		}
+	}
+	// A second run reuses what exists.
+	again, err := Prepare(context.Background(), dir, "127.0.0.1:8080", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil || again.Created || !again.SoftHSM {
+		t.Errorf("second Prepare: %+v, %v; want the existing SoftHSM setup reused", again, err)
+	}
+}
+
+func TestPrepareWithoutSoftHSMUsesASoftwareKey(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no softhsm2-util, no pkcs11-tool
+	res, pool, dir := prepare(t)
+	if res.SoftHSM {
+		t.Fatal("SoftHSM reported although its tools are not on PATH")
+	}
+	seals := pool.Seals()
+	if len(seals) != 1 || !seals[0].Software {
+		t.Fatalf("seals %+v, want one software-key seal", seals)
+	}
+	checkDevSeal(t, pool, dir)
+}
