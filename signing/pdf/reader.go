@@ -115,9 +115,6 @@ func Open(r io.ReaderAt, size int64) (rd *Reader, err error) {
 // Size returns the file size given to Open.
 func (r *Reader) Size() int64 { return r.size }
 
-// ReaderAt returns the underlying file.
-func (r *Reader) ReaderAt() io.ReaderAt { return r.r }
-
 func (r *Reader) findStartXref() (int64, error) {
 	n := min(r.size, 2048)
 	tail := make([]byte, n)

@@ -121,7 +121,7 @@ func (u *Update) Bytes() (*Laid, error) {
 		trailer["Index"] = index
 		trailer["Filter"] = Name("FlateDecode")
 		b = fmt.Appendf(b, "%d 0 obj\n", self)
-		b = AppendObject(b, &Stream{Dict: trailer, Data: deflate(rows)})
+		b = AppendObject(b, &Stream{Dict: trailer, Data: Deflate(rows)})
 		b = append(b, "\nendobj\n"...)
 	} else {
 		trailer["Size"] = Integer(u.next)
@@ -153,16 +153,14 @@ func subsections(nums []uint32) [][]uint32 {
 	return out
 }
 
-func deflate(data []byte) []byte {
+// Deflate compresses data for a FlateDecode stream.
+func Deflate(data []byte) []byte {
 	var buf bytes.Buffer
 	zw := zlib.NewWriter(&buf)
 	zw.Write(data) // writes to a bytes.Buffer do not fail
 	zw.Close()
 	return buf.Bytes()
 }
-
-// Deflate compresses data for a FlateDecode stream.
-func Deflate(data []byte) []byte { return deflate(data) }
 
 // Appended is a file followed by bytes appended to it, as one io.ReaderAt:
 // it lets an update be read back (for a following update) before anything
