@@ -411,3 +411,20 @@ func TestPAdESAfterAnotherProducer(t *testing.T) {
 		t.Errorf("signatures: %+v", rep.Signatures)
 	}
 }
+
+// A document timestamp may follow a certification that allows no changes.
+func TestPAdESCertifiedLTA(t *testing.T) {
+	key, p := softHSMSeal(t)
+	a := newTestTSA(t, p)
+	sealed, _ := seal(t, key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{
+		Certify: signing.NoChangesAllowed, Level: signing.LevelBLTA, Timestamper: a.client,
+	})
+	checkIndependently(t, sealed, 2)
+	rep, err := verifyPDF(t, sealed, p)
+	if err != nil {
+		t.Fatalf("VerifyPDF: %v", err)
+	}
+	if s := rep.Signatures[0]; s.Certification != signing.NoChangesAllowed || s.Level != signing.LevelBLTA || rep.Signatures[1].Type != "documentTimestamp" {
+		t.Errorf("signatures: %+v", rep.Signatures)
+	}
+}
