@@ -89,6 +89,9 @@ type Options struct {
 	TempDir string
 	// MaxDocumentSize bounds an input; default 2 GiB.
 	MaxDocumentSize int64
+	// Observe, when set, is told the outcome of every seal request (for
+	// metrics): the format, "sealed" or "failed", the error code, the time taken.
+	Observe func(f Format, outcome string, code fault.Code, took time.Duration)
 	// Revocation tells B-LT where to find revocation data.
 	Revocation signing.RevocationOptions
 	Log        *slog.Logger
@@ -202,6 +205,7 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 	started := time.Now()
 	req, err := s.normalize(req)
 	if err != nil {
+		s.observe(req.Format, "failed", fault.CodeOf(err), started)
 		return nil, err
 	}
 	res, err := s.seal(ctx, req)
@@ -212,6 +216,7 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 			s.log.Error("seal event not recorded", "err", rerr)
 		}
 		s.audit(context.WithoutCancel(ctx), &ev, nil)
+		s.observe(req.Format, "failed", fault.Code(ev.code), started)
 		s.log.Info("seal refused", "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format, "code", ev.code)
 		return nil, err
 	}
@@ -221,9 +226,16 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.EventID = ev.id
 	s.audit(ctx, &ev, res)
+	s.observe(req.Format, "sealed", "", started)
 	s.log.Info("sealed", "event", ev.id, "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format,
 		"level", res.Level, "card", res.Card, "leaf", res.EvidenceIndex, "ms", time.Since(started).Milliseconds())
 	return res, nil
+}
+
+func (s *Service) observe(f Format, outcome string, code fault.Code, started time.Time) {
+	if s.opts.Observe != nil {
+		s.opts.Observe(f, outcome, code, time.Since(started))
+	}
 }
 
 func (s *Service) normalize(req Request) (Request, error) {

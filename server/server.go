@@ -67,6 +67,7 @@ type Server struct {
 	directoryInterval time.Duration
 
 	settings SealSettings
+	metrics  *metrics
 	devTSA   *tsa.Responder
 	devTSACA *x509.Certificate
 	log      *slog.Logger
@@ -154,7 +155,9 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}
 	s.closers = append(s.closers, s.Evidence.Close)
 
+	s.metrics = newMetrics(s)
 	if s.Seal, err = seal.New(ctx, seal.Options{
+		Observe:         s.metrics.observe,
 		DB:              s.DB,
 		Keys:            s.Pool,
 		Authorizer:      s.Access,
@@ -285,6 +288,7 @@ func (s *Server) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
 	return mux
 }
 
