@@ -2,9 +2,12 @@ package signing_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"io"
 	"math/big"
 	"net/http"
@@ -18,6 +21,7 @@ import (
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/internal/pdftest"
 	"github.com/sealgate/sealgate/signing/pdf"
+	"github.com/sealgate/sealgate/tsa"
 )
 
 // crlSeal is a seal whose certificate names an OCSP responder and a CRL
@@ -147,6 +151,79 @@ func TestPAdESRevocationData(t *testing.T) {
 			rep, err := verifyPDF(t, sealed, p)
 			if err != nil || rep.Signatures[0].Level != signing.LevelBLT {
 				t.Fatalf("VerifyPDF: %v, %+v", err, rep)
+			}
+		})
+	}
+}
+
+// publishedTSA is a timestamp authority whose certificate names the CRL
+// distribution point of s's CA.
+func publishedTSA(t testing.TB, p *testPKI, s *crlSeal) *tsa.Client {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eku, err := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "Example Manufacturing GmbH Development TSA", Organization: []string{"Example Manufacturing GmbH"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		BasicConstraintsValid: true,
+		CRLDistributionPoints: []string{s.srv.URL + "/ca.crl"},
+		// RFC 3161 §2.3: timeStamping only, and critical.
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}},
+	}, p.ca.Cert, key.Public(), p.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tsa.NewResponder(key, []*x509.Certificate{cert, p.ca.Cert}, tsa.ResponderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	c, err := tsa.NewClient(tsa.ClientConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// With revocation services for the seal and the authority, pdfcpu finds
+// every signature and document timestamp valid at each level, and names
+// the CAdES profile B-B (the only level it names).
+func TestPAdESPdfcpu(t *testing.T) {
+	p := sharedPKI(t)
+	s := newCRLSeal(t, p)
+	ts := publishedTSA(t, p, s)
+	caPEM := p.caFile(t)
+	for _, level := range []signing.Level{signing.LevelBB, signing.LevelBT, signing.LevelBLT, signing.LevelBLTA} {
+		t.Run(string(level), func(t *testing.T) {
+			sealed, res := seal(t, s.key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{
+				Level: level, Timestamper: ts, Revocation: signing.RevocationOptions{HTTPClient: s.srv.Client()},
+				Placement: signing.Placement{Page: 1, X: 40, Y: 40, Width: 200, Height: 60},
+			})
+			if len(res.RevocationUnavailable) != 0 {
+				t.Errorf("revocation unavailable for %q", res.RevocationUnavailable)
+			}
+			out := pdfcpuValidate(t, sealed, caPEM)
+			want := 1
+			if level == signing.LevelBLTA {
+				want = 2
+			}
+			if n := strings.Count(out, "Status: signature is valid"); n != want || strings.Contains(out, "DocModified: true") || !strings.Contains(out, "PAdES:          B-B") {
+				t.Errorf("pdfcpu: %d valid, want %d:\n%s", n, want, out)
 			}
 		})
 	}
