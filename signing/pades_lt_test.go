@@ -208,23 +208,33 @@ func TestPAdESPdfcpu(t *testing.T) {
 	s := newCRLSeal(t, p)
 	ts := publishedTSA(t, p, s)
 	caPEM := p.caFile(t)
-	for _, level := range []signing.Level{signing.LevelBB, signing.LevelBT, signing.LevelBLT, signing.LevelBLTA} {
-		t.Run(string(level), func(t *testing.T) {
-			sealed, res := seal(t, s.key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{
-				Level: level, Timestamper: ts, Revocation: signing.RevocationOptions{HTTPClient: s.srv.Client()},
-				Placement: signing.Placement{Page: 1, X: 40, Y: 40, Width: 200, Height: 60},
+	corpus := pdftest.Corpus(t)
+	for i, level := range []signing.Level{signing.LevelBB, signing.LevelBT, signing.LevelBLT, signing.LevelBLTA} {
+		// Each level on two documents of different producers, in turn.
+		for _, doc := range []pdftest.Doc{corpus[i%len(corpus)], corpus[(i+4)%len(corpus)]} {
+			t.Run(string(level)+"/"+doc.Name, func(t *testing.T) {
+				opts := signing.PAdESOptions{
+					Level: level, Timestamper: ts, Revocation: signing.RevocationOptions{HTTPClient: s.srv.Client()},
+					Placement: signing.Placement{Page: 1, X: 40, Y: 40, Width: 200, Height: 60},
+				}
+				if doc.Name == "go-sigfield" {
+					// pdfcpu refuses to validate a file with an empty
+					// signature field, so this one is filled.
+					opts.Field = "Approval"
+				}
+				sealed, res := seal(t, s.key, doc.Data, opts)
+				if len(res.RevocationUnavailable) != 0 {
+					t.Errorf("revocation unavailable for %q", res.RevocationUnavailable)
+				}
+				out := pdfcpuValidate(t, sealed, caPEM)
+				want := 1
+				if level == signing.LevelBLTA {
+					want = 2
+				}
+				if n := strings.Count(out, "Status: signature is valid"); n != want || strings.Contains(out, "DocModified: true") || !strings.Contains(out, "PAdES:          B-B") {
+					t.Errorf("pdfcpu: %d valid, want %d:\n%s", n, want, out)
+				}
 			})
-			if len(res.RevocationUnavailable) != 0 {
-				t.Errorf("revocation unavailable for %q", res.RevocationUnavailable)
-			}
-			out := pdfcpuValidate(t, sealed, caPEM)
-			want := 1
-			if level == signing.LevelBLTA {
-				want = 2
-			}
-			if n := strings.Count(out, "Status: signature is valid"); n != want || strings.Contains(out, "DocModified: true") || !strings.Contains(out, "PAdES:          B-B") {
-				t.Errorf("pdfcpu: %d valid, want %d:\n%s", n, want, out)
-			}
-		})
+		}
 	}
 }
