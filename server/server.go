@@ -279,7 +279,11 @@ func (s *Server) routes() http.Handler {
 	rest := &gateway.REST{Seal: s.Seal, Verifier: s.Verifier, Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	rest.Register(mux)
 	mux.Handle("POST /api/v1/oauth/token", auth.TokenHandler())
-	mux.Handle("/api/v1/admin/", adminapi.New(s.Access, auth, adminapi.Options{Logger: s.log}))
+	adminOpts := adminapi.Options{Logger: s.log}
+	if s.Directory != nil {
+		adminOpts.Directory = s.Directory
+	}
+	mux.Handle("/api/v1/admin/", adminapi.New(s.Access, auth, adminOpts))
 	if s.devTSA != nil {
 		mux.Handle("POST /tsa", s.devTSA)
 	}

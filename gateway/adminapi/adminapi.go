@@ -27,12 +27,16 @@ const CodeBadRequest fault.Code = "bad_request"
 type Options struct {
 	// Logger receives one line per change; never secrets. Default slog.Default().
 	Logger *slog.Logger
+	// Directory is the directory sync behind /api/v1/admin/directory; nil
+	// when sealgate has no directory.
+	Directory Directory
 }
 
 type api struct {
 	svc  *access.Service
 	auth *httpauth.Authenticator
 	log  *slog.Logger
+	dir  Directory
 }
 
 // handlerFunc serves an authorized request for principal p.
@@ -44,7 +48,7 @@ func New(svc *access.Service, auth *httpauth.Authenticator, opts Options) http.H
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	a := &api{svc: svc, auth: auth, log: opts.Logger}
+	a := &api{svc: svc, auth: auth, log: opts.Logger, dir: opts.Directory}
 	mux := http.NewServeMux()
 	read, write, audit := access.OpAdminRead, access.OpAdminWrite, access.OpAuditRead
 	routes := []struct {
@@ -77,6 +81,8 @@ func New(svc *access.Service, auth *httpauth.Authenticator, opts Options) http.H
 		{"GET /api/v1/admin/audit", audit, a.listAudit},
 		{"GET /api/v1/admin/audit/export", audit, a.exportAudit},
 		{"GET /api/v1/admin/audit/verify", audit, a.verifyAudit},
+		{"GET /api/v1/admin/directory", read, a.getDirectory},
+		{"POST /api/v1/admin/directory/sync", write, a.syncDirectory},
 	}
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, a.authorized(rt.op, rt.h))
