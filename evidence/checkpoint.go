@@ -84,8 +84,9 @@ func ParseCheckpoint(signed []byte, verifierKey string) (*Checkpoint, error) {
 // the latest one, and returns the latest checkpoint either way. When a
 // Sealer or Timestamper is configured it seals and timestamps the note, and
 // with a Timestamper also issues the RFC 4998 archive timestamp over the
-// documents new in this checkpoint. On an empty log it fails with
-// evidence_not_found.
+// documents new in this checkpoint; if the card or the TSA fails, the
+// checkpoint is made without (and the failure logged). On an empty log it
+// fails with evidence_not_found.
 func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
@@ -114,28 +115,27 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 		return nil, fmt.Errorf("evidence: sign checkpoint: %w", err)
 	}
 	cp := &Checkpoint{Origin: l.opts.Origin, Size: size, Root: root[:], Time: now, Note: string(signed)}
+	// A card or TSA outage must not stop the log from publishing signed
+	// checkpoints: they are made without seal or timestamp, and the missing
+	// archive timestamp is issued later (Run, Renew).
 	if l.opts.Sealer != nil {
 		if cp.Seal, err = l.opts.Sealer(ctx, signed); err != nil {
-			return nil, fmt.Errorf("evidence: seal checkpoint %d: %w", size, err)
+			l.opts.Logger.Error("evidence checkpoint left unsealed", "size", size, "err", err)
 		}
 	}
 	var ats *storedATS
 	var atsRoot []byte
 	if l.opts.Timestamper != nil {
 		if cp.Timestamp, err = l.timestamp(ctx, crypto.SHA256, signed); err != nil {
-			return nil, err
+			l.opts.Logger.Error("evidence checkpoint left without timestamp", "size", size, "err", err)
 		}
-		docs, err := l.documentHashes(ctx, prev, size)
+		a, root, err := l.firstATS(ctx, prev, size)
 		if err != nil {
-			return nil, err
+			l.opts.Logger.Error("evidence archive timestamp postponed", "size", size, "err", err)
+			l.missingATS.Store(true)
+		} else {
+			ats, atsRoot = &a, root
 		}
-		levels := ersTree(crypto.SHA256, docs)
-		atsRoot = levels[len(levels)-1][0]
-		tok, err := l.timestampDigest(ctx, crypto.SHA256, atsRoot)
-		if err != nil {
-			return nil, err
-		}
-		ats = &storedATS{hash: crypto.SHA256, token: tok}
 	}
 	err = l.db.Write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO evidence_checkpoints (size, root, made_at, note, seal, timestamp) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -290,6 +290,13 @@ func (l *Log) Run(ctx context.Context) error {
 		}
 		if _, err := l.Checkpoint(ctx); err != nil && fault.CodeOf(err) != CodeNotFound {
 			l.opts.Logger.Error("evidence checkpoint failed", "err", err)
+		}
+		if l.missingATS.Load() {
+			// Renewing nothing older than the zero time only issues the
+			// archive timestamps checkpoints are missing.
+			if _, err := l.Renew(ctx, time.Time{}); err != nil {
+				l.opts.Logger.Error("evidence archive timestamps still missing", "err", err)
+			}
 		}
 		if l.opts.RenewAfter > 0 && l.opts.Timestamper != nil && time.Since(lastRenewal) > 24*time.Hour {
 			lastRenewal = time.Now()

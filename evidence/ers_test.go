@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/tsa"
 )
 
 // Bouncy Castle's ERSTest (bc-java pkix/src/test/java/org/bouncycastle/tsp/
@@ -181,5 +184,55 @@ func TestEvidenceRecordAfterLateTimestamp(t *testing.T) {
 	}
 	if rep, err := VerifyEvidenceRecord(rec, map[crypto.Hash][]byte{crypto.SHA256: doc[:]}, pki.opensslToken); err != nil || !rep.OK {
 		t.Fatalf("%+v, %v", rep, err)
+	}
+}
+
+// While the TSA is down, checkpoints are still made (without timestamps);
+// once it is back, Run issues the missing archive timestamps by itself.
+func TestTSAOutageDefersArchiveTimestamps(t *testing.T) {
+	ctx := context.Background()
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	unreachable, err := tsa.NewClient(tsa.ClientConfig{URL: down.URL, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := openLog(t, t.TempDir(), Options{Timestamper: unreachable})
+	if _, err := l.AppendBatch(ctx, testEntries(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil || cp.Size != 4 || len(cp.Timestamp) != 0 {
+		t.Fatalf("checkpoint during the outage: %+v, %v; want one of size 4 without timestamp", cp, err)
+	}
+	doc := testEntry(1).OriginalSHA256
+	if _, err := l.EvidenceRecord(ctx, doc); fault.CodeOf(err) != CodeRecordUnavailable {
+		t.Fatalf("record during the outage: %v", err)
+	}
+	l.Close()
+
+	pki := newDevPKI(t)
+	back, err := Open(ctx, l.db, Options{Timestamper: pki.tsa, CheckpointInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go back.Run(runCtx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, err := back.EvidenceRecord(ctx, doc)
+		if err == nil {
+			rep, err := VerifyEvidenceRecord(rec, map[crypto.Hash][]byte{crypto.SHA256: doc[:]}, pki.opensslToken)
+			if err != nil || !rep.OK {
+				t.Fatalf("%+v, %v", rep, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no archive timestamp after the TSA came back: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

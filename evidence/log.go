@@ -148,6 +148,8 @@ type Log struct {
 
 	commits atomic.Int64 // transactions written by the committer
 	waiting atomic.Int64 // callers whose entries are queued or being written
+
+	missingATS atomic.Bool // a checkpoint may lack its archive timestamp; Run retries
 }
 
 // appendReq is one caller's entries waiting for the committer.
@@ -204,6 +206,8 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Log, error) {
 	if err := l.index(ctx, l.Size()); err != nil {
 		return nil, err
 	}
+	// A previous process may have made checkpoints while the TSA was down.
+	l.missingATS.Store(opts.Timestamper != nil)
 	go l.commit()
 	return l, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -158,89 +157,125 @@ func (l *Log) archiveTimestamps(ctx context.Context, checkpoint uint64) ([][]sto
 // DER token, builds one hash tree over all those hashes, has the root
 // timestamped and appends to each checkpoint's chain an ArchiveTimeStamp
 // with its reduced hash tree. Checkpoints that have no archive timestamp
-// yet get their first one. It returns how many checkpoints it covered.
+// yet (made while the TSA was down or not configured) get their first one.
+// It returns how many checkpoints it covered.
 func (l *Log) Renew(ctx context.Context, olderThan time.Time) (int, error) {
 	if l.opts.Timestamper == nil {
 		return 0, fault.New(fault.Unavailable, CodeRecordUnavailable, "renewing archive timestamps needs a timestamp authority")
 	}
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
-	sizes, err := l.Checkpoints(ctx)
+	missing, err := l.missingArchiveTimestamps(ctx)
 	if err != nil {
 		return 0, err
 	}
-	type due struct {
-		checkpoint uint64
-		chain, seq int
-		leaf       []byte
-	}
-	var renew []due
-	var prev uint64
-	done := 0
-	for _, size := range sizes {
-		var chain, seq int
-		var madeAt string
-		var token []byte
-		err := l.db.Read().QueryRowContext(ctx, `SELECT chain, seq, made_at, token FROM evidence_archive_timestamps
-			WHERE checkpoint = ? ORDER BY chain DESC, seq DESC LIMIT 1`, int64(size)).Scan(&chain, &seq, &madeAt, &token)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if err := l.firstArchiveTimestamp(ctx, prev, size); err != nil {
-				return done, err
-			}
-			done++
-		case err != nil:
-			return done, fmt.Errorf("evidence: archive timestamps of %d: %w", size, err)
-		default:
-			t, err := time.Parse(time.RFC3339, madeAt)
-			if err != nil || t.Before(olderThan) {
-				renew = append(renew, due{size, chain, seq + 1, digest(crypto.SHA256, token)})
-			}
+	for _, m := range missing {
+		a, root, err := l.firstATS(ctx, m[0], m[1])
+		if err == nil {
+			err = l.db.Write(ctx, func(tx *sql.Tx) error { return insertATS(ctx, tx, m[1], 0, 0, a, root) })
 		}
-		prev = size
+		if err != nil {
+			return 0, err
+		}
 	}
-	if len(renew) == 0 {
-		return done, nil
+	l.missingATS.Store(false)
+	due, err := l.dueArchiveTimestamps(ctx, olderThan)
+	if err != nil || len(due) == 0 {
+		return len(missing), err
 	}
-	leaves := make([][]byte, len(renew))
-	for i, r := range renew {
-		leaves[i] = r.leaf
+	leaves := make([][]byte, len(due))
+	for i, d := range due {
+		leaves[i] = d.leaf
 	}
 	levels := ersTree(crypto.SHA256, leaves)
 	root := levels[len(levels)-1][0]
 	tok, err := l.timestampDigest(ctx, crypto.SHA256, root)
 	if err != nil {
-		return done, err
+		return len(missing), err
 	}
 	err = l.db.Write(ctx, func(tx *sql.Tx) error {
-		for _, r := range renew {
-			a := storedATS{hash: crypto.SHA256, reduced: ersReduced(levels, r.leaf), token: tok}
-			if err := insertATS(ctx, tx, r.checkpoint, r.chain, r.seq, a, root); err != nil {
+		for _, d := range due {
+			a := storedATS{hash: crypto.SHA256, reduced: ersReduced(levels, d.leaf), token: tok}
+			if err := insertATS(ctx, tx, d.checkpoint, d.chain, d.seq, a, root); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return done, err
+		return len(missing), err
 	}
-	return done + len(renew), nil
+	return len(missing) + len(due), nil
 }
 
-// firstArchiveTimestamp issues the initial archive timestamp of checkpoint
-// size, covering leaves [prev, size).
-func (l *Log) firstArchiveTimestamp(ctx context.Context, prev, size uint64) error {
+// missingArchiveTimestamps lists, as (previous size, size), the checkpoints
+// without any archive timestamp.
+func (l *Log) missingArchiveTimestamps(ctx context.Context) ([][2]uint64, error) {
+	rows, err := l.db.Read().QueryContext(ctx, `SELECT c.size,
+		(SELECT COALESCE(MAX(p.size), 0) FROM evidence_checkpoints p WHERE p.size < c.size)
+		FROM evidence_checkpoints c
+		WHERE NOT EXISTS (SELECT 1 FROM evidence_archive_timestamps a WHERE a.checkpoint = c.size)
+		ORDER BY c.size`)
+	if err != nil {
+		return nil, fmt.Errorf("evidence: checkpoints without archive timestamp: %w", err)
+	}
+	defer rows.Close()
+	var out [][2]uint64
+	for rows.Next() {
+		var size, prev int64
+		if err := rows.Scan(&size, &prev); err != nil {
+			return nil, fmt.Errorf("evidence: checkpoints without archive timestamp: %w", err)
+		}
+		out = append(out, [2]uint64{uint64(prev), uint64(size)})
+	}
+	return out, rows.Err()
+}
+
+// dueATS is a chain whose newest archive timestamp is due for renewal.
+type dueATS struct {
+	checkpoint uint64
+	chain, seq int    // position of the new timestamp
+	leaf       []byte // SHA-256 of the newest timestamp's token
+}
+
+// dueArchiveTimestamps finds the chains whose newest archive timestamp was
+// made before olderThan (made_at is fixed-width RFC 3339 UTC, so text order
+// is time order).
+func (l *Log) dueArchiveTimestamps(ctx context.Context, olderThan time.Time) ([]dueATS, error) {
+	rows, err := l.db.Read().QueryContext(ctx, `SELECT a.checkpoint, a.chain, a.seq, a.token
+		FROM evidence_archive_timestamps a
+		WHERE a.made_at < ? AND NOT EXISTS (SELECT 1 FROM evidence_archive_timestamps b
+			WHERE b.checkpoint = a.checkpoint AND (b.chain > a.chain OR b.chain = a.chain AND b.seq > a.seq))
+		ORDER BY a.checkpoint`, olderThan.UTC().Format(time.RFC3339))
+	if err != nil {
+		return nil, fmt.Errorf("evidence: archive timestamps due: %w", err)
+	}
+	defer rows.Close()
+	var out []dueATS
+	for rows.Next() {
+		var cp int64
+		var chain, seq int
+		var token []byte
+		if err := rows.Scan(&cp, &chain, &seq, &token); err != nil {
+			return nil, fmt.Errorf("evidence: archive timestamps due: %w", err)
+		}
+		out = append(out, dueATS{uint64(cp), chain, seq + 1, digest(crypto.SHA256, token)})
+	}
+	return out, rows.Err()
+}
+
+// firstATS timestamps the RFC 4998 hash tree over the documents of leaves
+// [prev, size), the initial archive timestamp of checkpoint size.
+func (l *Log) firstATS(ctx context.Context, prev, size uint64) (storedATS, []byte, error) {
 	docs, err := l.documentHashes(ctx, prev, size)
 	if err != nil {
-		return err
+		return storedATS{}, nil, err
 	}
 	levels := ersTree(crypto.SHA256, docs)
 	root := levels[len(levels)-1][0]
 	tok, err := l.timestampDigest(ctx, crypto.SHA256, root)
 	if err != nil {
-		return err
+		return storedATS{}, nil, err
 	}
-	return l.db.Write(ctx, func(tx *sql.Tx) error {
-		return insertATS(ctx, tx, size, 0, 0, storedATS{hash: crypto.SHA256, token: tok}, root)
-	})
+	return storedATS{hash: crypto.SHA256, token: tok}, root, nil
 }
