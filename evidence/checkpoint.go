@@ -153,6 +153,10 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	return cp, nil
 }
 
+// storedTime is the fixed-width UTC time format of stored timestamps, so
+// that their text order is their time order.
+const storedTime = "2006-01-02T15:04:05.000000000Z"
+
 // insertATS stores one archive timestamp of a checkpoint's chain.
 func insertATS(ctx context.Context, tx *sql.Tx, checkpoint uint64, chain, seq int, a storedATS, root []byte) error {
 	var reduced []byte
@@ -163,7 +167,7 @@ func insertATS(ctx context.Context, tx *sql.Tx, checkpoint uint64, chain, seq in
 		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO evidence_archive_timestamps (checkpoint, chain, seq, digest, root, reduced, token, made_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		int64(checkpoint), chain, seq, hashName(a.hash), root, reduced, a.token, time.Now().UTC().Format(time.RFC3339))
+		int64(checkpoint), chain, seq, hashName(a.hash), root, reduced, a.token, time.Now().UTC().Format(storedTime))
 	if err != nil {
 		return fmt.Errorf("evidence: store archive timestamp of checkpoint %d: %w", checkpoint, err)
 	}

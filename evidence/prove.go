@@ -239,14 +239,13 @@ type dueATS struct {
 }
 
 // dueArchiveTimestamps finds the chains whose newest archive timestamp was
-// made before olderThan (made_at is fixed-width RFC 3339 UTC, so text order
-// is time order).
+// made before olderThan (made_at is in storedTime format).
 func (l *Log) dueArchiveTimestamps(ctx context.Context, olderThan time.Time) ([]dueATS, error) {
 	rows, err := l.db.Read().QueryContext(ctx, `SELECT a.checkpoint, a.chain, a.seq, a.token
 		FROM evidence_archive_timestamps a
 		WHERE a.made_at < ? AND NOT EXISTS (SELECT 1 FROM evidence_archive_timestamps b
 			WHERE b.checkpoint = a.checkpoint AND (b.chain > a.chain OR b.chain = a.chain AND b.seq > a.seq))
-		ORDER BY a.checkpoint`, olderThan.UTC().Format(time.RFC3339))
+		ORDER BY a.checkpoint`, olderThan.UTC().Format(storedTime))
 	if err != nil {
 		return nil, fmt.Errorf("evidence: archive timestamps due: %w", err)
 	}
