@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -10,7 +11,10 @@ import (
 	"github.com/sealgate/sealgate/server"
 )
 
-func init() { register(newServeCmd) }
+func init() {
+	register(newServeCmd)
+	register(newInitCmd)
+}
 
 func newServeCmd(a *app) *cobra.Command {
 	var listen string
@@ -21,61 +25,90 @@ func newServeCmd(a *app) *cobra.Command {
 defaults) the development timestamp authority at /tsa.
 
 Without a configuration file, the data directory is prepared with development
-defaults on first start — a development CA, a seal whose key sits in a SoftHSM
-token (or a key file when SoftHSM is missing), a development TSA, an admin user
-and a process client "dev" — and data/dev-credentials.json tells how to call it.
-Everything it makes is marked "development — not qualified".`,
+defaults on first start (see sealgate init).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			if a.logLevel == "" {
 				a.logLevel = "info"
 			}
-			log := a.logger()
-			cfg, err := a.config()
-			if err != nil {
-				return err
-			}
-			if listen != "" {
-				cfg.Listen = listen
-				cfg.PublicURL = "http://" + listen
-			}
-			dev := cfg.Path == "" || devsetup.IsDevelopment(cfg.Data)
-			if cfg.Path == "" {
-				res, err := devsetup.Prepare(ctx, cfg.Data, cfg.Listen, log)
-				if err != nil {
-					return err
-				}
-				a.cfg = nil
-				if cfg, err = a.config(); err != nil {
-					return err
-				}
-				if listen != "" {
-					cfg.Listen = listen
-					cfg.PublicURL = "http://" + listen
-				}
-				if res.Created {
-					fmt.Fprintf(os.Stderr, "prepared development data in %s (seal key in %s)\n", cfg.Data, map[bool]string{true: "a SoftHSM token", false: "a software key file"}[res.SoftHSM])
-				}
-			}
-			srv, err := server.New(ctx, cfg, log)
+			srv, err := openNode(cmd.Context(), a, listen)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			if dev {
-				creds, made, err := devsetup.EnsureCredentials(ctx, cfg.Data, cfg.PublicURL, srv.Access)
-				if err != nil {
-					return err
-				}
-				printDevBanner(cfg.Data, cfg.Database, cfg.PublicURL, creds, made)
-			}
-			log.Info("sealgate listening", "addr", cfg.Listen, "data", cfg.Data)
-			return srv.Run(ctx)
+			a.logger().Info("sealgate listening", "addr", srv.Config.Listen, "data", srv.Config.Data)
+			return srv.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default from the configuration, 127.0.0.1:8080)")
 	return cmd
+}
+
+func newInitCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Prepare the data directory with development defaults (serve does this on first start)",
+		Long: `Prepare the data directory with development defaults: a development CA, a
+seal certificate for an example organisation whose key sits in a SoftHSM token
+(or a key file when SoftHSM is missing), a development TSA, an admin user and a
+process client "dev", written to data/dev-credentials.json. Everything it makes
+is marked "development — not qualified". An existing setup is reused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := openNode(cmd.Context(), a, "")
+			if err != nil {
+				return err
+			}
+			return srv.Close()
+		},
+	}
+}
+
+// openNode loads the configuration — preparing development defaults when the
+// data directory has none — and assembles the node. For a development setup it
+// also makes the credentials once and prints where everything is.
+func openNode(ctx context.Context, a *app, listen string) (*server.Server, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Path == "" {
+		res, err := devsetup.Prepare(ctx, cfg.Data, pick(listen, cfg.Listen), a.logger())
+		if err != nil {
+			return nil, err
+		}
+		a.cfg = nil
+		if cfg, err = a.config(); err != nil {
+			return nil, err
+		}
+		if res.Created {
+			where := map[bool]string{true: "a SoftHSM token", false: "a software key file"}[res.SoftHSM]
+			fmt.Fprintf(os.Stderr, "prepared development data in %s (seal key in %s)\n", cfg.Data, where)
+		}
+	}
+	if listen != "" {
+		cfg.Listen, cfg.PublicURL = listen, "http://"+listen
+	}
+	srv, err := server.New(ctx, cfg, a.logger())
+	if err != nil {
+		return nil, err
+	}
+	if devsetup.IsDevelopment(cfg.Data) {
+		creds, made, err := devsetup.EnsureCredentials(ctx, cfg.Data, cfg.PublicURL, srv.Access)
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+		printDevBanner(cfg.Data, cfg.Database, cfg.PublicURL, creds, made)
+	}
+	return srv, nil
+}
+
+func pick(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // printDevBanner says where everything is; the admin password only the

@@ -263,6 +263,23 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 	// Offline: the stored tree recomputes and no document has two leaves.
 	d2.cmd.Process.Signal(syscall.SIGTERM)
 	d2.cmd.Wait()
+
+	// No secret in what the server wrote: the admin's one-time password
+	// appears once, in the first start's banner, as promised; the client
+	// secret and the card PIN never.
+	pin, err := os.ReadFile(filepath.Join(data, "secrets", "dev-seal-pin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	output := d.stderr.String() + d2.stderr.String()
+	if n := strings.Count(output, creds.AdminPassword); n != 1 {
+		t.Errorf("the admin password appears %d times in the server output, want once (the first banner)", n)
+	}
+	for name, secret := range map[string]string{"client secret": creds.ClientSecret, "card PIN": strings.TrimSpace(string(pin))} {
+		if strings.Contains(output, secret) {
+			t.Errorf("the %s appears in the server output", name)
+		}
+	}
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(data, "sealgate.db"), store.Options{})
 	if err != nil {
