@@ -32,13 +32,20 @@ import (
 // Seal (CAdES, detached) and Timestamp (RFC 3161, over SHA-256) both cover
 // Note byte for byte, signature lines included.
 type Checkpoint struct {
-	Origin    string    `json:"origin"`
-	Size      uint64    `json:"size"`
-	Root      []byte    `json:"root"`
-	Time      time.Time `json:"time"`
-	Note      string    `json:"note"`
-	Seal      []byte    `json:"seal,omitempty"`
-	Timestamp []byte    `json:"timestamp,omitempty"`
+	// Origin names the log (first note line and log key name).
+	Origin string `json:"origin"`
+	// Size is the number of leaves covered.
+	Size uint64 `json:"size"`
+	// Root is the RFC 9162 root hash of those leaves.
+	Root []byte `json:"root"`
+	// Time is when the checkpoint was made, to the second.
+	Time time.Time `json:"time"`
+	// Note is the signed note; the fields above are parsed from it.
+	Note string `json:"note"`
+	// Seal is the organisation's detached CAdES signature over Note, when sealed.
+	Seal []byte `json:"seal,omitempty"`
+	// Timestamp is an RFC 3161 token over SHA-256(Note), when timestamped.
+	Timestamp []byte `json:"timestamp,omitempty"`
 }
 
 // noteText is the unsigned body of a checkpoint note.

@@ -14,8 +14,10 @@ import (
 
 // Leaf is a stored entry with its position in the log.
 type Leaf struct {
+	// Index is the leaf's position, from 0.
 	Index uint64 `json:"index"`
-	Entry Entry  `json:"entry"`
+	// Entry is the decoded entry.
+	Entry Entry `json:"entry"`
 	// Data is the entry's canonical encoding, the input of the leaf hash.
 	Data []byte `json:"leaf"`
 }
@@ -25,8 +27,10 @@ type Leaf struct {
 // tree of Checkpoint.Size leaves.
 type Evidence struct {
 	Leaf
-	InclusionProof [][]byte    `json:"inclusionProof"`
-	Checkpoint     *Checkpoint `json:"checkpoint"`
+	// InclusionProof is the audit path from the leaf to Checkpoint.Root.
+	InclusionProof [][]byte `json:"inclusionProof"`
+	// Checkpoint is the newest checkpoint, which the proof leads to.
+	Checkpoint *Checkpoint `json:"checkpoint"`
 }
 
 // Prove returns the evidence for document h against the newest checkpoint.
