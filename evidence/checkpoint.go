@@ -92,8 +92,9 @@ func ParseCheckpoint(signed []byte, verifierKey string) (*Checkpoint, error) {
 // Sealer or Timestamper is configured it seals and timestamps the note, and
 // with a Timestamper also issues the RFC 4998 archive timestamp over the
 // documents new in this checkpoint; if the card or the TSA fails, the
-// checkpoint is made without (and the failure logged). On an empty log it
-// fails with evidence_not_found.
+// checkpoint is made without (and the failure logged). After a bulk load it
+// makes several checkpoints, each covering at most 2^20 new leaves. On an
+// empty log it fails with evidence_not_found.
 func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	l.cpMu.Lock()
 	defer l.cpMu.Unlock()
@@ -112,6 +113,20 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	if latest != nil {
 		prev = latest.Size
 	}
+	// Checkpoints cover at most checkpointStep new leaves each, so the
+	// RFC 4998 tree over their documents stays small after a bulk load.
+	for {
+		cp, err := l.makeCheckpoint(ctx, prev, min(size, prev+l.checkpointStep))
+		if err != nil || cp.Size == size {
+			return cp, err
+		}
+		prev = cp.Size
+	}
+}
+
+// makeCheckpoint makes the checkpoint of tree size size, the previous
+// checkpoint being of size prev.
+func (l *Log) makeCheckpoint(ctx context.Context, prev, size uint64) (*Checkpoint, error) {
 	root, err := tlog.TreeHash(int64(size), l.hashReader(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("evidence: tree hash at %d: %w", size, err)

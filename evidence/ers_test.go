@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -234,5 +235,35 @@ func TestTSAOutageDefersArchiveTimestamps(t *testing.T) {
 			t.Fatalf("no archive timestamp after the TSA came back: %v", err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// After a bulk load, one Checkpoint call makes several checkpoints of at
+// most checkpointStep new leaves, each with its own archive timestamp.
+func TestBulkLoadIsCheckpointedInSteps(t *testing.T) {
+	ctx := context.Background()
+	pki := newDevPKI(t)
+	l := openLog(t, t.TempDir(), Options{Timestamper: pki.tsa})
+	l.checkpointStep = 7
+	if _, err := l.AppendBatch(ctx, testEntries(0, 30)); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil || cp.Size != 30 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+	sizes, _ := l.Checkpoints(ctx)
+	if fmt.Sprint(sizes) != "[7 14 21 28 30]" {
+		t.Fatalf("checkpoint sizes %v", sizes)
+	}
+	for _, i := range []int{0, 6, 7, 20, 29} {
+		doc := testEntry(i).SealedSHA256
+		rec, err := l.EvidenceRecord(ctx, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := VerifyEvidenceRecord(rec, map[crypto.Hash][]byte{crypto.SHA256: doc[:]}, nil); err != nil || !rep.OK {
+			t.Fatalf("leaf %d: %+v, %v", i, rep, err)
+		}
 	}
 }

@@ -150,7 +150,13 @@ type Log struct {
 	waiting atomic.Int64 // callers whose entries are queued or being written
 
 	missingATS atomic.Bool // a checkpoint may lack its archive timestamp; Run retries
+
+	checkpointStep uint64 // most new leaves one checkpoint covers
 }
+
+// maxCheckpointStep bounds the leaves one checkpoint adds: its RFC 4998 tree is
+// built in memory (two digests per entry).
+const maxCheckpointStep = 1 << 20
 
 // appendReq is one caller's entries waiting for the committer.
 type appendReq struct {
@@ -191,10 +197,11 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{db: db, opts: opts,
-		pending: map[int64]uint64{},
-		reqs:    make(chan *appendReq, 1024),
-		closing: make(chan struct{}),
-		stopped: make(chan struct{}),
+		pending:        map[int64]uint64{},
+		checkpointStep: maxCheckpointStep,
+		reqs:           make(chan *appendReq, 1024),
+		closing:        make(chan struct{}),
+		stopped:        make(chan struct{}),
 	}
 	if err := l.loadKeys(); err != nil {
 		return nil, err
