@@ -57,6 +57,7 @@ func (a *REST) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/evidence/{sha256}/record", a.getEvidenceRecord)
 	mux.HandleFunc("GET /api/v1/log/checkpoint", a.getCheckpoint)
 	mux.HandleFunc("GET /api/v1/log/consistency", a.getConsistency)
+	mux.HandleFunc("GET /api/v1/log/key", a.getLogKey)
 }
 
 // listSeals returns the seals the caller may use.

@@ -144,3 +144,10 @@ func (a *REST) getConsistency(w http.ResponseWriter, r *http.Request) {
 		Proof [][]byte `json:"proof"`
 	}{from, to, proof})
 }
+
+// getLogKey returns the log's note verifier key, with which anyone checks
+// checkpoint signatures offline (golang.org/x/mod/sumdb/note format).
+func (a *REST) getLogKey(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, a.Evidence.VerifierKey()+"\n")
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,8 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sealgate/sealgate/evidence"
-	"github.com/sealgate/sealgate/signing"
-	"github.com/sealgate/sealgate/tsa"
+	"github.com/sealgate/sealgate/server"
 )
 
 func init() { register(newEvidenceCmd) }
@@ -28,66 +26,19 @@ func newEvidenceCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// openEvidence opens the log as the server does: with the configured TSA
-// (tsa section) and, when evidence.seal names a seal, the checkpoint sealer.
-// The returned function releases what was opened.
+// openEvidence opens the log exactly as the server does (server.New): the
+// same seal on checkpoints and the same TSA, including a development setup's
+// in-process development TSA. The returned function releases the node.
 func openEvidence(ctx context.Context, a *app) (*evidence.Log, func(), error) {
-	f, err := a.config()
+	cfg, err := a.config()
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := evidence.LoadConfig(f)
+	srv, err := server.New(ctx, cfg, a.logger())
 	if err != nil {
 		return nil, nil, err
 	}
-	opts := cfg.Options()
-	opts.Logger = a.logger()
-	var tc tsa.ClientConfig
-	if ok, err := f.Section("tsa", &tc); err != nil {
-		return nil, nil, err
-	} else if ok {
-		if opts.Timestamper, err = tsa.NewClient(tc); err != nil {
-			return nil, nil, err
-		}
-	}
-	release := func() {}
-	if cfg.Seal != "" {
-		pc, ok, err := signing.LoadPoolConfig(f)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			return nil, nil, fmt.Errorf("evidence.seal is %q but the configuration has no signing section", cfg.Seal)
-		}
-		pool, err := signing.NewPool(ctx, pc, a.logger())
-		if err != nil {
-			return nil, nil, err
-		}
-		key, err := pool.Key(cfg.Seal)
-		if err != nil {
-			pool.Close()
-			return nil, nil, err
-		}
-		opts.Sealer = func(ctx context.Context, text []byte) ([]byte, error) {
-			res, err := signing.CAdES(ctx, key, bytes.NewReader(text), signing.CAdESOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return res.Signature, nil
-		}
-		release = func() { pool.Close() }
-	}
-	db, err := a.database(ctx)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	l, err := evidence.Open(ctx, db, opts)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return l, func() { l.Close(); release() }, nil
+	return srv.Evidence, func() { srv.Close() }, nil
 }
 
 // newEvidenceCheckpointCmd is `sealgate evidence checkpoint`.
