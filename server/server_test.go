@@ -1,0 +1,429 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"gopkg.in/yaml.v3"
+
+	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/config"
+	"github.com/sealgate/sealgate/devpki"
+	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/internal/pdftest"
+	"github.com/sealgate/sealgate/seal"
+	"github.com/sealgate/sealgate/server"
+	"github.com/sealgate/sealgate/signing/signingtest"
+)
+
+// node is a sealgate node on a loopback HTTP server, with real SoftHSM
+// tokens, a real SQLite file and the development TSA.
+type node struct {
+	*server.Server
+	URL    string
+	Dir    string
+	CAFile string
+	// erp may use seal "acme"; intruder is a known process with no rule.
+	ERPID, ERPSecret           string
+	IntruderID, IntruderSecret string
+}
+
+// newNode starts a node; each edit may change its configuration document.
+func newNode(t testing.TB, edits ...func(doc map[string]any)) *node {
+	t.Helper()
+	ctx := context.Background()
+	h := signingtest.NewSoftHSM(t)
+	poolCfg, ca := signingtest.DevSeal(t, h, signingtest.DevSealOptions{ID: "acme", Tokens: []string{"seal-1", "seal-2"}})
+	dir := t.TempDir()
+	n := &node{Dir: dir, CAFile: filepath.Join(dir, "ca.pem")}
+	if err := devpki.WriteCertsPEM(n.CAFile, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	tsaKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tsaCert, err := ca.IssueTSA(tsaKey.Public(), "Example Manufacturing GmbH", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsaKeyFile, tsaChain := filepath.Join(dir, "tsa.key"), filepath.Join(dir, "tsa.pem")
+	if err := devpki.WriteKeyPEM(tsaKeyFile, tsaKey); err != nil {
+		t.Fatal(err)
+	}
+	if err := devpki.WriteCertsPEM(tsaChain, tsaCert, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	doc := map[string]any{
+		"database": filepath.Join(dir, "sealgate.db"),
+		"signing":  poolCfg,
+		"seal":     map[string]any{"defaultSeal": "acme", "tempDir": dir},
+		"devTSA":   map[string]any{"key": tsaKeyFile, "certificate": tsaChain},
+		"evidence": map[string]any{"origin": "test.sealgate/log", "checkpointInterval": "1h", "keyDir": dir},
+	}
+	for _, edit := range edits {
+		edit(doc)
+	}
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "sealgate.yaml")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	n.Server = srv
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	n.URL = hs.URL
+
+	if _, n.ERPSecret, err = srv.Access.AddProcess(ctx, "erp", "invoicing", nil, "test"); err != nil {
+		t.Fatal(err)
+	}
+	n.ERPID = "erp"
+	if _, n.IntruderSecret, err = srv.Access.AddProcess(ctx, "intruder", "no rule", nil, "test"); err != nil {
+		t.Fatal(err)
+	}
+	n.IntruderID = "intruder"
+	if _, err := srv.Access.AddRule(ctx, access.Rule{Name: "erp-seals", Subject: access.Subject{Kind: access.SubjectProcess, Name: "erp"}, Seals: []string{"acme"}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// post sends body to path with the given credentials and returns the
+// response with its body read.
+func (n *node) post(t testing.TB, path, id, secret, contentType string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, n.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != "" {
+		req.SetBasicAuth(id, secret)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func (n *node) get(t testing.TB, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get(n.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func writeTemp(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func run(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Skipf("%s not installed", name)
+	}
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
+
+// TestSealPAdESOverREST seals a PDF as a process would, checks the result
+// with the independent validators, and checks its evidence proof with the
+// transparency-dev/merkle verifier.
+func TestSealPAdESOverREST(t *testing.T) {
+	n := newNode(t)
+	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0042"}}})
+	resp, sealed := n.post(t, "/api/v1/seals?format=pades&page=1&x=300&y=700&width=220&height=70&reason=Invoice", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(invoice))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s: %s", resp.Status, sealed)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/pdf" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if lvl := resp.Header.Get("Sealgate-Level"); lvl != "B-T" {
+		t.Errorf("level %q, want B-T (a TSA is configured)", lvl)
+	}
+	sum := sha256.Sum256(sealed)
+	if got := resp.Header.Get("Sealgate-Sealed-Sha256"); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("Sealgate-Sealed-Sha256 %s, body hashes to %x", got, sum)
+	}
+	if !bytes.HasPrefix(sealed, invoice) {
+		t.Error("the original revision is not preserved byte for byte")
+	}
+	f := writeTemp(t, "sealed.pdf", sealed)
+	out, err := run(t, "pdfsig", "-nocert", f)
+	if err != nil || !strings.Contains(out, "Signature is Valid.") || !strings.Contains(out, "Total document signed") || !strings.Contains(out, "ETSI.CAdES.detached") {
+		t.Errorf("pdfsig: %v\n%s", err, out)
+	}
+	if out, err := run(t, "qpdf", "--check", f); err != nil {
+		t.Errorf("qpdf --check: %v\n%s", err, out)
+	}
+
+	if _, err := n.Evidence.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var ev evidence.Evidence
+	if code := n.get(t, "/api/v1/evidence/"+hex.EncodeToString(sum[:]), &ev); code != http.StatusOK {
+		t.Fatalf("evidence: status %d", code)
+	}
+	leafHash := rfc6962.DefaultHasher.HashLeaf(ev.Data)
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, ev.Index, ev.Checkpoint.Size, leafHash, ev.InclusionProof, ev.Checkpoint.Root); err != nil {
+		t.Errorf("inclusion proof does not verify: %v", err)
+	}
+	if ev.Entry.SealedSHA256 != sum || ev.Entry.SealID != "acme" || ev.Entry.Format != "pades" {
+		t.Errorf("entry %+v does not describe this seal", ev.Entry)
+	}
+	if _, err := evidence.ParseCheckpoint([]byte(ev.Checkpoint.Note), n.Evidence.VerifierKey()); err != nil {
+		t.Errorf("checkpoint note signature: %v", err)
+	}
+}
+
+// TestSealCAdESOverREST checks a detached CAdES seal with openssl, including
+// that a changed document fails and that signing-certificate-v2 is present.
+func TestSealCAdESOverREST(t *testing.T) {
+	n := newNode(t)
+	doc := bytes.Repeat([]byte("order 7 · 100 units\n"), 5000)
+	resp, p7s := n.post(t, "/api/v1/seals?format=cades&level=B-B", n.ERPID, n.ERPSecret, "application/octet-stream", bytes.NewReader(doc))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s: %s", resp.Status, p7s)
+	}
+	docFile, sigFile := writeTemp(t, "order.txt", doc), writeTemp(t, "order.p7s", p7s)
+	verify := func(content string) (string, error) {
+		return run(t, "openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile, "-content", content, "-CAfile", n.CAFile, "-purpose", "any", "-out", os.DevNull)
+	}
+	if out, err := verify(docFile); err != nil {
+		t.Fatalf("openssl cms -verify: %v\n%s", err, out)
+	}
+	flipped := bytes.Clone(doc)
+	flipped[len(flipped)/2] ^= 1
+	if out, err := verify(writeTemp(t, "flipped.txt", flipped)); err == nil {
+		t.Errorf("openssl accepted the seal over a changed document:\n%s", out)
+	}
+	out, err := run(t, "openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile)
+	if err != nil || !strings.Contains(out, "id-smime-aa-signingCertificateV2") || !strings.Contains(out, "signingTime") {
+		t.Errorf("CAdES-B-B attributes missing: %v\n%s", err, out)
+	}
+}
+
+// TestSealRefusals checks every refusal gives its status and stable code,
+// and that nothing is recorded as sealed that was not.
+func TestSealRefusals(t *testing.T) {
+	n := newNode(t)
+	pdf := pdftest.Bytes(pdftest.Spec{})
+	encrypted := pdftest.Qpdf(t, pdf, "--encrypt", "user", "owner", "256", "--")
+	multipartWithout := func() (string, io.Reader) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		mw.WriteField("format", "pades")
+		mw.Close()
+		return mw.FormDataContentType(), &b
+	}
+	ct, noDoc := multipartWithout()
+	cases := []struct {
+		name, query, id, secret, ctype string
+		body                           io.Reader
+		status                         int
+		code                           string
+	}{
+		{"no credentials", "", "", "", "application/pdf", bytes.NewReader(pdf), 401, "unauthenticated"},
+		{"wrong secret", "", n.ERPID, n.ERPSecret + "x", "application/pdf", bytes.NewReader(pdf), 401, "unauthenticated"},
+		{"no rule for the caller", "", n.IntruderID, n.IntruderSecret, "application/pdf", bytes.NewReader(pdf), 403, "seal_not_permitted"},
+		{"unknown seal", "?seal=nope", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 403, "seal_not_permitted"},
+		{"unsupported format", "?format=xades", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "format_unsupported"},
+		{"unsupported level", "?format=cades&level=B-LTA", n.ERPID, n.ERPSecret, "", bytes.NewReader(pdf), 400, "level_unsupported"},
+		{"empty document", "?format=cades", n.ERPID, n.ERPSecret, "", bytes.NewReader(nil), 400, "document_empty"},
+		{"empty pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(nil), 400, "document_empty"},
+		{"multipart without document", "", n.ERPID, n.ERPSecret, ct, noDoc, 400, "document_empty"},
+		{"not a pdf", "", n.ERPID, n.ERPSecret, "application/pdf", strings.NewReader("hello, not a PDF"), 400, "pdf_malformed"},
+		{"truncated pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf[:len(pdf)/2]), 400, "pdf_malformed"},
+		{"encrypted pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(encrypted), 400, "pdf_encrypted"},
+		{"page out of range", "?page=7", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "pdf_page_out_of_range"},
+		{"bad page number", "?page=first", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "bad_request"},
+		{"unknown field", "?field=Nope", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 404, "pdf_field_unknown"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := n.post(t, "/api/v1/seals"+c.query, c.id, c.secret, c.ctype, c.body)
+			var p struct {
+				Code   string `json:"code"`
+				Status int    `json:"status"`
+				Detail string `json:"detail"`
+			}
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatalf("status %d, body is not problem+json: %q", resp.StatusCode, body)
+			}
+			if resp.StatusCode != c.status || p.Code != c.code || p.Status != c.status {
+				t.Errorf("got %d %q (%s), want %d %q", resp.StatusCode, p.Code, p.Detail, c.status, c.code)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+	var sealed, failed int
+	if err := n.DB.Read().QueryRow(`SELECT
+		COALESCE(SUM(CASE WHEN outcome = 'sealed' THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END), 0) FROM seal_events`).Scan(&sealed, &failed); err != nil {
+		t.Fatal(err)
+	}
+	if sealed != 0 || n.Evidence.Size() != 0 {
+		t.Errorf("refused requests left %d sealed events and %d evidence leaves", sealed, n.Evidence.Size())
+	}
+	if failed == 0 {
+		t.Error("refusals after authentication are not recorded as failed seal events")
+	}
+}
+
+// TestVerificationsAndConsistency verifies sealed documents through the
+// public API, detects a changed byte, and checks a consistency proof between
+// two published checkpoints.
+func TestVerificationsAndConsistency(t *testing.T) {
+	n := newNode(t)
+	ctx := context.Background()
+	seal := func(text string) []byte {
+		resp, b := n.post(t, "/api/v1/seals", n.ERPID, n.ERPSecret, "application/pdf",
+			bytes.NewReader(pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: text}}})))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("seal: %s %s", resp.Status, b)
+		}
+		return b
+	}
+	first := seal("one")
+	cp1, err := n.Evidence.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := seal("two")
+	seal("three")
+	cp2, err := n.Evidence.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type report struct {
+		Valid    bool   `json:"valid"`
+		InLog    bool   `json:"inLog"`
+		Verdict  string `json:"verdict"`
+		Evidence *struct {
+			OK bool `json:"ok"`
+		} `json:"evidence"`
+	}
+	for _, doc := range [][]byte{first, second} {
+		resp, b := n.post(t, "/api/v1/verifications", "", "", "application/pdf", bytes.NewReader(doc))
+		var r report
+		if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("verification: %s %s", resp.Status, b)
+		}
+		if !r.Valid || !r.InLog || r.Evidence == nil || !r.Evidence.OK {
+			t.Errorf("sealed document not verified: %s", b)
+		}
+	}
+	changed := bytes.Clone(second)
+	changed[100] ^= 0x20
+	resp, b := n.post(t, "/api/v1/verifications", "", "", "application/pdf", bytes.NewReader(changed))
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("verification of a changed document: %s %s", resp.Status, b)
+	}
+	if r.Valid {
+		t.Errorf("a changed document verified as valid: %s", b)
+	}
+
+	var cons struct {
+		Proof [][]byte `json:"proof"`
+	}
+	if code := n.get(t, fmt.Sprintf("/api/v1/log/consistency?from=%d&to=%d", cp1.Size, cp2.Size), &cons); code != 200 {
+		t.Fatalf("consistency: %d", code)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, cp1.Size, cp2.Size, cons.Proof, cp1.Root, cp2.Root); err != nil {
+		t.Errorf("consistency proof %d→%d does not verify: %v", cp1.Size, cp2.Size, err)
+	}
+	var latest evidence.Checkpoint
+	if code := n.get(t, "/api/v1/log/checkpoint", &latest); code != 200 || latest.Size != cp2.Size {
+		t.Errorf("checkpoint: %d size %d, want size %d", code, latest.Size, cp2.Size)
+	}
+	var problem struct{ Code string }
+	if code := n.get(t, "/api/v1/log/consistency?from=5&to=2", &problem); code != 400 || problem.Code != "evidence_bad_range" {
+		t.Errorf("bad range: %d %q", code, problem.Code)
+	}
+}
+
+// TestSealUnreadableInput seals from readers that fail midway: both formats
+// report input_unreadable, no output exists, and no leaf is appended.
+func TestSealUnreadableInput(t *testing.T) {
+	n := newNode(t)
+	ctx := context.Background()
+	p, err := n.Access.AuthenticateClientSecret(ctx, n.ERPID, n.ERPSecret, netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := func() io.Reader {
+		return io.MultiReader(bytes.NewReader(pdftest.Bytes(pdftest.Spec{})[:200]), iotest.ErrReader(errors.New("disk read error")))
+	}
+	for _, f := range []seal.Format{seal.PAdES, seal.CAdES} {
+		res, err := n.Seal.Seal(ctx, seal.Request{Principal: p, Format: f, Document: broken()})
+		if res != nil || fault.CodeOf(err) != seal.CodeInputUnreadable {
+			t.Errorf("%s: got %v, %v; want input_unreadable", f, res, err)
+		}
+	}
+	if n.Evidence.Size() != 0 {
+		t.Errorf("failed reads appended %d leaves", n.Evidence.Size())
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(n.Dir, "sealgate-*"))
+	if len(leftovers) != 0 {
+		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+}
