@@ -30,8 +30,20 @@ check:
 test: check
 	$(GO) test -count=1 -timeout 20m ./...
 
-bench: build
-	$(GO) run ./cmd/sealbench
+# Benchmarks of every area on this machine (a few minutes). The RSS
+# benchmarks run in their own processes: peak RSS is per process.
+BENCH = $(GO) test -run '^$$' -benchmem
+bench:
+	$(BENCH) -bench 'SigningRawSoftHSM|SigningPool' -benchtime 3s ./signing/
+	$(BENCH) -bench 'SigningCAdES100KB|SigningPAdES100KB|SigningPdfsign100KB' -benchtime 3s ./signing/
+	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/
+	$(BENCH) -bench 'SigningPAdES200MBRSS' -benchtime 1x ./signing/
+	$(BENCH) -bench 'Seal' -benchtime 3s ./server/
+	$(BENCH) -bench 'Evidence' ./evidence/
+	$(BENCH) -bench 'AccessDecide' -benchtime 50000x ./access/
+	$(BENCH) -bench 'AccessLogin' -benchtime 20x ./access/
+	$(BENCH) -bench 'LDAP' -benchtime 3x ./ldapsync/
+	$(BENCH) -bench 'TSA' -benchtime 2s ./tsa/
 
 generate:
 	$(GO) generate ./...

@@ -24,6 +24,7 @@ func benchSeal(b *testing.B, format seal.Format, level seal.Level, doc []byte) {
 	}
 	b.SetBytes(int64(len(doc)))
 	b.ResetTimer()
+	b.SetParallelism(4) // many concurrent requests, as a server sees them
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			res, err := n.Seal.Seal(ctx, seal.Request{Principal: p, Format: format, Level: level, Document: bytes.NewReader(doc), Size: int64(len(doc))})
@@ -57,6 +58,7 @@ func BenchmarkSealRESTCAdES100KB(b *testing.B) {
 	rand.Read(doc)
 	b.SetBytes(int64(len(doc)))
 	b.ResetTimer()
+	b.SetParallelism(4) // many concurrent requests, as a server sees them
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			resp, body := n.post(b, "/api/v1/seals?format=cades&level=B-B", n.ERPID, n.ERPSecret, "application/octet-stream", bytes.NewReader(doc))

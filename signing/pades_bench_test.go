@@ -15,8 +15,8 @@ import (
 	dpdf "github.com/digitorus/pdf"
 	"github.com/digitorus/pdfsign/sign"
 
+	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
-	"github.com/sealgate/sealgate/signing/internal/pdftest"
 )
 
 // bench100KB is a 100 KB document for the signing speed benchmarks.
@@ -24,18 +24,17 @@ func bench100KB() []byte {
 	return pdftest.Bytes(pdftest.Spec{Pad: 100 << 10})
 }
 
-// BenchmarkSigningPAdES100KB seals a 100 KB PDF at B-B through a SoftHSM key.
+// BenchmarkSigningPAdES100KB seals a 100 KB PDF at B-B through a SoftHSM
+// key, serially and from parallel callers.
 func BenchmarkSigningPAdES100KB(b *testing.B) {
 	key, _ := softHSMSeal(b)
 	doc := bench100KB()
 	ctx := context.Background()
-	b.SetBytes(int64(len(doc)))
-	b.ResetTimer()
-	for b.Loop() {
+	benchSerialAndParallel(b, int64(len(doc)), func(b *testing.B) {
 		if _, err := signing.PAdES(ctx, key, bytes.NewReader(doc), int64(len(doc)), io.Discard, signing.PAdESOptions{}); err != nil {
-			b.Fatal(err)
+			b.Error(err)
 		}
-	}
+	})
 }
 
 // BenchmarkSigningPdfsign100KB signs the same document with the same key
@@ -44,13 +43,12 @@ func BenchmarkSigningPdfsign100KB(b *testing.B) {
 	key, _ := softHSMSeal(b)
 	doc := bench100KB()
 	chain := key.Chain()
-	b.SetBytes(int64(len(doc)))
-	b.ResetTimer()
-	for b.Loop() {
+	benchSerialAndParallel(b, int64(len(doc)), func(b *testing.B) {
 		in := bytes.NewReader(doc)
 		rdr, err := dpdf.NewReader(in, int64(len(doc)))
 		if err != nil {
-			b.Fatal(err)
+			b.Error(err)
+			return
 		}
 		err = sign.Sign(in, io.Discard, rdr, int64(len(doc)), sign.SignData{
 			Signature: sign.SignDataSignature{
@@ -63,9 +61,9 @@ func BenchmarkSigningPdfsign100KB(b *testing.B) {
 			CertificateChains: [][]*x509.Certificate{chain},
 		})
 		if err != nil {
-			b.Fatal(err)
+			b.Error(err)
 		}
-	}
+	})
 }
 
 // BenchmarkSigningPAdES200MBRSS seals a 200 MB PDF from a file to a file

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
-	"github.com/sealgate/sealgate/signing/internal/pdftest"
 	"github.com/sealgate/sealgate/signing/pdf"
 	"github.com/sealgate/sealgate/tsa"
 )

@@ -26,8 +26,8 @@ import (
 	"github.com/digitorus/pdfsign/sign"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
-	"github.com/sealgate/sealgate/signing/internal/pdftest"
 	"github.com/sealgate/sealgate/signing/signingtest"
 )
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
-	"github.com/sealgate/sealgate/signing/internal/pdftest"
 	"github.com/sealgate/sealgate/signing/pdf"
 )
 

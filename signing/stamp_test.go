@@ -13,8 +13,8 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
-	"github.com/sealgate/sealgate/signing/internal/pdftest"
 )
 
 // render draws page n of a PDF as pdftoppm sees it at 72 dpi (one pixel per

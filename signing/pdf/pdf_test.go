@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/sealgate/sealgate/fault"
-	"github.com/sealgate/sealgate/signing/internal/pdftest"
+	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing/pdf"
 )
 
