@@ -42,28 +42,34 @@ func BenchmarkSigningPAdES100KB(b *testing.B) {
 func BenchmarkSigningPdfsign100KB(b *testing.B) {
 	key, _ := softHSMSeal(b)
 	doc := bench100KB()
-	chain := key.Chain()
 	benchSerialAndParallel(b, int64(len(doc)), func(b *testing.B) {
-		in := bytes.NewReader(doc)
-		rdr, err := dpdf.NewReader(in, int64(len(doc)))
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		err = sign.Sign(in, io.Discard, rdr, int64(len(doc)), sign.SignData{
-			Signature: sign.SignDataSignature{
-				CertType: sign.ApprovalSignature,
-				Info:     sign.SignDataSignatureInfo{Name: "bench", Date: time.Now()},
-			},
-			Signer:            key,
-			DigestAlgorithm:   crypto.SHA256,
-			Certificate:       chain[0],
-			CertificateChains: [][]*x509.Certificate{chain},
-		})
-		if err != nil {
+		if _, err := pdfsignSign(key, doc); err != nil {
 			b.Error(err)
 		}
 	})
+}
+
+// pdfsignSign signs doc with the served digitorus/pdfsign, as another
+// producer would (an approval signature, adbe.pkcs7.detached).
+func pdfsignSign(key signing.Key, doc []byte) ([]byte, error) {
+	in := bytes.NewReader(doc)
+	rdr, err := dpdf.NewReader(in, int64(len(doc)))
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	chain := key.Chain()
+	err = sign.Sign(in, &out, rdr, int64(len(doc)), sign.SignData{
+		Signature: sign.SignDataSignature{
+			CertType: sign.ApprovalSignature,
+			Info:     sign.SignDataSignatureInfo{Name: "other tool", Date: time.Now()},
+		},
+		Signer:            key,
+		DigestAlgorithm:   crypto.SHA256,
+		Certificate:       chain[0],
+		CertificateChains: [][]*x509.Certificate{chain},
+	})
+	return out.Bytes(), err
 }
 
 // BenchmarkSigningPAdES200MBRSS seals a 200 MB PDF from a file to a file

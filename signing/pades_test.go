@@ -3,7 +3,6 @@ package signing_test
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -22,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	dpdf "github.com/digitorus/pdf"
-	"github.com/digitorus/pdfsign/sign"
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/internal/pdftest"
@@ -322,23 +319,11 @@ func TestVerifyPDFNoChangesCertification(t *testing.T) {
 	if _, err := verifyPDF(t, certified, p); err != nil {
 		t.Fatalf("certified document: %v", err)
 	}
-	in := bytes.NewReader(certified)
-	rdr, err := dpdf.NewReader(in, int64(len(certified)))
+	twice, err := pdfsignSign(key, certified)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var twice bytes.Buffer
-	chain := key.Chain()
-	if err := sign.Sign(in, &twice, rdr, int64(len(certified)), sign.SignData{
-		Signature:         sign.SignDataSignature{CertType: sign.ApprovalSignature, Info: sign.SignDataSignatureInfo{Name: "other tool", Date: time.Now()}},
-		Signer:            key,
-		DigestAlgorithm:   crypto.SHA256,
-		Certificate:       chain[0],
-		CertificateChains: [][]*x509.Certificate{chain},
-	}); err != nil {
 		t.Fatalf("pdfsign: %v", err)
 	}
-	rep, err := verifyPDF(t, twice.Bytes(), p)
+	rep, err := verifyPDF(t, twice, p)
 	if fault.CodeOf(err) != signing.CodeModifiedAfterSign || rep == nil || len(rep.Signatures) != 2 {
 		t.Fatalf("VerifyPDF: %v, %+v", err, rep)
 	}
@@ -384,24 +369,11 @@ func TestPAdESSignsOnce(t *testing.T) {
 // that signature valid and covers it.
 func TestPAdESAfterAnotherProducer(t *testing.T) {
 	key, p := softHSMSeal(t)
-	doc := pdftest.Bytes(pdftest.Spec{})
-	in := bytes.NewReader(doc)
-	rdr, err := dpdf.NewReader(in, int64(len(doc)))
+	signed, err := pdfsignSign(key, pdftest.Bytes(pdftest.Spec{}))
 	if err != nil {
-		t.Fatal(err)
-	}
-	var signed bytes.Buffer
-	chain := key.Chain()
-	if err := sign.Sign(in, &signed, rdr, int64(len(doc)), sign.SignData{
-		Signature:         sign.SignDataSignature{CertType: sign.ApprovalSignature, Info: sign.SignDataSignatureInfo{Name: "other tool", Date: time.Now()}},
-		Signer:            key,
-		DigestAlgorithm:   crypto.SHA256,
-		Certificate:       chain[0],
-		CertificateChains: [][]*x509.Certificate{chain},
-	}); err != nil {
 		t.Fatalf("pdfsign: %v", err)
 	}
-	sealed, _ := seal(t, key, signed.Bytes(), signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 300, Y: 40, Width: 200, Height: 60}})
+	sealed, _ := seal(t, key, signed, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 300, Y: 40, Width: 200, Height: 60}})
 	checkIndependently(t, sealed, 2)
 	rep, err := verifyPDF(t, sealed, p)
 	if err != nil {
