@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/store"
 	"github.com/sealgate/sealgate/tsa"
+	"github.com/sealgate/sealgate/tsa/tsatest"
 )
 
 // openLog opens a log on a fresh SQLite file in dir (a t.TempDir()).
@@ -95,20 +95,9 @@ func newDevPKI(t testing.TB) *devPKI {
 	if p.seal, err = signing.NewSoftKey(sk, []*x509.Certificate{sc, ca.Cert}); err != nil {
 		t.Fatal(err)
 	}
-	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tc, err := ca.IssueTSA(tk.Public(), "Example GmbH", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	responder, err := tsa.NewResponder(tk, []*x509.Certificate{tc, ca.Cert}, tsa.ResponderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(responder)
-	t.Cleanup(srv.Close)
-	if p.tsa, err = tsa.NewClient(tsa.ClientConfig{URL: srv.URL}); err != nil {
-		t.Fatal(err)
-	}
+	authority := tsatest.Start(t, ca)
+	p.tsa = authority.Client(t, "")
+	tc := authority.Chain[0]
 	if err := devpki.WriteCertsPEM(p.caFile, ca.Cert); err != nil {
 		t.Fatal(err)
 	}

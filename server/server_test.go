@@ -3,9 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -23,7 +20,6 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -38,6 +34,7 @@ import (
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/server"
 	"github.com/sealgate/sealgate/signing/signingtest"
+	"github.com/sealgate/sealgate/tsa/tsatest"
 )
 
 // node is a sealgate node on a loopback HTTP server, with real SoftHSM
@@ -63,16 +60,13 @@ func newNode(t testing.TB, edits ...func(doc map[string]any)) *node {
 	if err := devpki.WriteCertsPEM(n.CAFile, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
-	tsaKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tsaCert, err := ca.IssueTSA(tsaKey.Public(), "Example Manufacturing GmbH", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The node serves this authority's key and chain as its development TSA.
+	authority := tsatest.Start(t, ca)
 	tsaKeyFile, tsaChain := filepath.Join(dir, "tsa.key"), filepath.Join(dir, "tsa.pem")
-	if err := devpki.WriteKeyPEM(tsaKeyFile, tsaKey); err != nil {
+	if err := devpki.WriteKeyPEM(tsaKeyFile, authority.Key); err != nil {
 		t.Fatal(err)
 	}
-	if err := devpki.WriteCertsPEM(tsaChain, tsaCert, ca.Cert); err != nil {
+	if err := devpki.WriteCertsPEM(tsaChain, authority.Chain...); err != nil {
 		t.Fatal(err)
 	}
 	doc := map[string]any{

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/tsa"
+	"github.com/sealgate/sealgate/tsa/tsatest"
 )
 
 // testPKI is a development CA with seal keys of every supported type, made
@@ -150,45 +150,21 @@ func flipByte(b []byte) []byte {
 // testTSA is the development timestamp authority on loopback, certified by
 // the shared test CA, and a client for it.
 type testTSA struct {
+	*tsatest.Authority
 	client *tsa.Client // asks for SHA-256 imprints
-	url    string
 	cert   *x509.Certificate
 	pem    string // the TSA certificate, for openssl's -untrusted
 }
 
 // clientFor returns a client asking for imprints made with hash ("sha384", ...).
 func (ts *testTSA) clientFor(t testing.TB, hash string) *tsa.Client {
-	t.Helper()
-	c, err := tsa.NewClient(tsa.ClientConfig{URL: ts.url, Hash: hash})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return ts.Client(t, hash)
 }
 
 func newTestTSA(t testing.TB, p *testPKI) *testTSA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := p.ca.IssueTSA(key.Public(), "Example Manufacturing GmbH", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := tsa.NewResponder(key, []*x509.Certificate{cert, p.ca.Cert}, tsa.ResponderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	path := filepath.Join(t.TempDir(), "tsa.pem")
-	if err := devpki.WriteCertsPEM(path, cert); err != nil {
-		t.Fatal(err)
-	}
-	ts := &testTSA{url: srv.URL, cert: cert, pem: path}
-	ts.client = ts.clientFor(t, "sha256")
-	return ts
+	a := tsatest.Start(t, p.ca)
+	return &testTSA{Authority: a, client: a.Client(t, "sha256"), cert: a.Chain[0], pem: a.CertFile}
 }
 
 // signatureTimestamp extracts, with an independent CMS parser, the

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"

@@ -8,10 +8,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +25,7 @@ import (
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/signingtest"
 	"github.com/sealgate/sealgate/store"
-	"github.com/sealgate/sealgate/tsa"
+	"github.com/sealgate/sealgate/tsa/tsatest"
 )
 
 // runEvidence runs `sealgate --config cfg evidence args...` in process and
@@ -57,17 +55,8 @@ func TestEvidenceCommands(t *testing.T) {
 	h := signingtest.NewSoftHSM(t)
 	sealKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pool, ca := signingtest.DevSeal(t, h, signingtest.DevSealOptions{ID: "log-seal", Key: sealKey})
-	tk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tc, err := ca.IssueTSA(tk.Public(), "Example", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	responder, err := tsa.NewResponder(tk, []*x509.Certificate{tc, ca.Cert}, tsa.ResponderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(responder)
-	defer srv.Close()
+	authority := tsatest.Start(t, ca)
+	tc := authority.Chain[0]
 	caFile, tsaFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "tsa.pem")
 	devpki.WriteCertsPEM(caFile, ca.Cert)
 	devpki.WriteCertsPEM(tsaFile, tc)
@@ -76,7 +65,7 @@ func TestEvidenceCommands(t *testing.T) {
 	cfg, err := yaml.Marshal(map[string]any{
 		"data":     dir,
 		"signing":  pool,
-		"tsa":      map[string]string{"url": srv.URL},
+		"tsa":      map[string]string{"url": authority.URL},
 		"evidence": map[string]string{"origin": "seal.example.test/log", "seal": "log-seal"},
 	})
 	if err != nil {
