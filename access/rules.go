@@ -669,7 +669,7 @@ func (s *Service) deny(ctx context.Context, p Principal, a Action, reason string
 // a client may try, not a promise.
 func (s *Service) PermittedSeals(ctx context.Context, p Principal) ([]string, error) {
 	if p.Kind == KindAnonymous {
-		return []string{}, nil
+		return nil, fault.New(fault.Unauthenticated, CodeUnauthenticated, "listing the seals one may use needs an authenticated caller")
 	}
 	idx, err := s.current(ctx)
 	if err != nil {

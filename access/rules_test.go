@@ -349,13 +349,15 @@ func TestPermittedSealsListsWhatRulesGrant(t *testing.T) {
 	}{
 		{"user with a direct and a group rule", bob, "contracts,invoices"},
 		{"process granted every seal", Principal{Kind: KindProcess, ID: pr.ID, Name: "erp"}, AnySeal},
-		{"anonymous", Principal{}, ""},
 	}
 	for _, tt := range tests {
 		got, err := svc.PermittedSeals(ctx, tt.p)
 		if err != nil || strings.Join(got, ",") != tt.want {
 			t.Errorf("%s: %v, %v; want %q", tt.name, got, err, tt.want)
 		}
+	}
+	if got, err := svc.PermittedSeals(ctx, Principal{}); got != nil || fault.CodeOf(err) != CodeUnauthenticated {
+		t.Errorf("anonymous: %v, %v; want unauthenticated", got, err)
 	}
 	if err := svc.SetUserDisabled(ctx, "bob", true, "cli"); err != nil {
 		t.Fatal(err)
