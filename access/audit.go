@@ -266,3 +266,18 @@ func (s *Service) ExportAudit(ctx context.Context, w io.Writer, after int64) err
 	enc := json.NewEncoder(w)
 	return s.scanAudit(ctx, after, -1, func(e *Event) error { return enc.Encode(e) })
 }
+
+// AuditHead returns the number of events in the trail and the hash of the
+// newest (32 zero bytes for an empty trail), as recorded with the last
+// append. Anchoring it outside the database (the evidence log) makes a
+// deleted tail detectable.
+func (s *Service) AuditHead(ctx context.Context) (count uint64, hash []byte, err error) {
+	err = s.db.Read().QueryRowContext(ctx, `SELECT count, hash FROM access_audit_head WHERE id = 1`).Scan(&count, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, make([]byte, sha256.Size), nil
+	}
+	if err != nil {
+		return 0, nil, internal(err, "read audit head")
+	}
+	return count, hash, nil
+}

@@ -47,17 +47,22 @@ func ParseSHA256(s string) (SHA256, error) {
 // EntryVersion is the version of the entry encoding this package writes.
 const EntryVersion = 1
 
-// Signature formats an entry may record.
+// Formats an entry may record: a seal (cades, pades), or an anchor of
+// sealgate's audit trail (audit-head: SealedSHA256 is the hash of the
+// trail's newest event, SealID is "audit-trail/<event count>", Level is
+// empty), so that deleting or rewriting audit events is detectable against
+// the published log.
 const (
-	FormatCAdES = "cades"
-	FormatPAdES = "pades"
+	FormatCAdES     = "cades"
+	FormatPAdES     = "pades"
+	FormatAuditHead = "audit-head"
 )
 
 // maxSealID bounds Entry.SealID so a leaf stays small.
 const maxSealID = 255
 
 // formatCodes are the one-byte codes of Entry.Format in the encoding.
-var formatCodes = map[string]byte{FormatCAdES: 1, FormatPAdES: 2}
+var formatCodes = map[string]byte{FormatCAdES: 1, FormatPAdES: 2, FormatAuditHead: 3}
 
 // levels are the ETSI baseline levels an entry may record.
 var levels = map[string]bool{"B-B": true, "B-T": true, "B-LT": true, "B-LTA": true}
@@ -77,9 +82,10 @@ type Entry struct {
 	SealID string `json:"sealId"`
 	// SignerCertSHA256 is the digest of the seal certificate's DER.
 	SignerCertSHA256 SHA256 `json:"signerCertSha256"`
-	// Format is "cades" or "pades".
+	// Format is "cades" or "pades" (or "audit-head" for an audit anchor).
 	Format string `json:"format"`
-	// Level is the ETSI baseline level: B-B, B-T, B-LT or B-LTA.
+	// Level is the ETSI baseline level: B-B, B-T, B-LT or B-LTA (empty for
+	// an audit anchor).
 	Level string `json:"level"`
 	// Time is when the seal was made; it is recorded to the millisecond.
 	Time time.Time `json:"time"`
@@ -100,7 +106,7 @@ type Entry struct {
 //	    65   32  SignerCertSHA256
 //	    97   32  PrincipalHash
 //	   129    8  Time as signed Unix milliseconds (UTC)
-//	   137    1  Format: 1 = cades, 2 = pades
+//	   137    1  Format: 1 = cades, 2 = pades, 3 = audit-head
 //	   138    1  length L of Level, then L bytes of ASCII Level
 //	 139+L    1  length S of SealID (1..255), then S bytes of UTF-8 SealID
 //
@@ -131,8 +137,10 @@ func (e Entry) check() error {
 	case e.Version != 0 && e.Version != EntryVersion:
 		return fault.New(fault.Invalid, CodeBadEntry, "entry version %d is not supported (want %d)", e.Version, EntryVersion)
 	case formatCodes[e.Format] == 0:
-		return fault.New(fault.Invalid, CodeBadEntry, "entry format %q is not cades or pades", e.Format)
-	case !levels[e.Level]:
+		return fault.New(fault.Invalid, CodeBadEntry, "entry format %q is not cades, pades or audit-head", e.Format)
+	case e.Format == FormatAuditHead && e.Level != "":
+		return fault.New(fault.Invalid, CodeBadEntry, "an audit anchor has no level (got %q)", e.Level)
+	case e.Format != FormatAuditHead && !levels[e.Level]:
 		return fault.New(fault.Invalid, CodeBadEntry, "entry level %q is not B-B, B-T, B-LT or B-LTA", e.Level)
 	case e.SealID == "" || len(e.SealID) > maxSealID || !utf8.ValidString(e.SealID):
 		return fault.New(fault.Invalid, CodeBadEntry, "entry seal id %q must be 1 to %d bytes of UTF-8", e.SealID, maxSealID)

@@ -162,3 +162,51 @@ func (l *Log) Lookup(ctx context.Context, h SHA256) ([]Leaf, error) {
 	}
 	return out, rows.Err()
 }
+
+// LatestOfFormat returns the newest leaf whose entry has the given format (for
+// example FormatAuditHead), reading the log backwards from its end, or
+// evidence_not_found. Audit anchors are appended while the trail grows, so
+// the newest one is near the end.
+func (l *Log) LatestOfFormat(ctx context.Context, format string) (*Leaf, error) {
+	const batch = 4096
+	before := int64(l.Size())
+	for before > 0 {
+		rows, err := l.db.Read().QueryContext(ctx,
+			`SELECT idx, entry FROM evidence_leaves WHERE idx < ? ORDER BY idx DESC LIMIT ?`, before, batch)
+		if err != nil {
+			return nil, fmt.Errorf("evidence: scan leaves: %w", err)
+		}
+		var found *Leaf
+		n := 0
+		for rows.Next() && found == nil {
+			var idx int64
+			var data []byte
+			if err := rows.Scan(&idx, &data); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("evidence: scan leaves: %w", err)
+			}
+			n++
+			before = idx
+			var e Entry
+			if err := e.UnmarshalBinary(data); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if e.Format == format {
+				found = &Leaf{Index: uint64(idx), Entry: e, Data: data}
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("evidence: scan leaves: %w", err)
+		}
+		if found != nil {
+			return found, nil
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return nil, fault.New(fault.NotFound, CodeNotFound, "the evidence log %s has no %s entry", l.opts.Origin, format)
+}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"time"
 
 	"github.com/sealgate/sealgate/access"
@@ -65,6 +66,11 @@ type Server struct {
 	Directory *ldapsync.Syncer
 
 	directoryInterval time.Duration
+	// anchorInterval is how often the audit trail's head is anchored in the
+	// evidence log; anchored is the event count anchored last.
+	anchorInterval time.Duration
+	anchorMu       sync.Mutex
+	anchored       uint64
 
 	settings SealSettings
 	metrics  *metrics
@@ -143,6 +149,10 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}
 
 	evOpts := evCfg.Options()
+	s.anchorInterval = evOpts.CheckpointInterval
+	if s.anchorInterval <= 0 {
+		s.anchorInterval = 10 * time.Second
+	}
 	evOpts.Timestamper, evOpts.Logger = ts, log
 	if evCfg.Seal == "" {
 		evCfg.Seal = s.settings.DefaultSeal
@@ -367,6 +377,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.Directory != nil && s.directoryInterval > 0 {
 		go s.Directory.Loop(loopCtx, s.directoryInterval)
 	}
+	go s.anchorLoop(loopCtx)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -377,11 +388,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shutdown)
+	stopLoop()
+	if aerr := s.AnchorAudit(shutdown); aerr != nil {
+		s.log.Warn("final audit anchor failed", "err", aerr)
+	}
 	// A last checkpoint so every seal answered is covered by a published tree head.
 	if _, cerr := s.Evidence.Checkpoint(shutdown); cerr != nil {
 		s.log.Warn("final checkpoint failed", "err", cerr)
 	}
 	return err
+}
+
+// anchorLoop anchors the audit trail's head every anchorInterval.
+func (s *Server) anchorLoop(ctx context.Context) {
+	t := time.NewTicker(s.anchorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.AnchorAudit(ctx); err != nil {
+				s.log.Error("audit trail head not anchored in the evidence log", "err", err)
+			}
+		}
+	}
 }
 
 // Close releases everything New opened, in reverse order.

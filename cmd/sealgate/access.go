@@ -21,6 +21,7 @@ import (
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/secret"
+	"github.com/sealgate/sealgate/server"
 )
 
 func init() {
@@ -593,20 +594,31 @@ func newAuditCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "the tamper-evident audit trail"}
 	verify := &cobra.Command{
 		Use:   "verify",
-		Short: "recompute the hash chain; fails with audit_tampered naming the first changed or missing event",
+		Short: "recompute the hash chain and check it against its anchor in the evidence log; fails with audit_tampered naming the first changed or missing event",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withAccess(cmd, a, func(ctx context.Context, svc *access.Service) error {
-				rep, err := svc.VerifyAudit(ctx)
-				if err != nil {
-					return err
-				}
-				if !rep.OK {
-					return fault.New(fault.Conflict, CodeAuditTampered, "audit trail broken at event %d: %s", rep.FirstBad, rep.Problem)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d events, head %s\n", rep.Count, hex.EncodeToString(rep.Head))
-				return nil
-			})
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			srv, err := server.New(cmd.Context(), cfg, a.logger())
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			rep, err := srv.VerifyAudit(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if !rep.OK {
+				return fault.New(fault.Conflict, CodeAuditTampered, "audit trail broken at event %d: %s", rep.FirstBad, rep.Problem)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d events, head %s", rep.Count, hex.EncodeToString(rep.Head))
+			if rep.AnchorCount > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "; first %d events anchored at evidence leaf %d", rep.AnchorCount, rep.AnchorLeaf)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return nil
 		},
 	}
 	var after int64
