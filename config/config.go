@@ -27,6 +27,9 @@ type File struct {
 	Data string `yaml:"data"`
 	// Database is the SQLite file. Default <data>/sealgate.db.
 	Database string `yaml:"database"`
+	// Durability is the database's flush policy: "full" (default) or
+	// "normal" (see store.Options.Durability).
+	Durability string `yaml:"durability"`
 	// PublicURL is how clients reach this server (used in links and the
 	// development TSA URL). Default http://<listen>.
 	PublicURL string `yaml:"publicURL"`
@@ -84,7 +87,7 @@ func (f *File) parse(b []byte) error {
 	f.sections = map[string]yaml.Node{}
 	for k, v := range doc {
 		switch k {
-		case "listen", "data", "database", "publicURL":
+		case "listen", "data", "database", "publicURL", "durability":
 			var s string
 			if err := v.Decode(&s); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
@@ -98,6 +101,8 @@ func (f *File) parse(b []byte) error {
 				f.Database = s
 			case "publicURL":
 				f.PublicURL = s
+			case "durability":
+				f.Durability = s
 			}
 		default:
 			f.sections[k] = v

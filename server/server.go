@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	if s.DB, err = store.Open(ctx, cfg.Database, store.Options{}); err != nil {
+	if s.DB, err = store.Open(ctx, cfg.Database, store.Options{Durability: cfg.Durability}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.DB.Close)

@@ -37,6 +37,11 @@ type Options struct {
 	BusyTimeout time.Duration
 	// ReadConns bounds the read pool. Default 8.
 	ReadConns int
+	// Durability is "full" (the default: every commit is flushed to disk
+	// before it returns, so what was answered survives a power loss) or
+	// "normal" (commits survive a crash of sealgate but the last ones may be
+	// lost if the machine loses power; about a third more seals per second).
+	Durability string
 }
 
 // Open opens (creating if needed) the SQLite database at path.
@@ -46,6 +51,14 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	if opts.ReadConns == 0 {
 		opts.ReadConns = 8
+	}
+	sync := "FULL"
+	switch opts.Durability {
+	case "", "full":
+	case "normal":
+		sync = "NORMAL"
+	default:
+		return nil, fmt.Errorf("store: durability %q is not full or normal", opts.Durability)
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -62,7 +75,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()

@@ -86,3 +86,24 @@ func TestWriteRollsBackOnErrorAndSerializesWriters(t *testing.T) {
 		t.Fatalf("rows=%d sum=%d, want 50 rows of 2 (the rolled-back 1 must be gone)", n, sum)
 	}
 }
+
+func TestDurability(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		durability string
+		want       int // PRAGMA synchronous: 1 NORMAL, 2 FULL
+	}{{"", 2}, {"full", 2}, {"normal", 1}} {
+		db, err := Open(ctx, filepath.Join(t.TempDir(), "d.db"), Options{Durability: c.durability})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := db.writer.QueryRow(`PRAGMA synchronous`).Scan(&got); err != nil || got != c.want {
+			t.Errorf("durability %q: synchronous = %d, %v; want %d", c.durability, got, err, c.want)
+		}
+		db.Close()
+	}
+	if _, err := Open(ctx, filepath.Join(t.TempDir(), "d.db"), Options{Durability: "sometimes"}); err == nil || !strings.Contains(err.Error(), "sometimes") {
+		t.Errorf("unknown durability: %v", err)
+	}
+}

@@ -114,7 +114,7 @@ func (a *app) database(ctx context.Context) (*store.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, cfg.Database, store.Options{})
+	db, err := store.Open(ctx, cfg.Database, store.Options{Durability: cfg.Durability})
 	if err != nil {
 		return nil, err
 	}
