@@ -281,3 +281,11 @@ func (s *Service) AuditHead(ctx context.Context) (count uint64, hash []byte, err
 	}
 	return count, hash, nil
 }
+
+// AuditTx appends e inside the caller's write transaction (from
+// store.DB.Write), so another package's record and its audit event commit
+// together, with one flush. Callers must not put secrets in it.
+func (s *Service) AuditTx(ctx context.Context, tx *sql.Tx, e Event) error {
+	_, err := s.appendAudit(ctx, tx, e)
+	return err
+}

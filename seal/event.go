@@ -61,7 +61,11 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 		level = string(res.Level)
 	}
 	p := ev.req.Principal
+	// The event row and its audit event commit together.
 	err := s.opts.DB.Write(ctx, func(tx *sql.Tx) error {
+		if err := s.opts.Authorizer.AuditTx(ctx, tx, auditEvent(ev, res)); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO seal_events
 			(id, at, principal_kind, principal_id, principal_name, seal_id, card, format, level, document_name,
 			 original_sha256, sealed_sha256, size, outcome, error_code, evidence_index, duration_ms)
@@ -77,11 +81,10 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 	return nil
 }
 
-// audit appends the seal's outcome to the tamper-evident audit trail. The
+// auditEvent is the seal's outcome for the tamper-evident audit trail. The
 // seal event row is the operational record; the audit event makes its
-// deletion or change detectable. A failure to audit is logged: the seal
-// itself is already durable in the evidence log.
-func (s *Service) audit(ctx context.Context, ev *event, res *Result) {
+// deletion or change detectable.
+func auditEvent(ev *event, res *Result) access.Event {
 	p := ev.req.Principal
 	e := access.Event{
 		Type:    "seal",
@@ -103,7 +106,5 @@ func (s *Service) audit(ctx context.Context, ev *event, res *Result) {
 		e.Outcome = access.OutcomeFailed
 		e.Detail["code"] = ev.code
 	}
-	if err := s.opts.Authorizer.Audit(ctx, e); err != nil {
-		s.log.Error("seal not written to the audit trail", "event", ev.id, "err", err)
-	}
+	return e
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,7 +65,8 @@ type Keys interface {
 // trail; access.Service implements it.
 type Authorizer interface {
 	Decide(ctx context.Context, p access.Principal, a access.Action) (access.Decision, error)
-	Audit(ctx context.Context, e access.Event) error
+	// AuditTx appends to the audit trail inside a store.DB.Write transaction.
+	AuditTx(ctx context.Context, tx *sql.Tx, e access.Event) error
 }
 
 // Recorder appends evidence of a seal; evidence.Log implements it. Append
@@ -215,7 +217,6 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 		if rerr := s.record(context.WithoutCancel(ctx), &ev, nil); rerr != nil {
 			s.log.Error("seal event not recorded", "err", rerr)
 		}
-		s.audit(context.WithoutCancel(ctx), &ev, nil)
 		s.observe(req.Format, "failed", fault.Code(ev.code), started)
 		s.log.Info("seal refused", "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format, "code", ev.code)
 		return nil, err
@@ -225,7 +226,6 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	res.EventID = ev.id
-	s.audit(ctx, &ev, res)
 	s.observe(req.Format, "sealed", "", started)
 	s.log.Info("sealed", "event", ev.id, "principal", req.Principal.Name, "seal", req.Seal, "format", req.Format,
 		"level", res.Level, "card", res.Card, "leaf", res.EvidenceIndex, "ms", time.Since(started).Milliseconds())
