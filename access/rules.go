@@ -82,27 +82,14 @@ type Rule struct {
 	DailyQuota int `json:"dailyQuota,omitempty"`
 }
 
-// conditions is the stored JSON of a rule (all but id, name and subject).
+// conditions is the stored JSON of a rule: every field but id, name and
+// subject, which have columns of their own. The shallower fields shadow the
+// rule's own in encoding/json and, being nil, are left out.
 type conditions struct {
-	Seals           []string     `json:"seals"`
-	Formats         []string     `json:"formats,omitempty"`
-	Levels          []string     `json:"levels,omitempty"`
-	Strength        Strength     `json:"strength,omitempty"`
-	Approval        ApprovalMode `json:"approval,omitempty"`
-	ApprovalMinutes int          `json:"approvalMinutes,omitempty"`
-	NotBefore       *time.Time   `json:"notBefore,omitempty"`
-	NotAfter        *time.Time   `json:"notAfter,omitempty"`
-	Networks        []string     `json:"networks,omitempty"`
-	DailyQuota      int          `json:"dailyQuota,omitempty"`
-}
-
-func (r *Rule) conditions() conditions {
-	return conditions{r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMinutes, r.NotBefore, r.NotAfter, r.Networks, r.DailyQuota}
-}
-
-func (r *Rule) setConditions(c conditions) {
-	r.Seals, r.Formats, r.Levels, r.Strength, r.Approval, r.ApprovalMinutes = c.Seals, c.Formats, c.Levels, c.Strength, c.Approval, c.ApprovalMinutes
-	r.NotBefore, r.NotAfter, r.Networks, r.DailyQuota = c.NotBefore, c.NotAfter, c.Networks, c.DailyQuota
+	*Rule
+	ID      *struct{} `json:"id,omitempty"`
+	Name    *struct{} `json:"name,omitempty"`
+	Subject *struct{} `json:"subject,omitempty"`
 }
 
 func ruleInvalid(r Rule, format string, args ...any) error {
@@ -192,7 +179,7 @@ func (s *Service) AddRule(ctx context.Context, r Rule, actor string) (Rule, erro
 	if err := r.validate(); err != nil {
 		return Rule{}, err
 	}
-	cond, err := json.Marshal(r.conditions())
+	cond, err := json.Marshal(conditions{Rule: &r})
 	if err != nil {
 		return Rule{}, internal(err, "encode rule")
 	}
@@ -273,11 +260,9 @@ func loadRules(ctx context.Context, q queryer) ([]Rule, []int64, error) {
 		if err := rows.Scan(&r.ID, &r.Name, &r.Subject.Kind, &sid, &cond, &r.Subject.Name); err != nil {
 			return nil, nil, internal(err, "read rule")
 		}
-		var c conditions
-		if err := json.Unmarshal([]byte(cond), &c); err != nil {
+		if err := json.Unmarshal([]byte(cond), &conditions{Rule: &r}); err != nil {
 			return nil, nil, internal(err, "decode rule "+r.Name)
 		}
-		r.setConditions(c)
 		rules = append(rules, r)
 		ids = append(ids, sid)
 	}
