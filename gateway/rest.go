@@ -90,14 +90,13 @@ func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
 	req := seal.Request{Principal: p, Size: r.ContentLength}
 	fields := r.URL.Query()
 
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "multipart/form-data" {
 		mr, err := r.MultipartReader()
 		if err != nil {
 			problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read"))
 			return
 		}
-		_ = params
 		for {
 			part, err := mr.NextPart()
 			if err == io.EOF {
