@@ -2,14 +2,17 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
 )
 
 // RFC 4998 (Evidence Record Syntax) hash trees differ from the log's RFC 6962
@@ -215,9 +218,10 @@ type Problem struct {
 //
 // The first ATS's reduced tree must fold from the document digest to its
 // timestamp's imprint; every later ATS of the chain, from the hash of the
-// previous ATS's timeStamp (§5.2, timestamp renewal). Records with more than
-// one chain (hash-tree renewal) are reported as not supported. The error is
-// non-nil only when record cannot be parsed.
+// previous ATS's timeStamp (§5.2, timestamp renewal); the first ATS of a
+// later chain (hash-tree renewal), from the hash of the document's digest and
+// the earlier chains' encoding, under that chain's algorithm (§5.3). The
+// error is non-nil only when record cannot be parsed.
 func VerifyEvidenceRecord(record []byte, digests map[crypto.Hash][]byte, verifyTimestamp func(token []byte) error) (*RecordReport, error) {
 	var rec evidenceRecord
 	rest, err := asn1.Unmarshal(record, &rec)
@@ -251,9 +255,15 @@ func VerifyEvidenceRecord(record []byte, digests map[crypto.Hash][]byte, verifyT
 				leaf = digest(h, chain[s-1].TimeStamp.FullBytes)
 			case c == 0:
 				leaf = digests[h]
-			default:
-				fail("chain %d: hash-tree renewal chains (RFC 4998 §5.2) are not supported by this verifier", c)
-				continue
+			case len(digests[h]) > 0:
+				// Hash-tree renewal (§5.3 step 4): the first timestamp of a
+				// later chain covers the document and every earlier chain.
+				atsc, err := asn1.Marshal(rec.ArchiveTimeStampSequence[:c])
+				if err != nil {
+					fail("chain %d: the earlier chains do not re-encode: %v", c, err)
+					continue
+				}
+				leaf = ersParent(h, digests[h], digest(h, atsc))
 			}
 			if len(leaf) == 0 {
 				fail("chain %d timestamp %d: no %s digest of the document given", c, s, hashName(h))
@@ -294,4 +304,46 @@ func digest(h crypto.Hash, b []byte) []byte {
 	d := h.New()
 	d.Write(b)
 	return d.Sum(nil)
+}
+
+// RenewRecordHashTree renews an evidence record's hash tree with algorithm h
+// (RFC 4998 §5.2), as the holder of the document does before the record's
+// algorithm weakens: it hashes the document and the record's archive
+// timestamp chains with h, has a TSA timestamp the combination, and returns
+// the record with that new chain appended. Only the document's holder can do
+// this, since sealgate does not keep documents. doc is read once.
+func RenewRecordHashTree(ctx context.Context, record []byte, doc io.Reader, h crypto.Hash, ts signing.Timestamper) ([]byte, error) {
+	var rec evidenceRecord
+	if rest, err := asn1.Unmarshal(record, &rec); err != nil || len(rest) != 0 {
+		return nil, fault.Wrap(err, fault.Invalid, CodeRecordInvalid, "the evidence record (%d bytes) is not DER EvidenceRecord", len(record))
+	}
+	oid, ok := hashOIDs[h]
+	if !ok {
+		return nil, fault.New(fault.Invalid, CodeRecordInvalid, "hash-tree renewal with %v: use sha256, sha384 or sha512", h)
+	}
+	if ts == nil {
+		return nil, fault.New(fault.Unavailable, CodeRecordUnavailable, "hash-tree renewal needs a timestamp authority (tsa section)")
+	}
+	d := h.New()
+	if _, err := io.Copy(d, doc); err != nil {
+		return nil, fault.Wrap(err, fault.Invalid, CodeRecordInvalid, "the document could not be read")
+	}
+	atsc, err := asn1.Marshal(rec.ArchiveTimeStampSequence)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Invalid, CodeRecordInvalid, "the record's chains do not re-encode")
+	}
+	// A one-leaf tree: its root is the leaf, and the reduced tree is omitted.
+	root := ersParent(h, d.Sum(nil), digest(h, atsc))
+	token, err := ts.Timestamp(ctx, root, h)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(rec.DigestAlgorithms, func(a pkix.AlgorithmIdentifier) bool { return a.Algorithm.Equal(oid) }) {
+		rec.DigestAlgorithms = append(rec.DigestAlgorithms, pkix.AlgorithmIdentifier{Algorithm: oid})
+	}
+	rec.ArchiveTimeStampSequence = append(rec.ArchiveTimeStampSequence, []archiveTimeStamp{{
+		DigestAlgorithm: pkix.AlgorithmIdentifier{Algorithm: oid},
+		TimeStamp:       asn1.RawValue{FullBytes: token},
+	}})
+	return asn1.Marshal(rec)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
@@ -265,5 +266,56 @@ func TestBulkLoadIsCheckpointedInSteps(t *testing.T) {
 		if rep, err := VerifyEvidenceRecord(rec, map[crypto.Hash][]byte{crypto.SHA256: doc[:]}, nil); err != nil || !rep.OK {
 			t.Fatalf("leaf %d: %+v, %v", i, rep, err)
 		}
+	}
+}
+
+// TestHashTreeRenewal renews a record's hash tree with SHA-512 (RFC 4998
+// §5.2) as the document's holder would: the renewed record verifies with the
+// document's SHA-256 and SHA-512 digests, both chains' timestamps pass
+// openssl, and neither another document nor a missing SHA-512 digest does.
+func TestHashTreeRenewal(t *testing.T) {
+	ctx := context.Background()
+	pki := newDevPKI(t)
+	l := openLog(t, t.TempDir(), Options{Timestamper: pki.tsa})
+	if _, err := l.AppendBatch(ctx, testEntries(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	doc := []byte("sealed 2") // the document testEntry(2) records
+	rec, err := l.EvidenceRecord(ctx, sha256.Sum256(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := RenewRecordHashTree(ctx, rec, bytes.NewReader(doc), crypto.SHA512, pki.tsa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := func(b []byte) map[crypto.Hash][]byte {
+		s256, s512 := sha256.Sum256(b), sha512.Sum512(b)
+		return map[crypto.Hash][]byte{crypto.SHA256: s256[:], crypto.SHA512: s512[:]}
+	}
+	rep, err := VerifyEvidenceRecord(renewed, digests(doc), pki.opensslToken)
+	if err != nil || !rep.OK || rep.Chains != 2 || len(rep.Timestamps) != 2 {
+		t.Fatalf("renewed record: %+v, %v", rep, err)
+	}
+	if rep, _ := VerifyEvidenceRecord(renewed, digests([]byte("sealed 3")), nil); rep.OK {
+		t.Error("the renewed record verifies for another document")
+	}
+	only256 := digests(doc)
+	delete(only256, crypto.SHA512)
+	if rep, _ := VerifyEvidenceRecord(renewed, only256, nil); rep.OK {
+		t.Error("the renewed chain verified without the document's SHA-512 digest")
+	}
+	wrong, err := RenewRecordHashTree(ctx, rec, bytes.NewReader([]byte("sealed 3")), crypto.SHA512, pki.tsa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, _ := VerifyEvidenceRecord(wrong, digests(doc), nil); rep.OK {
+		t.Error("a hash tree renewed over another document verifies for this one")
+	}
+	if _, err := RenewRecordHashTree(ctx, []byte("not DER"), bytes.NewReader(doc), crypto.SHA512, pki.tsa); fault.CodeOf(err) != CodeRecordInvalid {
+		t.Errorf("renewing garbage: %v", err)
 	}
 }

@@ -306,6 +306,9 @@ func verifierKey(skey string) string {
 // ("<origin>+<hash>+<base64 key>"); publish it so checkpoints can be checked.
 func (l *Log) VerifierKey() string { return l.vkey }
 
+// Timestamper returns the TSA the log timestamps with (nil without one).
+func (l *Log) Timestamper() signing.Timestamper { return l.opts.Timestamper }
+
 // Origin returns the log's origin line.
 func (l *Log) Origin() string { return l.opts.Origin }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/server"
 )
 
@@ -77,15 +80,21 @@ The log's public key, needed to verify checkpoints, is printed on stderr.`,
 
 // newEvidenceRenewCmd is `sealgate evidence renew`.
 func newEvidenceRenewCmd(a *app) *cobra.Command {
-	var olderThan time.Duration
+	var (
+		olderThan                   time.Duration
+		hashName, record, doc, outF string
+	)
 	cmd := &cobra.Command{
 		Use:   "renew",
-		Short: "renew archive timestamps (RFC 4998 §5.2) before their authority's certificate ages",
-		Long: `renew has the archive timestamps of all checkpoints whose newest timestamp is
-older than --older-than timestamped again, in one request to the configured
-TSA (tsa section), and gives checkpoints made without a TSA their first one.
-Hash-tree renewal (a new hash algorithm) needs the documents themselves,
-which sealgate does not keep; it is not offered here.`,
+		Short: "renew archive timestamps (RFC 4998 §5.2), or an evidence record's hash tree with --hash",
+		Long: `Without --record, renew has the archive timestamps of all checkpoints whose
+newest timestamp is older than --older-than timestamped again, in one request
+to the configured TSA, and gives checkpoints made without a TSA their first one.
+
+With --record FILE.ers --document FILE --hash sha512 it performs hash-tree
+renewal (a new hash algorithm) of that evidence record, as the document's
+holder must: sealgate does not keep documents. The renewed record is written
+to -o (default: FILE.ers, replaced atomically).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, done, err := openEvidence(cmd.Context(), a)
@@ -93,16 +102,57 @@ which sealgate does not keep; it is not offered here.`,
 				return err
 			}
 			defer done()
-			n, err := l.Renew(cmd.Context(), time.Now().Add(-olderThan))
-			if err != nil {
-				return err
+			if record == "" {
+				n, err := l.Renew(cmd.Context(), time.Now().Add(-olderThan))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "renewed the archive timestamps of %d checkpoints\n", n)
+				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "renewed the archive timestamps of %d checkpoints\n", n)
-			return nil
+			return renewRecordHashTree(cmd, l, record, doc, hashName, outF)
 		},
 	}
-	cmd.Flags().DurationVar(&olderThan, "older-than", 0, "renew only timestamps older than this (0: all)")
+	f := cmd.Flags()
+	f.DurationVar(&olderThan, "older-than", 0, "renew only timestamps older than this (0: all)")
+	f.StringVar(&record, "record", "", "hash-tree renewal of this evidence record (.ers)")
+	f.StringVar(&doc, "document", "", "the document the record is for (with --record)")
+	f.StringVar(&hashName, "hash", "sha512", "the new hash algorithm: sha256, sha384 or sha512 (with --record)")
+	f.StringVarP(&outF, "output", "o", "", "where to write the renewed record (default: replace --record)")
 	return cmd
+}
+
+// renewRecordHashTree is `evidence renew --record`: RFC 4998 hash-tree renewal.
+func renewRecordHashTree(cmd *cobra.Command, l *evidence.Log, record, docFile, hashName, out string) error {
+	hashes := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
+	h, ok := hashes[hashName]
+	if !ok {
+		return fault.New(fault.Invalid, "bad_request", "--hash %q: use sha256, sha384 or sha512", hashName)
+	}
+	if docFile == "" {
+		return fault.New(fault.Invalid, "bad_request", "--record needs --document: the new hash tree covers the document itself")
+	}
+	der, err := os.ReadFile(record)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(docFile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	renewed, err := evidence.RenewRecordHashTree(cmd.Context(), der, f, h, l.Timestamper())
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		out = record
+	}
+	if err := writeFileAtomic(out, bytes.NewReader(renewed)); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "renewed the hash tree of %s with %s → %s\n", record, hashName, out)
+	return nil
 }
 
 // newEvidenceShowCmd is `sealgate evidence show SHA256`.

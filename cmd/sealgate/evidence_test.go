@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -159,6 +160,26 @@ func TestEvidenceCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifyRecord(2)
+
+	// Hash-tree renewal (a new algorithm), done by the document's holder.
+	docFile := filepath.Join(dir, "sealed-1")
+	if err := os.WriteFile(docFile, []byte("sealed 1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runEvidence(t, cfgFile, "renew", "--record", record, "--document", docFile, "--hash", "sha512"); err != nil || !strings.Contains(out, "renewed the hash tree") {
+		t.Fatalf("renew --record: %q, %v", out, err)
+	}
+	renewed, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s512 := sha512.Sum512([]byte("sealed 1"))
+	if rr, err := evidence.VerifyEvidenceRecord(renewed, map[crypto.Hash][]byte{crypto.SHA256: docs[1][:], crypto.SHA512: s512[:]}, nil); err != nil || !rr.OK || rr.Chains != 2 {
+		t.Fatalf("record after hash-tree renewal: %+v, %v", rr, err)
+	}
+	if _, err := runEvidence(t, cfgFile, "renew", "--record", record, "--hash", "md5", "--document", docFile); fault.CodeOf(err) != "bad_request" {
+		t.Fatalf("renew --hash md5: %v", err)
+	}
 
 	unknown := sha256.Sum256([]byte("never sealed"))
 	if _, err := runEvidence(t, cfgFile, "show", fmt.Sprintf("%x", unknown)); fault.CodeOf(err) != evidence.CodeNotFound {

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto"
-	"crypto/sha256"
+	_ "crypto/sha512" // SHA-384 and SHA-512 for renewed evidence records
 	"encoding/json"
 	"fmt"
 	"io"
@@ -80,11 +80,18 @@ Exit status 0 when valid, 1 when not.`,
 				if err != nil {
 					return fault.Wrap(err, fault.Invalid, seal.CodeInputUnreadable, "cannot read %s", recordFile)
 				}
-				sum := sha256.Sum256(doc)
+				// The record covers the sealed artefact: the PDF, or the .p7s.
+				object := doc
 				if sig != nil {
-					sum = sha256.Sum256(sig)
+					object = sig
 				}
-				if out.Record, err = evidence.VerifyEvidenceRecord(der, map[crypto.Hash][]byte{crypto.SHA256: sum[:]}, roots); err != nil {
+				digests := map[crypto.Hash][]byte{}
+				for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+					d := h.New()
+					d.Write(object)
+					digests[h] = d.Sum(nil)
+				}
+				if out.Record, err = evidence.VerifyEvidenceRecord(der, digests, roots); err != nil {
 					return err
 				}
 				valid = valid && out.Record.OK
