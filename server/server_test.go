@@ -421,3 +421,25 @@ func TestSealUnreadableInput(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", leftovers)
 	}
 }
+
+// TestDocumentTooLarge: a document over seal.maxDocumentSize is refused with
+// 413 whether its size is announced (Content-Length) or not (chunked), and
+// nothing is sealed.
+func TestDocumentTooLarge(t *testing.T) {
+	n := newNode(t, func(doc map[string]any) {
+		doc["seal"].(map[string]any)["maxDocumentSize"] = 4096
+	})
+	big := bytes.Repeat([]byte("x"), 10000)
+	for _, body := range []io.Reader{bytes.NewReader(big), io.MultiReader(bytes.NewReader(big))} {
+		resp, b := n.post(t, "/api/v1/seals?format=cades", n.ERPID, n.ERPSecret, "", body)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "document_too_large") {
+			t.Errorf("%T body: %s %s", body, resp.Status, b)
+		}
+	}
+	if resp, b := n.post(t, "/api/v1/seals?format=cades", n.ERPID, n.ERPSecret, "", bytes.NewReader(big[:4096])); resp.StatusCode != http.StatusOK {
+		t.Errorf("a document of exactly the limit: %s %s", resp.Status, b)
+	}
+	if n.Evidence.Size() != 1 {
+		t.Errorf("%d leaves, want only the one document within the limit", n.Evidence.Size())
+	}
+}
