@@ -4,7 +4,7 @@ BIN       := bin/sealgate
 DATA      ?= ./data
 export CGO_ENABLED := 1
 
-.PHONY: run build test bench generate check deps-run
+.PHONY: run build test bench generate check deps-run deps-test
 
 build:
 	$(GO) build -o $(BIN) ./cmd/sealgate
@@ -27,7 +27,18 @@ check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: check
+# What the tests run for real: SoftHSM, OpenLDAP, the independent validators
+# and Chromium (for the PDF corpus). Installed through apt when missing.
+TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core
+deps-test:
+	@missing=$$(for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing what the tests use:" $$missing; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing) || \
+	  { echo "could not install" $$missing "- install them with apt-get (as root)"; exit 1; }; \
+	fi
+
+test: deps-test check
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Benchmarks of every area on this machine (a few minutes). The RSS
