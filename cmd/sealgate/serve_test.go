@@ -31,7 +31,7 @@ import (
 type daemon struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 }
 
 // buildSealgate compiles the binary once per test run.
@@ -73,8 +73,8 @@ func startServe(t *testing.T, data, addr string) *daemon {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	d := &daemon{cmd: cmd, url: "http://" + addr, stderr: &bytes.Buffer{}}
-	cmd.Stderr = &syncWriter{w: d.stderr}
+	d := &daemon{cmd: cmd, url: "http://" + addr, stderr: &syncBuffer{}}
+	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,15 +98,22 @@ func startServe(t *testing.T, data, addr string) *daemon {
 	return nil
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
 
 func readCredentials(t *testing.T, data string) devsetup.Credentials {
