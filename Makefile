@@ -39,7 +39,7 @@ deps-test:
 	fi
 
 test: deps-test check
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 # Benchmarks of every area on this machine (a few minutes). The RSS
 # benchmarks run in their own processes: peak RSS is per process.
