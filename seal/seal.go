@@ -367,7 +367,7 @@ func (s *Service) cades(ctx context.Context, key signing.Key, doc io.Reader, ts 
 }
 
 func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *limitedReader, ts signing.Timestamper) (*Result, error) {
-	in, size, original, cleanup, err := s.spool(doc, req)
+	in, size, cleanup, err := s.spool(doc, req)
 	if err != nil {
 		return nil, err
 	}
@@ -390,37 +390,33 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 		res.Close()
 		return nil, err
 	}
-	res.OriginalSHA256 = original
+	res.OriginalSHA256 = pr.OriginalSHA256
 	res.SealedSHA256 = pr.SHA256
 	res.Size = pr.Size
 	res.Level = Level(pr.Level)
 	return res, nil
 }
 
-// spool gives random access to the document and its SHA-256: a file the
-// caller passed is read in place, anything else is copied to a temporary file.
-func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, []byte, func(), error) {
-	h := sha256.New()
+// spool gives random access to the document: a file the caller passed is
+// read in place, anything else is copied to a temporary file.
+func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, func(), error) {
 	if ra, ok := req.Document.(io.ReaderAt); ok && req.Size > 0 {
-		if _, err := io.Copy(h, io.NewSectionReader(ra, 0, req.Size)); err != nil {
-			return nil, 0, nil, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
-		}
-		return ra, req.Size, h.Sum(nil), func() {}, nil
+		return ra, req.Size, func() {}, nil
 	}
 	f, err := os.CreateTemp(s.opts.TempDir, "sealgate-in-*.pdf")
 	if err != nil {
-		return nil, 0, nil, nil, fmt.Errorf("seal: %w", err)
+		return nil, 0, nil, fmt.Errorf("seal: %w", err)
 	}
 	cleanup := func() { f.Close(); os.Remove(f.Name()) }
-	n, err := io.Copy(io.MultiWriter(f, h), doc)
+	n, err := io.Copy(f, doc)
 	if err != nil {
 		cleanup()
 		if doc.exceeded {
-			return nil, 0, nil, nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", s.opts.MaxDocumentSize)
+			return nil, 0, nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", s.opts.MaxDocumentSize)
 		}
-		return nil, 0, nil, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
+		return nil, 0, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
 	}
-	return f, n, h.Sum(nil), cleanup, nil
+	return f, n, cleanup, nil
 }
 
 func certHash(k signing.Key) evidence.SHA256 {

@@ -194,6 +194,10 @@ func TestSealPAdESOverREST(t *testing.T) {
 	if got := resp.Header.Get("Sealgate-Sealed-Sha256"); got != hex.EncodeToString(sum[:]) {
 		t.Errorf("Sealgate-Sealed-Sha256 %s, body hashes to %x", got, sum)
 	}
+	orig := sha256.Sum256(invoice)
+	if got := resp.Header.Get("Sealgate-Original-Sha256"); got != hex.EncodeToString(orig[:]) {
+		t.Errorf("Sealgate-Original-Sha256 %s, the invoice hashes to %x", got, orig)
+	}
 	if !bytes.HasPrefix(sealed, invoice) {
 		t.Error("the original revision is not preserved byte for byte")
 	}
@@ -441,5 +445,35 @@ func TestDocumentTooLarge(t *testing.T) {
 	}
 	if n.Evidence.Size() != 1 {
 		t.Errorf("%d leaves, want only the one document within the limit", n.Evidence.Size())
+	}
+}
+
+// TestSealFromAFile seals a PDF handed over as a file, read in place (as the
+// CLI does), and checks the digests the evidence records.
+func TestSealFromAFile(t *testing.T) {
+	n := newNode(t)
+	ctx := context.Background()
+	p, err := n.Access.AuthenticateClientSecret(ctx, n.ERPID, n.ERPSecret, netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "delivery note"}}})
+	f, err := os.Open(writeTemp(t, "note.pdf", doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := n.Seal.Seal(ctx, seal.Request{Principal: p, Format: seal.PAdES, Document: f, Size: int64(len(doc))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	var out bytes.Buffer
+	if _, err := res.WriteTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	orig, sealed := sha256.Sum256(doc), sha256.Sum256(out.Bytes())
+	if !bytes.Equal(res.OriginalSHA256, orig[:]) || !bytes.Equal(res.SealedSHA256, sealed[:]) || !bytes.HasPrefix(out.Bytes(), doc) {
+		t.Errorf("digests %x / %x, want %x / %x", res.OriginalSHA256, res.SealedSHA256, orig, sealed)
 	}
 }

@@ -120,6 +120,8 @@ type RevocationOptions struct {
 type PAdESResult struct {
 	// SHA256 is the digest of the whole signed output.
 	SHA256 []byte `json:"sha256"`
+	// OriginalSHA256 is the digest of the document as it was given.
+	OriginalSHA256 []byte `json:"originalSha256"`
 	// Size is the output's length in bytes.
 	Size int64 `json:"size"`
 	// Field is the signature field's name.
@@ -250,6 +252,7 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	}
 	// The output's digest continues from the original's, hashed above.
 	h := prefix.resume(crypto.SHA256)
+	res.OriginalSHA256 = h.Sum(nil)
 	n, err := io.Copy(out, io.NewSectionReader(in, 0, size))
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, CodeInputUnreadable, "copying the document to the output failed")
