@@ -30,17 +30,7 @@ import (
 // `sealgate --data dir ...` invocation would, and returns its output.
 func runAccessCLI(t *testing.T, dir string, newCmd func(*app) *cobra.Command, args ...string) (string, error) {
 	t.Helper()
-	a := &app{dataDir: dir, logLevel: "error"}
-	cmd := newCmd(a)
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	if a.db != nil {
-		a.db.Close()
-	}
-	return out.String(), err
+	return runCLI(t, &app{dataDir: dir}, newCmd, args...)
 }
 
 func TestAccessCommands(t *testing.T) {

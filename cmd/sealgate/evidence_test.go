@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -33,17 +32,7 @@ import (
 // returns its standard output.
 func runEvidence(t *testing.T, cfg string, args ...string) (string, error) {
 	t.Helper()
-	a := &app{configPath: cfg, logLevel: "error"}
-	cmd := newEvidenceCmd(a)
-	var out, errOut bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errOut)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	if a.db != nil {
-		a.db.Close()
-	}
-	return out.String(), err
+	return runCLI(t, &app{configPath: cfg}, newEvidenceCmd, args...)
 }
 
 // TestEvidenceCommands: with a seal on a SoftHSM card and a TSA configured,

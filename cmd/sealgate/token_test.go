@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -22,14 +20,7 @@ import (
 // its standard output.
 func runToken(t *testing.T, cfg string, args ...string) (string, error) {
 	t.Helper()
-	a := &app{configPath: cfg, logLevel: "error"}
-	cmd := newTokenCmd(a)
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	return out.String(), err
+	return runCLI(t, &app{configPath: cfg}, newTokenCmd, args...)
 }
 
 // TestTokenCommands takes a new card from key to seal with the CLI: list
