@@ -16,9 +16,6 @@ func applyOptions(req *seal.Request, v url.Values) error {
 	req.Seal = v.Get("seal")
 	req.Format = seal.Format(v.Get("format"))
 	req.Level = seal.Level(v.Get("level"))
-	if n := v.Get("name"); n != "" && req.Name == "" {
-		req.Name = n
-	}
 	pdf := &req.PDF
 	pdf.Field = v.Get("field")
 	pdf.Reason = v.Get("reason")

@@ -8,7 +8,6 @@ package gateway
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -87,44 +86,17 @@ func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Source = remoteAddr(r)
-	req := seal.Request{Principal: p, Size: r.ContentLength}
+	u, err := readUpload(r, nil)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
 	fields := r.URL.Query()
-
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt == "multipart/form-data" {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read"))
-			return
-		}
-		for {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read"))
-				return
-			}
-			if part.FormName() == "document" {
-				req.Document = part
-				req.Name = filepath.Base(part.FileName())
-				req.Size = -1
-				break
-			}
-			v, err := io.ReadAll(io.LimitReader(part, 4096))
-			if err != nil {
-				problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart field %q could not be read", part.FormName()))
-				return
-			}
-			fields.Set(part.FormName(), string(v))
-		}
-		if req.Document == nil {
-			problem.Write(w, r, a.Log, fault.New(fault.Invalid, seal.CodeDocumentEmpty, "the multipart body has no part named \"document\""))
-			return
-		}
-	} else {
-		req.Document = r.Body
+	for k, v := range u.fields {
+		fields.Set(k, string(v))
+	}
+	req := seal.Request{Principal: p, Document: u.document, Size: u.size, Name: u.name}
+	if req.Name == "" {
 		req.Name = fields.Get("name")
 	}
 	if err := applyOptions(&req, fields); err != nil {

@@ -21,42 +21,12 @@ const maxSignatureSize = 1 << 20
 // multipart with parts "document" and optionally "signature" (a .p7s, which
 // must come first). Verification is public: no credentials needed.
 func (a *REST) postVerification(w http.ResponseWriter, r *http.Request) {
-	req := seal.VerifyRequest{}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "multipart/form-data" {
-		req.Document = r.Body
-	} else {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read"))
-			return
-		}
-		for req.Document == nil {
-			part, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				problem.Write(w, r, a.Log, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read"))
-				return
-			}
-			switch part.FormName() {
-			case "document":
-				req.Document = part
-			case "signature":
-				b, err := io.ReadAll(io.LimitReader(part, maxSignatureSize+1))
-				if err != nil || len(b) > maxSignatureSize {
-					problem.Write(w, r, a.Log, fault.New(fault.Invalid, CodeBadRequest, "the part \"signature\" is unreadable or larger than %d bytes", maxSignatureSize))
-					return
-				}
-				req.Signature = b
-			}
-		}
-		if req.Document == nil {
-			problem.Write(w, r, a.Log, fault.New(fault.Invalid, seal.CodeDocumentEmpty, "the multipart body has no part named \"document\""))
-			return
-		}
+	u, err := readUpload(r, map[string]int{"signature": maxSignatureSize})
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
 	}
+	req := seal.VerifyRequest{Document: u.document, Signature: u.fields["signature"]}
 	rep, err := a.Verifier.Verify(r.Context(), req)
 	if err != nil {
 		problem.Write(w, r, a.Log, err)

@@ -250,6 +250,29 @@ func TestSealCAdESOverREST(t *testing.T) {
 	if out, err := verify(writeTemp(t, "flipped.txt", flipped)); err == nil {
 		t.Errorf("openssl accepted the seal over a changed document:\n%s", out)
 	}
+	// The public verification takes the signature and the document as multipart parts.
+	verify2 := func(doc []byte) (int, bool) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		sw, _ := mw.CreateFormFile("signature", "order.p7s")
+		sw.Write(p7s)
+		dw, _ := mw.CreateFormFile("document", "order.txt")
+		dw.Write(doc)
+		mw.Close()
+		resp, body := n.post(t, "/api/v1/verifications", "", "", mw.FormDataContentType(), &b)
+		var rep struct {
+			Valid bool   `json:"valid"`
+			Kind  string `json:"kind"`
+		}
+		json.Unmarshal(body, &rep)
+		return resp.StatusCode, rep.Valid && rep.Kind == "cades"
+	}
+	if code, valid := verify2(doc); code != http.StatusOK || !valid {
+		t.Errorf("multipart verification of the sealed order: %d, valid %v", code, valid)
+	}
+	if code, valid := verify2(flipped); code != http.StatusOK || valid {
+		t.Errorf("multipart verification of a changed order: %d, valid %v", code, valid)
+	}
 	out, err := run(t, "openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile)
 	if err != nil || !strings.Contains(out, "id-smime-aa-signingCertificateV2") || !strings.Contains(out, "signingTime") {
 		t.Errorf("CAdES-B-B attributes missing: %v\n%s", err, out)
@@ -270,6 +293,15 @@ func TestSealRefusals(t *testing.T) {
 		return mw.FormDataContentType(), &b
 	}
 	ct, noDoc := multipartWithout()
+	bigField, ctBig := func() (io.Reader, string) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		mw.WriteField("reason", strings.Repeat("r", 5000))
+		fw, _ := mw.CreateFormFile("document", "a.pdf")
+		fw.Write(pdf)
+		mw.Close()
+		return &b, mw.FormDataContentType()
+	}()
 	cases := []struct {
 		name, query, id, secret, ctype string
 		body                           io.Reader
@@ -285,6 +317,7 @@ func TestSealRefusals(t *testing.T) {
 		{"empty document", "?format=cades", n.ERPID, n.ERPSecret, "", bytes.NewReader(nil), 400, "document_empty"},
 		{"empty pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(nil), 400, "document_empty"},
 		{"multipart without document", "", n.ERPID, n.ERPSecret, ct, noDoc, 400, "document_empty"},
+		{"multipart field too large", "", n.ERPID, n.ERPSecret, ctBig, bigField, 400, "bad_request"},
 		{"not a pdf", "", n.ERPID, n.ERPSecret, "application/pdf", strings.NewReader("hello, not a PDF"), 400, "pdf_malformed"},
 		{"truncated pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf[:len(pdf)/2]), 400, "pdf_malformed"},
 		{"encrypted pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(encrypted), 400, "pdf_encrypted"},
