@@ -189,7 +189,7 @@ func insertATS(ctx context.Context, tx *sql.Tx, checkpoint uint64, chain, seq in
 		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO evidence_archive_timestamps (checkpoint, chain, seq, digest, root, reduced, token, made_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		int64(checkpoint), chain, seq, hashName(a.hash), root, reduced, a.token, time.Now().UTC().Format(storedTime))
+		int64(checkpoint), chain, seq, signing.HashName(a.hash), root, reduced, a.token, time.Now().UTC().Format(storedTime))
 	if err != nil {
 		return fmt.Errorf("evidence: store archive timestamp of checkpoint %d: %w", checkpoint, err)
 	}

@@ -132,18 +132,6 @@ var hashOIDs = map[crypto.Hash]asn1.ObjectIdentifier{
 	crypto.SHA512: {2, 16, 840, 1, 101, 3, 4, 2, 3},
 }
 
-// hashNames are the names the database and the CLI use for digest algorithms.
-var hashNames = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
-
-func hashName(h crypto.Hash) string {
-	for n, x := range hashNames {
-		if x == h {
-			return n
-		}
-	}
-	return h.String()
-}
-
 func hashOfOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 	for h, o := range hashOIDs {
 		if o.Equal(oid) {
@@ -266,7 +254,7 @@ func VerifyEvidenceRecord(record []byte, digests map[crypto.Hash][]byte, verifyT
 				leaf = ersParent(h, digests[h], digest(h, atsc))
 			}
 			if len(leaf) == 0 {
-				fail("chain %d timestamp %d: no %s digest of the document given", c, s, hashName(h))
+				fail("chain %d timestamp %d: no %s digest of the document given", c, s, signing.HashName(h))
 				continue
 			}
 			root, err := ersRootFromReduced(h, leaf, ats.ReducedHashtree)

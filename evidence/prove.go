@@ -10,6 +10,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
 )
 
 // Leaf is a stored entry with its position in the log.
@@ -141,7 +142,8 @@ func (l *Log) archiveTimestamps(ctx context.Context, checkpoint uint64) ([][]sto
 		if err := rows.Scan(&chain, &name, &reduced, &token); err != nil {
 			return nil, fmt.Errorf("evidence: archive timestamps of %d: %w", checkpoint, err)
 		}
-		a := storedATS{hash: hashNames[name], token: token}
+		h, _ := signing.HashByName(name)
+		a := storedATS{hash: h, token: token}
 		if reduced != nil {
 			if a.reduced, err = unmarshalReduced(reduced); err != nil {
 				return nil, fault.Wrap(err, fault.Internal, CodeCorrupt, "stored reduced hash tree of checkpoint %d", checkpoint)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -89,6 +90,28 @@ func digestAlgorithmFor(h crypto.Hash) (digestAlgorithm, error) {
 	}
 	return digestAlgorithm{}, fault.New(fault.Invalid, CodeAlgorithmUnsupported,
 		"hash algorithm %q is not supported for signatures (use SHA-256, SHA-384 or SHA-512)", h.String())
+}
+
+// hashNames are the names configuration, storage and the CLI use for the
+// digest algorithms sealgate supports.
+var hashNames = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
+
+// HashByName returns the digest algorithm named "sha256", "sha384" or
+// "sha512" (case-insensitive).
+func HashByName(name string) (crypto.Hash, bool) {
+	h, ok := hashNames[strings.ToLower(name)]
+	return h, ok
+}
+
+// HashName returns the name HashByName takes for h, or h.String() for an
+// algorithm sealgate does not support.
+func HashName(h crypto.Hash) string {
+	for n, x := range hashNames {
+		if x == h {
+			return n
+		}
+	}
+	return h.String()
 }
 
 // HashOID returns the digest algorithm OID of h (SHA-256, SHA-384 or SHA-512).

@@ -78,8 +78,6 @@ type Client struct {
 	Timeout time.Duration
 }
 
-var hashNames = map[string]crypto.Hash{"": crypto.SHA256, "sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
-
 // NewClient makes a client from its configuration, loading the TLS client
 // certificate if one is named. The password is read at each request, so a
 // rotated secret file takes effect without a restart.
@@ -87,7 +85,10 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.URL == "" || !(strings.HasPrefix(cfg.URL, "http://") || strings.HasPrefix(cfg.URL, "https://")) {
 		return nil, fault.New(fault.Invalid, CodeConfigInvalid, "tsa url %q is not an http(s) URL", cfg.URL)
 	}
-	h, ok := hashNames[strings.ToLower(cfg.Hash)]
+	h, ok := crypto.SHA256, true
+	if cfg.Hash != "" {
+		h, ok = signing.HashByName(cfg.Hash)
+	}
 	if !ok {
 		return nil, fault.New(fault.Invalid, CodeConfigInvalid, "tsa hash %q is not one of sha256, sha384, sha512", cfg.Hash)
 	}

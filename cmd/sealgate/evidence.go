@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/server"
+	"github.com/sealgate/sealgate/signing"
 )
 
 func init() { register(newEvidenceCmd) }
@@ -124,8 +124,7 @@ to -o (default: FILE.ers, replaced atomically).`,
 
 // renewRecordHashTree is `evidence renew --record`: RFC 4998 hash-tree renewal.
 func renewRecordHashTree(cmd *cobra.Command, l *evidence.Log, record, docFile, hashName, out string) error {
-	hashes := map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
-	h, ok := hashes[hashName]
+	h, ok := signing.HashByName(hashName)
 	if !ok {
 		return fault.New(fault.Invalid, "bad_request", "--hash %q: use sha256, sha384 or sha512", hashName)
 	}
