@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -85,7 +84,6 @@ func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
-	p.Source = remoteAddr(r)
 	u, err := readUpload(r, nil)
 	if err != nil {
 		problem.Write(w, r, a.Log, err)
@@ -145,12 +143,4 @@ func contentDisposition(name string, f seal.Format) string {
 		}
 	}
 	return mime.FormatMediaType("attachment", map[string]string{"filename": base + ext})
-}
-
-func remoteAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }

@@ -162,3 +162,27 @@ func oauthToken(t *testing.T, base, id, secret string) string {
 	}
 	return tok.AccessToken
 }
+
+// TestRuleSourceNetworksOverREST: a rule limited to source networks applies
+// to a process calling over HTTP, judged by the connection's address.
+func TestRuleSourceNetworksOverREST(t *testing.T) {
+	n := newNode(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		client, network string
+		want            int
+	}{{"office", "10.0.0.0/8", http.StatusForbidden}, {"local", "127.0.0.0/8", http.StatusOK}} {
+		_, secret, err := n.Access.AddProcess(ctx, c.client, "", nil, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Access.AddRule(ctx, access.Rule{Name: c.client, Subject: access.Subject{Kind: access.SubjectProcess, Name: c.client},
+			Seals: []string{"acme"}, Networks: []string{c.network}}, "test"); err != nil {
+			t.Fatal(err)
+		}
+		resp, b := n.post(t, "/api/v1/seals?format=cades", c.client, secret, "", strings.NewReader("order"))
+		if resp.StatusCode != c.want {
+			t.Errorf("process allowed from %s, calling from loopback: %s %s, want %d", c.network, resp.Status, b, c.want)
+		}
+	}
+}

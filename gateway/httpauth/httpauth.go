@@ -91,6 +91,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (access.Principal, error) 
 	if err != nil {
 		return access.Principal{}, err
 	}
+	// Every principal carries the address it came from: rules may limit
+	// source networks whatever the kind of caller.
+	p.Source = src
 	if otp := r.Header.Get(OTPHeader); otp != "" && p.Kind == access.KindUser {
 		return a.svc.Approve(ctx, p, otp)
 	}
