@@ -6,6 +6,7 @@ import (
 	_ "crypto/sha512" // SHA-384 and SHA-512 for renewed evidence records
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -40,10 +41,12 @@ sealgate server. --record checks an RFC 4998 evidence record for FILE.
 Exit status 0 when valid, 1 when not.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			doc, err := os.ReadFile(args[0])
+			// The document is streamed, never held in memory: it may be large.
+			doc, err := os.Open(args[0])
 			if err != nil {
 				return fault.Wrap(err, fault.Invalid, seal.CodeInputUnreadable, "cannot read %s", args[0])
 			}
+			defer doc.Close()
 			var sig []byte
 			if sigFile != "" {
 				if sig, err = os.ReadFile(sigFile); err != nil {
@@ -64,7 +67,7 @@ Exit status 0 when valid, 1 when not.`,
 					return serr
 				}
 				defer srv.Close()
-				rep, err = srv.Verifier.Verify(cmd.Context(), seal.VerifyRequest{Document: bytes.NewReader(doc), Signature: sig})
+				rep, err = srv.Verifier.Verify(cmd.Context(), seal.VerifyRequest{Document: doc, Signature: sig})
 				roots = srv.Verifier.VerifyTimestamp
 			}
 			if err != nil {
@@ -81,15 +84,16 @@ Exit status 0 when valid, 1 when not.`,
 					return fault.Wrap(err, fault.Invalid, seal.CodeInputUnreadable, "cannot read %s", recordFile)
 				}
 				// The record covers the sealed artefact: the PDF, or the .p7s.
-				object := doc
-				if sig != nil {
-					object = sig
+				var object io.Reader = bytes.NewReader(sig)
+				if sig == nil {
+					if _, err := doc.Seek(0, io.SeekStart); err != nil {
+						return err
+					}
+					object = doc
 				}
-				digests := map[crypto.Hash][]byte{}
-				for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512} {
-					d := h.New()
-					d.Write(object)
-					digests[h] = d.Sum(nil)
+				digests, err := recordDigests(object)
+				if err != nil {
+					return fault.Wrap(err, fault.Invalid, seal.CodeInputUnreadable, "cannot read %s", args[0])
 				}
 				if out.Record, err = evidence.VerifyEvidenceRecord(der, digests, roots); err != nil {
 					return err
@@ -119,17 +123,54 @@ Exit status 0 when valid, 1 when not.`,
 	return cmd
 }
 
-func verifyRemote(base string, doc, sig []byte) (*seal.Report, error) {
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	if sig != nil {
-		w, _ := mw.CreateFormFile("signature", "signature.p7s")
-		w.Write(sig)
+// recordDigests hashes r once with every algorithm an evidence record may
+// use (SHA-256, and SHA-384 or SHA-512 after hash-tree renewal).
+func recordDigests(r io.Reader) (map[crypto.Hash][]byte, error) {
+	hs := []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
+	ds := make([]hash.Hash, len(hs))
+	ws := make([]io.Writer, len(hs))
+	for i, h := range hs {
+		ds[i] = h.New()
+		ws[i] = ds[i]
 	}
-	w, _ := mw.CreateFormFile("document", "document")
-	w.Write(doc)
-	mw.Close()
-	resp, err := http.Post(strings.TrimRight(base, "/")+"/api/v1/verifications", mw.FormDataContentType(), &body)
+	if _, err := io.Copy(io.MultiWriter(ws...), r); err != nil {
+		return nil, err
+	}
+	out := map[crypto.Hash][]byte{}
+	for i, h := range hs {
+		out[h] = ds[i].Sum(nil)
+	}
+	return out, nil
+}
+
+// verifyRemote posts the document (streamed) and its signature to a
+// server's public verification endpoint.
+func verifyRemote(base string, doc io.Reader, sig []byte) (*seal.Report, error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := func() error {
+			if sig != nil {
+				w, err := mw.CreateFormFile("signature", "signature.p7s")
+				if err != nil {
+					return err
+				}
+				if _, err := w.Write(sig); err != nil {
+					return err
+				}
+			}
+			w, err := mw.CreateFormFile("document", "document")
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(w, doc); err != nil {
+				return err
+			}
+			return mw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	resp, err := http.Post(strings.TrimRight(base, "/")+"/api/v1/verifications", mw.FormDataContentType(), pr)
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, "server_unreachable", "cannot reach %s", base)
 	}
