@@ -11,10 +11,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"time"
 
@@ -225,20 +225,35 @@ func (s *Server) timestamper(cfg *config.File) (signing.Timestamper, error) {
 		return &tsa.Client{
 			URL:        "http://sealgate.internal/tsa",
 			Hash:       crypto.SHA256,
-			HTTPClient: &http.Client{Transport: handlerTransport{s.devTSA}},
+			HTTPClient: &http.Client{Transport: responderTransport{s.devTSA}},
 			Timeout:    tsa.DefaultTimeout,
 		}, nil
 	}
 	return nil, nil
 }
 
-// handlerTransport serves HTTP requests with an in-process handler.
-type handlerTransport struct{ h http.Handler }
+// responderTransport answers the TSA client's queries with the in-process
+// development responder, as the responder's /tsa route would.
+type responderTransport struct{ r *tsa.Responder }
 
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
+func (t responderTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	query, err := io.ReadAll(io.LimitReader(req.Body, 1<<16))
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	reply := t.r.Respond(req.Context(), query)
+	return &http.Response{
+		Status:        "200 OK",
+		StatusCode:    http.StatusOK,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {tsa.ReplyMediaType}},
+		Body:          io.NopCloser(bytes.NewReader(reply)),
+		ContentLength: int64(len(reply)),
+		Request:       req,
+	}, nil
 }
 
 // checkpointSealer seals evidence checkpoints with the organisation's seal
