@@ -3,7 +3,8 @@ package signing
 import (
 	"bytes"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 
 	"golang.org/x/image/font"
@@ -15,26 +16,31 @@ import (
 )
 
 // The stamp's text is set in Go Regular (BSD licence, which permits
-// embedding), embedded whole as a CIDFontType2 with Identity-H encoding so
-// that any name the seal certificate carries can be drawn, and with a
-// ToUnicode map so the stamp's text can be copied and searched. An embedded
-// font keeps PDF/A inputs conforming where a standard-14 font would not.
+// embedding), embedded as a subset of the glyphs the stamp draws, as a
+// CIDFontType2 with Identity-H encoding so that any name the seal
+// certificate carries can be drawn, and with a ToUnicode map so the stamp's
+// text can be copied and searched. An embedded font keeps PDF/A inputs
+// conforming where a standard-14 font would not.
 
 const stampFontName = "GoRegular"
 
-// parsedFont is the font file parsed once, with its deflated bytes.
+// parsedFont is the font file parsed once, for metrics and for subsetting.
 type parsedFont struct {
-	f        *sfnt.Font
-	upem     float64
-	deflated []byte
-	ascent   float64
-	descent  float64
-	capH     float64
-	bbox     [4]float64
+	f       *sfnt.Font
+	ttf     *ttfFont
+	upem    float64
+	ascent  float64
+	descent float64
+	capH    float64
+	bbox    [4]float64
 }
 
 var loadStampFont = sync.OnceValue(func() *parsedFont {
 	f, err := sfnt.Parse(goregular.TTF)
+	var ttf *ttfFont
+	if err == nil {
+		ttf, err = parseTTF(goregular.TTF)
+	}
 	if err != nil {
 		panic(fmt.Sprintf("signing: embedded Go Regular font: %v", err)) // a build-time constant
 	}
@@ -45,12 +51,12 @@ var loadStampFont = sync.OnceValue(func() *parsedFont {
 	b, _ := f.Bounds(&buf, ppem, font.HintingNone)
 	scale := func(v fixed.Int26_6) float64 { return float64(v) / 64 * 1000 / upem }
 	return &parsedFont{
-		f:        f,
-		upem:     upem,
-		deflated: pdf.Deflate(goregular.TTF),
-		ascent:   scale(m.Ascent),
-		descent:  -scale(m.Descent),
-		capH:     scale(m.CapHeight),
+		f:       f,
+		ttf:     ttf,
+		upem:    upem,
+		ascent:  scale(m.Ascent),
+		descent: -scale(m.Descent),
+		capH:    scale(m.CapHeight),
 		// sfnt's y axis points down; PDF's points up.
 		bbox: [4]float64{scale(b.Min.X), -scale(b.Max.Y), scale(b.Max.X), -scale(b.Min.Y)},
 	}
@@ -103,16 +109,20 @@ func (e *embeddedFont) encode(s string) string {
 	return b.String()
 }
 
-// embed adds the font objects for the glyphs encoded so far.
+// embed adds the font objects for the glyphs encoded so far, with a subset
+// of the font holding just those glyphs.
 func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 	p := e.p
+	glyphs := slices.Sorted(maps.Keys(e.used))
+	name := pdf.Name(subsetTag(glyphs) + "+" + stampFontName)
+	subset := p.ttf.subset(glyphs)
 	file := u.Add(&pdf.Stream{
-		Dict: pdf.Dict{"Length1": pdf.Integer(len(goregular.TTF)), "Filter": pdf.Name("FlateDecode")},
-		Data: p.deflated,
+		Dict: pdf.Dict{"Length1": pdf.Integer(len(subset)), "Filter": pdf.Name("FlateDecode")},
+		Data: pdf.Deflate(subset),
 	})
 	desc := u.Add(pdf.Dict{
 		"Type":        pdf.Name("FontDescriptor"),
-		"FontName":    pdf.Name(stampFontName),
+		"FontName":    name,
 		"Flags":       pdf.Integer(32), // nonsymbolic
 		"FontBBox":    pdf.Rect(p.bbox).Array(),
 		"ItalicAngle": pdf.Integer(0),
@@ -122,11 +132,6 @@ func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 		"StemV":       pdf.Integer(80),
 		"FontFile2":   file,
 	})
-	glyphs := make([]sfnt.GlyphIndex, 0, len(e.used))
-	for g := range e.used {
-		glyphs = append(glyphs, g)
-	}
-	sort.Slice(glyphs, func(i, j int) bool { return glyphs[i] < glyphs[j] })
 	var widths pdf.Array
 	var cmap bytes.Buffer
 	cmap.WriteString("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n" +
@@ -149,7 +154,7 @@ func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 	cid := u.Add(pdf.Dict{
 		"Type":           pdf.Name("Font"),
 		"Subtype":        pdf.Name("CIDFontType2"),
-		"BaseFont":       pdf.Name(stampFontName),
+		"BaseFont":       name,
 		"CIDSystemInfo":  pdf.Dict{"Registry": pdf.String("Adobe"), "Ordering": pdf.String("Identity"), "Supplement": pdf.Integer(0)},
 		"FontDescriptor": desc,
 		"W":              widths,
@@ -159,7 +164,7 @@ func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 	return u.Add(pdf.Dict{
 		"Type":            pdf.Name("Font"),
 		"Subtype":         pdf.Name("Type0"),
-		"BaseFont":        pdf.Name(stampFontName),
+		"BaseFont":        name,
 		"Encoding":        pdf.Name("Identity-H"),
 		"DescendantFonts": pdf.Array{cid},
 		"ToUnicode":       toUnicode,
