@@ -46,7 +46,7 @@ test: deps-test check
 BENCH = $(GO) test -run '^$$' -benchmem
 bench:
 	$(BENCH) -bench 'SigningRawSoftHSM|SigningPool' -benchtime 3s ./signing/
-	$(BENCH) -bench 'SigningCAdES100KB|SigningPAdES100KB|SigningPdfsign100KB' -benchtime 3s ./signing/
+	$(BENCH) -bench 'SigningCAdES100KB|SigningPAdES100KB|SigningPAdESVsToken|SigningPdfsign100KB' -benchtime 3s ./signing/
 	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/
 	$(BENCH) -bench 'SigningPAdES200MBRSS' -benchtime 1x ./signing/
 	$(BENCH) -bench 'Seal' -benchtime 3s ./server/

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/signingtest"
 )
 
 // bench100KB is a 100 KB document for the signing speed benchmarks.
@@ -35,6 +38,94 @@ func BenchmarkSigningPAdES100KB(b *testing.B) {
 			b.Error(err)
 		}
 	})
+}
+
+// BenchmarkSigningPAdESVsToken compares, in one run, sealgate's PAdES B-B
+// rate on a 100 KB PDF with the raw rate of the token it signs with: one
+// SoftHSM token, one session, the same RSA-2048 key, signed through
+// miekg/pkcs11 directly (C_SignInit, C_Sign) and through sealgate (pool,
+// PDF update, CMS). It also reports the floor any PAdES signer of that
+// document is bound by: hashing its 100 KB, then one raw signature. The
+// phases alternate in rounds, so all see the same load on the machine.
+//
+// "serial" is one caller: every seal waits for its own hashing and
+// encoding, and the token idles meanwhile. "busy" is four callers sharing
+// the one session, as on a server with work queued: one caller's document
+// is hashed while another's signature is made, and the token is the limit.
+// SoftHSM signs on the host's CPU, so there the hashing still competes with
+// the token; a hardware token would not.
+func BenchmarkSigningPAdESVsToken(b *testing.B) {
+	for _, callers := range []int{1, 4} {
+		name := "serial"
+		if callers > 1 {
+			name = "busy"
+		}
+		b.Run(name, func(b *testing.B) {
+			p := sharedPKI(b)
+			h := signingtest.NewSoftHSM(b)
+			cfg, _ := signingtest.DevSeal(b, h, signingtest.DevSealOptions{CA: p.ca, Key: p.signers["rsa-2048"], Sessions: 1})
+			pool, err := signing.NewPool(context.Background(), cfg, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { pool.Close() })
+			key, err := pool.Key("dev")
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw := openRawToken(b, h.Module, "seal-1", "1234", 1)
+			doc := bench100KB()
+			phases := []func(){
+				func() { raw.sign(b) },
+				func() {
+					sha256.Sum256(doc)
+					raw.sign(b)
+				},
+				func() {
+					if _, err := signing.PAdES(context.Background(), key, bytes.NewReader(doc), int64(len(doc)), io.Discard, signing.PAdESOptions{}); err != nil {
+						b.Error(err)
+					}
+				},
+			}
+			const round = 64
+			spent := make([]time.Duration, len(phases))
+			var n int
+			b.ResetTimer()
+			for n < b.N {
+				k := min(round, b.N-n)
+				for i, op := range phases {
+					start := time.Now()
+					runCallers(callers, k, op)
+					spent[i] += time.Since(start)
+				}
+				n += k
+			}
+			rate := func(i int) float64 { return float64(n) / spent[i].Seconds() }
+			b.ReportMetric(rate(0), "raw-sigs/s")
+			b.ReportMetric(rate(1), "floor/s")
+			b.ReportMetric(rate(2), "seals/s")
+			b.ReportMetric(100*rate(2)/rate(0), "%-of-raw")
+			b.ReportMetric(100*rate(2)/rate(1), "%-of-floor")
+		})
+	}
+}
+
+// runCallers runs op n times from the given number of goroutines.
+func runCallers(callers, n int, op func()) {
+	work := make(chan struct{}, n)
+	for range n {
+		work <- struct{}{}
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for range work {
+				op()
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // BenchmarkSigningPdfsign100KB signs the same document with the same key

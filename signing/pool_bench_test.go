@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,29 +20,52 @@ import (
 // sha256DigestInfo is the DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2).
 var sha256DigestInfo, _ = hex.DecodeString("3031300d060960864801650304020105000420")
 
-// rawSoftHSM opens n logged-in sessions on a SoftHSM token holding an
-// RSA-2048 seal key, straight through miekg/pkcs11: the ceiling the pool is
-// measured against.
-func rawSoftHSM(b *testing.B, n int) (*pkcs11.Ctx, chan pkcs11.SessionHandle, pkcs11.ObjectHandle) {
+// rawToken is a seal key on a SoftHSM token reached straight through
+// miekg/pkcs11, without the pool: the ceiling the pool and the sealing
+// paths are measured against.
+type rawToken struct {
+	p        *pkcs11.Ctx
+	sessions chan pkcs11.SessionHandle
+	key      pkcs11.ObjectHandle
+	data     []byte // a SHA-256 DigestInfo to sign
+}
+
+// rawSoftHSM makes a token holding an RSA-2048 seal key and opens n
+// logged-in sessions on it.
+func rawSoftHSM(b *testing.B, n int) *rawToken {
 	b.Helper()
 	h := signingtest.NewSoftHSM(b)
 	signingtest.DevSeal(b, h, signingtest.DevSealOptions{ID: "bench", Tokens: []string{"bench"}, PIN: "1234"})
-	p := pkcs11.New(h.Module)
-	if err := p.Initialize(); err != nil {
+	return openRawToken(b, h.Module, "bench", "1234", n)
+}
+
+// openRawToken opens n logged-in sessions on the token labelled label. The
+// library may already be initialised and logged in by a pool in this
+// process (a shared token): then the pool keeps it and finalises it.
+func openRawToken(b *testing.B, module, label, pin string, n int) *rawToken {
+	b.Helper()
+	p := pkcs11.New(module)
+	owner := true
+	if err := p.Initialize(); errors.Is(err, pkcs11.Error(pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED)) {
+		owner = false
+	} else if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { p.Finalize(); p.Destroy() })
 	slots, err := p.GetSlotList(true)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var slot uint
+	found := false
 	for _, s := range slots {
-		if info, err := p.GetTokenInfo(s); err == nil && strings.TrimSpace(info.Label) == "bench" {
-			slot = s
+		if info, err := p.GetTokenInfo(s); err == nil && strings.TrimSpace(info.Label) == label {
+			slot, found = s, true
 		}
 	}
-	sessions := make(chan pkcs11.SessionHandle, n)
+	if !found {
+		b.Fatalf("no token labelled %q", label)
+	}
+	raw := &rawToken{p: p, sessions: make(chan pkcs11.SessionHandle, n)}
 	var first pkcs11.SessionHandle
 	for i := range n {
 		s, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION)
@@ -51,9 +75,18 @@ func rawSoftHSM(b *testing.B, n int) (*pkcs11.Ctx, chan pkcs11.SessionHandle, pk
 		if i == 0 {
 			first = s
 		}
-		sessions <- s
+		raw.sessions <- s
 	}
-	if err := p.Login(first, pkcs11.CKU_USER, "1234"); err != nil {
+	b.Cleanup(func() {
+		for range n {
+			p.CloseSession(<-raw.sessions)
+		}
+		if owner {
+			p.Finalize()
+			p.Destroy()
+		}
+	})
+	if err := p.Login(first, pkcs11.CKU_USER, pin); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
 		b.Fatal(err)
 	}
 	if err := p.FindObjectsInit(first, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}); err != nil {
@@ -62,21 +95,24 @@ func rawSoftHSM(b *testing.B, n int) (*pkcs11.Ctx, chan pkcs11.SessionHandle, pk
 	keys, _, err := p.FindObjects(first, 1)
 	p.FindObjectsFinal(first)
 	if err != nil || len(keys) != 1 {
-		b.Fatalf("seal key on the bench token: %v", err)
+		b.Fatalf("seal key on token %q: %v", label, err)
 	}
-	return p, sessions, keys[0]
+	raw.key = keys[0]
+	digest := sha256.Sum256([]byte("benchmark"))
+	raw.data = append(append([]byte{}, sha256DigestInfo...), digest[:]...)
+	return raw
 }
 
-// rawSign makes one PKCS#1 v1.5 signature as the pool does: CKM_RSA_PKCS over
+// sign makes one PKCS#1 v1.5 signature as the pool does: CKM_RSA_PKCS over
 // the DigestInfo.
-func rawSign(b *testing.B, p *pkcs11.Ctx, sessions chan pkcs11.SessionHandle, key pkcs11.ObjectHandle, data []byte) {
-	s := <-sessions
-	defer func() { sessions <- s }()
-	if err := p.SignInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}, key); err != nil {
+func (r *rawToken) sign(b *testing.B) {
+	s := <-r.sessions
+	defer func() { r.sessions <- s }()
+	if err := r.p.SignInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}, r.key); err != nil {
 		b.Error(err)
 		return
 	}
-	if _, err := p.Sign(s, data); err != nil {
+	if _, err := r.p.Sign(s, r.data); err != nil {
 		b.Error(err)
 	}
 }
@@ -103,24 +139,20 @@ func cpuTime(b *testing.B) time.Duration {
 }
 
 func BenchmarkSigningRawSoftHSM1Session(b *testing.B) {
-	p, sessions, key := rawSoftHSM(b, 1)
-	digest := sha256.Sum256([]byte("benchmark"))
-	data := append(append([]byte{}, sha256DigestInfo...), digest[:]...)
+	raw := rawSoftHSM(b, 1)
 	done := measure(b)
 	for b.Loop() {
-		rawSign(b, p, sessions, key, data)
+		raw.sign(b)
 	}
 	done()
 }
 
 func BenchmarkSigningRawSoftHSM2Sessions(b *testing.B) {
-	p, sessions, key := rawSoftHSM(b, 2)
-	digest := sha256.Sum256([]byte("benchmark"))
-	data := append(append([]byte{}, sha256DigestInfo...), digest[:]...)
+	raw := rawSoftHSM(b, 2)
 	done := measure(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			rawSign(b, p, sessions, key, data)
+			raw.sign(b)
 		}
 	})
 	done()
