@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -109,16 +110,73 @@ func (e *embeddedFont) encode(s string) string {
 	return b.String()
 }
 
+// stampAlwaysGlyphs are in every subset besides the glyphs drawn: the
+// digits of the date line. Stamps of the same organisation, reason and
+// location then share one subset whatever the time, and it is cut and
+// compressed once (see subsetCache).
+const stampAlwaysGlyphs = "0123456789"
+
+// fontSubset is a font file cut for a set of glyphs, compressed.
+type fontSubset struct {
+	tag      string // the six-letter subset tag of §9.6.4
+	length   int    // bytes before compression (Length1)
+	deflated []byte
+}
+
+// subsetCache keeps the compressed subsets of recent stamps, keyed by
+// their glyph ids: cutting and compressing a subset costs about a
+// millisecond, more than the rest of a stamp. It holds at most
+// subsetCacheSize entries and drops an arbitrary one when full.
+var subsetCache = struct {
+	sync.Mutex
+	m map[string]*fontSubset
+}{m: map[string]*fontSubset{}}
+
+const subsetCacheSize = 64
+
+// subset returns the compressed subset holding glyphs and the digits.
+func (e *embeddedFont) subset(glyphs []sfnt.GlyphIndex) *fontSubset {
+	all := slices.Clone(glyphs)
+	for _, r := range stampAlwaysGlyphs {
+		g, _ := e.glyph(r)
+		all = append(all, g)
+	}
+	slices.Sort(all)
+	all = slices.Compact(all)
+	key := make([]byte, 0, 2*len(all))
+	for _, g := range all {
+		key = binary.BigEndian.AppendUint16(key, uint16(g))
+	}
+	subsetCache.Lock()
+	sub, ok := subsetCache.m[string(key)]
+	subsetCache.Unlock()
+	if ok {
+		return sub
+	}
+	file := e.p.ttf.subset(all)
+	sub = &fontSubset{tag: subsetTag(all), length: len(file), deflated: pdf.Deflate(file)}
+	subsetCache.Lock()
+	if len(subsetCache.m) >= subsetCacheSize {
+		for k := range subsetCache.m {
+			delete(subsetCache.m, k)
+			break
+		}
+	}
+	subsetCache.m[string(key)] = sub
+	subsetCache.Unlock()
+	return sub
+}
+
 // embed adds the font objects for the glyphs encoded so far, with a subset
 // of the font holding just those glyphs.
 func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 	p := e.p
 	glyphs := slices.Sorted(maps.Keys(e.used))
-	name := pdf.Name(subsetTag(glyphs) + "+" + stampFontName)
-	subset := p.ttf.subset(glyphs)
+	sub := e.subset(glyphs)
+	name := pdf.Name(sub.tag + "+" + stampFontName)
 	file := u.Add(&pdf.Stream{
-		Dict: pdf.Dict{"Length1": pdf.Integer(len(subset)), "Filter": pdf.Name("FlateDecode")},
-		Data: pdf.Deflate(subset),
+		Dict: pdf.Dict{"Length1": pdf.Integer(sub.length), "Filter": pdf.Name("FlateDecode")},
+		Data: sub.deflated,
 	})
 	desc := u.Add(pdf.Dict{
 		"Type":        pdf.Name("FontDescriptor"),

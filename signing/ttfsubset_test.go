@@ -124,6 +124,12 @@ func TestTTFSubsetStampFont(t *testing.T) {
 	if name2, sub2 := stampFontFile(t, again); name2 != name || !bytes.Equal(sub2, sub) {
 		t.Errorf("an equal stamp embeds %s (%d bytes), the first %s (%d bytes)", name2, len(sub2), name, len(sub))
 	}
+	later := opts
+	later.Time = opts.Time.Add(7*time.Hour + 13*time.Minute + 58*time.Second)
+	laterSealed, _ := seal(t, key, doc, later)
+	if name3, sub3 := stampFontFile(t, laterSealed); name3 != name || !bytes.Equal(sub3, sub) {
+		t.Errorf("a stamp at another time embeds %s (%d bytes), the first %s (%d bytes)", name3, len(sub3), name, len(sub))
+	}
 
 	tables := sfntTables(t, sub)
 	for _, tag := range []string{"OS/2", "cmap", "cvt ", "fpgm", "glyf", "head", "hhea", "hmtx", "loca", "maxp", "name", "post", "prep"} {
@@ -143,8 +149,10 @@ func TestTTFSubsetStampFont(t *testing.T) {
 		t.Fatalf("the subset has %d glyphs, the original %d", f.NumGlyphs(), orig.NumGlyphs())
 	}
 	var ob, sb sfnt.Buffer
+	// Every subset carries the digits, so that stamps differing only in
+	// their time share one.
 	text := key.Chain()[0].Subject.Organization[0] + "Sealed " + opts.Time.Format(time.DateTime) + " UTC" +
-		"Reason: " + opts.Reason + "Location: " + opts.Location
+		"Reason: " + opts.Reason + "Location: " + opts.Location + "0123456789"
 	used := map[sfnt.GlyphIndex]bool{0: true} // .notdef is always kept
 	for _, r := range text {
 		g, err := orig.GlyphIndex(&ob, r)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 )
 
 // Update is an incremental update being built on top of a file: new and
@@ -153,12 +154,18 @@ func subsections(nums []uint32) [][]uint32 {
 	return out
 }
 
+// zlibWriters are reused: a new zlib writer allocates some 800 KB of
+// compressor state, more than most streams it writes.
+var zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(nil) }}
+
 // Deflate compresses data for a FlateDecode stream.
 func Deflate(data []byte) []byte {
 	var buf bytes.Buffer
-	zw := zlib.NewWriter(&buf)
+	zw := zlibWriters.Get().(*zlib.Writer)
+	zw.Reset(&buf)
 	zw.Write(data) // writes to a bytes.Buffer do not fail
 	zw.Close()
+	zlibWriters.Put(zw)
 	return buf.Bytes()
 }
 
