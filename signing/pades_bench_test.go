@@ -40,6 +40,23 @@ func BenchmarkSigningPAdES100KB(b *testing.B) {
 	})
 }
 
+// BenchmarkSigningPAdES100KBStamp seals the same document with a visible
+// stamp (text in the embedded font subset, reason and location).
+func BenchmarkSigningPAdES100KBStamp(b *testing.B) {
+	key, _ := softHSMSeal(b)
+	doc := bench100KB()
+	opts := signing.PAdESOptions{
+		Reason: "Invoice approved", Location: "Hamburg",
+		Placement: signing.Placement{Page: 1, X: 330, Y: 40, Width: 230, Height: 80},
+	}
+	ctx := context.Background()
+	benchSerialAndParallel(b, int64(len(doc)), func(b *testing.B) {
+		if _, err := signing.PAdES(ctx, key, bytes.NewReader(doc), int64(len(doc)), io.Discard, opts); err != nil {
+			b.Error(err)
+		}
+	})
+}
+
 // BenchmarkSigningPAdESVsToken compares, in one run, sealgate's PAdES B-B
 // rate on a 100 KB PDF with the raw rate of the token it signs with: one
 // SoftHSM token, one session, the same RSA-2048 key, signed through
