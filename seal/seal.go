@@ -96,7 +96,10 @@ type Options struct {
 	Observe func(f Format, outcome string, code fault.Code, took time.Duration)
 	// Revocation tells B-LT where to find revocation data.
 	Revocation signing.RevocationOptions
-	Log        *slog.Logger
+	// Stamps is the look of visible stamps by seal id; the entry "" is for
+	// seals not named. A request that brings its own stamp options keeps them.
+	Stamps map[string]signing.StampOptions
+	Log    *slog.Logger
 }
 
 // Service seals documents. It is safe for concurrent use.
@@ -385,6 +388,12 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	opts.Timestamper = ts
 	opts.Time = res.Time
 	opts.Revocation = s.opts.Revocation
+	if st := opts.Stamp; st.Logo == nil && st.LogoPosition == "" && st.FontSize == 0 {
+		var ok bool
+		if opts.Stamp, ok = s.opts.Stamps[req.Seal]; !ok {
+			opts.Stamp = s.opts.Stamps[""]
+		}
+	}
 	pr, err := signing.PAdES(ctx, key, in, size, out, opts)
 	if err != nil {
 		res.Close()

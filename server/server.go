@@ -44,6 +44,12 @@ type SealSettings struct {
 	// TrustRoots is a PEM file of the roots sealgate's verifier trusts for
 	// seals and timestamps (besides the system roots).
 	TrustRoots string `yaml:"trustRoots"`
+	// Stamp is the look of visible stamps; Stamps replaces it for the
+	// seals it names.
+	Stamp  StampSettings            `yaml:"stamp"`
+	Stamps map[string]StampSettings `yaml:"stamps"`
+	// Revocation says where B-LT finds revocation data.
+	Revocation RevocationSettings `yaml:"revocation"`
 }
 
 // DevTSASettings is the "devTSA" section: the development RFC 3161
@@ -165,6 +171,14 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}
 	s.closers = append(s.closers, s.Evidence.Close)
 
+	stamps, err := s.settings.stamps()
+	if err != nil {
+		return nil, err
+	}
+	revocation, err := s.settings.revocation()
+	if err != nil {
+		return nil, err
+	}
 	s.metrics = newMetrics(s)
 	if s.Seal, err = seal.New(ctx, seal.Options{
 		Observe:         s.metrics.observe,
@@ -176,7 +190,8 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		DefaultSeal:     s.settings.DefaultSeal,
 		TempDir:         s.settings.TempDir,
 		MaxDocumentSize: s.settings.MaxDocumentSize,
-		Revocation:      signing.RevocationOptions{HTTPClient: &http.Client{Timeout: 10 * time.Second}},
+		Revocation:      revocation,
+		Stamps:          stamps,
 		Log:             log,
 	}); err != nil {
 		return nil, err

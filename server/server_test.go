@@ -44,6 +44,8 @@ type node struct {
 	URL    string
 	Dir    string
 	CAFile string
+	// CA issued the seal certificate and the TSA's.
+	CA *devpki.CA
 	// erp may use seal "acme"; intruder is a known process with no rule.
 	ERPID, ERPSecret           string
 	IntruderID, IntruderSecret string
@@ -52,11 +54,46 @@ type node struct {
 // newNode starts a node; each edit may change its configuration document.
 func newNode(t testing.TB, edits ...func(doc map[string]any)) *node {
 	t.Helper()
+	n, cfg := nodeConfig(t, edits...)
+	return startNode(t, n, cfg)
+}
+
+// startNode starts the node nodeConfig prepared.
+func startNode(t testing.TB, n *node, cfg *config.File) *node {
+	t.Helper()
 	ctx := context.Background()
+	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	n.Server = srv
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	n.URL = hs.URL
+
+	if _, n.ERPSecret, err = srv.Access.AddProcess(ctx, "erp", "invoicing", nil, "test"); err != nil {
+		t.Fatal(err)
+	}
+	n.ERPID = "erp"
+	if _, n.IntruderSecret, err = srv.Access.AddProcess(ctx, "intruder", "no rule", nil, "test"); err != nil {
+		t.Fatal(err)
+	}
+	n.IntruderID = "intruder"
+	if _, err := srv.Access.AddRule(ctx, access.Rule{Name: "erp-seals", Subject: access.Subject{Kind: access.SubjectProcess, Name: "erp"}, Seals: []string{"acme"}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// nodeConfig makes a node's tokens, development CA and TSA, and writes and
+// loads its configuration document after the edits; the node is not started.
+func nodeConfig(t testing.TB, edits ...func(doc map[string]any)) (*node, *config.File) {
+	t.Helper()
 	h := signingtest.NewSoftHSM(t)
 	poolCfg, ca := signingtest.DevSeal(t, h, signingtest.DevSealOptions{ID: "acme", Tokens: []string{"seal-1", "seal-2"}})
 	dir := t.TempDir()
-	n := &node{Dir: dir, CAFile: filepath.Join(dir, "ca.pem")}
+	n := &node{Dir: dir, CAFile: filepath.Join(dir, "ca.pem"), CA: ca}
 	if err := devpki.WriteCertsPEM(n.CAFile, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
@@ -91,28 +128,7 @@ func newNode(t testing.TB, edits ...func(doc map[string]any)) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	n.Server = srv
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	n.URL = hs.URL
-
-	if _, n.ERPSecret, err = srv.Access.AddProcess(ctx, "erp", "invoicing", nil, "test"); err != nil {
-		t.Fatal(err)
-	}
-	n.ERPID = "erp"
-	if _, n.IntruderSecret, err = srv.Access.AddProcess(ctx, "intruder", "no rule", nil, "test"); err != nil {
-		t.Fatal(err)
-	}
-	n.IntruderID = "intruder"
-	if _, err := srv.Access.AddRule(ctx, access.Rule{Name: "erp-seals", Subject: access.Subject{Kind: access.SubjectProcess, Name: "erp"}, Seals: []string{"acme"}}, "test"); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return n, cfg
 }
 
 // post sends body to path with the given credentials and returns the

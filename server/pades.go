@@ -1,0 +1,123 @@
+package server
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"image"
+	_ "image/jpeg" // logos may be JPEG
+	_ "image/png"  // or PNG
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/sealgate/sealgate/signing"
+)
+
+// StampSettings is the look of visible PAdES stamps.
+type StampSettings struct {
+	// Logo is a PNG or JPEG file drawn in the stamp.
+	Logo string `yaml:"logo"`
+	// LogoPosition is "left" (default) or "top" of the text.
+	LogoPosition string `yaml:"logoPosition"`
+	// FontSize is the text size in points; 0 fits the text into the rectangle.
+	FontSize float64 `yaml:"fontSize"`
+}
+
+// RevocationSettings say where B-LT and B-LTA find revocation data.
+type RevocationSettings struct {
+	// Fetch asks the OCSP responders and CRL distribution points named in
+	// the certificates (AIA, CDP). Default true.
+	Fetch *bool `yaml:"fetch"`
+	// Timeout bounds each fetch. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+	// OCSP are files of DER OCSP responses to embed as they are.
+	OCSP []string `yaml:"ocsp"`
+	// CRL are files of CRLs (DER or PEM) to embed as they are.
+	CRL []string `yaml:"crl"`
+}
+
+// stamps reads the stamp settings: the entry "" is the default for every
+// seal, the others replace it for the seal they name. Logos are read and
+// checked now, so that a bad file stops the start, not every visible seal.
+func (s SealSettings) stamps() (map[string]signing.StampOptions, error) {
+	out := map[string]signing.StampOptions{}
+	add := func(id, where string, st StampSettings) error {
+		o := signing.StampOptions{FontSize: st.FontSize}
+		switch st.LogoPosition {
+		case "", "left":
+			o.LogoPosition = signing.LogoLeft
+		case "top":
+			o.LogoPosition = signing.LogoTop
+		default:
+			return fmt.Errorf("%s.logoPosition: %q is not left or top", where, st.LogoPosition)
+		}
+		if st.FontSize < 0 || st.FontSize > 200 {
+			return fmt.Errorf("%s.fontSize: %g is not between 0 (fit) and 200 points", where, st.FontSize)
+		}
+		if st.Logo != "" {
+			b, err := os.ReadFile(st.Logo)
+			if err != nil {
+				return fmt.Errorf("%s.logo: %w", where, err)
+			}
+			if _, format, err := image.DecodeConfig(bytes.NewReader(b)); err != nil || (format != "png" && format != "jpeg") {
+				return fmt.Errorf("%s.logo: %s is not a readable PNG or JPEG image", where, st.Logo)
+			}
+			o.Logo = b
+		}
+		out[id] = o
+		return nil
+	}
+	if err := add("", "seal.stamp", s.Stamp); err != nil {
+		return nil, err
+	}
+	for id, st := range s.Stamps {
+		if err := add(id, "seal.stamps."+id, st); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// revocation reads the configured revocation files and sets up fetching.
+func (s SealSettings) revocation() (signing.RevocationOptions, error) {
+	r := s.Revocation
+	var o signing.RevocationOptions
+	if r.Fetch == nil || *r.Fetch {
+		timeout := r.Timeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		o.HTTPClient = &http.Client{Timeout: timeout}
+	}
+	for _, f := range r.OCSP {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return o, fmt.Errorf("seal.revocation.ocsp: %w", err)
+		}
+		if _, err := ocsp.ParseResponse(b, nil); err != nil {
+			return o, fmt.Errorf("seal.revocation.ocsp: %s is not a DER OCSP response: %w", f, err)
+		}
+		o.OCSPs = append(o.OCSPs, b)
+	}
+	for _, f := range r.CRL {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return o, fmt.Errorf("seal.revocation.crl: %w", err)
+		}
+		if blk, _ := pem.Decode(b); blk != nil {
+			if blk.Type != "X509 CRL" {
+				return o, fmt.Errorf("seal.revocation.crl: %s holds a %s, not an X509 CRL", f, blk.Type)
+			}
+			b = blk.Bytes
+		}
+		if _, err := x509.ParseRevocationList(b); err != nil {
+			return o, fmt.Errorf("seal.revocation.crl: %s: %w", f, err)
+		}
+		o.CRLs = append(o.CRLs, b)
+	}
+	return o, nil
+}

@@ -1,0 +1,171 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"image"
+	"image/color"
+	"image/png"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealgate/sealgate/internal/pdftest"
+	"github.com/sealgate/sealgate/server"
+)
+
+// writeLogo writes a 40×20 PNG in pure red with a transparent stripe.
+func writeLogo(t *testing.T, dir string) string {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, 40, 20))
+	for y := range 20 {
+		for x := range 40 {
+			a := uint8(255)
+			if x < 4 {
+				a = 0
+			}
+			img.Set(x, y, color.NRGBA{R: 255, A: a})
+		}
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "logo.png")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// redInside counts strongly red pixels of page 1, rendered at 72 dpi,
+// inside and outside the rectangle (PDF units from the lower-left corner).
+func redInside(t *testing.T, file string, x, y, w, h int) (inside, outside int) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "page")
+	if msg, err := run(t, "pdftoppm", "-r", "72", "-png", "-singlefile", "-f", "1", "-l", "1", file, out); err != nil {
+		t.Fatalf("pdftoppm: %v\n%s", err, msg)
+	}
+	f, err := os.Open(out + ".png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	for py := b.Min.Y; py < b.Max.Y; py++ {
+		for px := b.Min.X; px < b.Max.X; px++ {
+			r, g, bl, _ := img.At(px, py).RGBA()
+			if r>>8 < 200 || g>>8 > 80 || bl>>8 > 80 {
+				continue
+			}
+			ux, uy := px, b.Dy()-py
+			if ux >= x && ux <= x+w && uy >= y && uy <= y+h {
+				inside++
+			} else {
+				outside++
+			}
+		}
+	}
+	return inside, outside
+}
+
+// The configured stamp look (a logo) and revocation file (a CRL of the
+// seal's CA) reach a B-LT seal made over REST: the logo is drawn inside the
+// stamp, nowhere else, and the CRL is in the document security store.
+func TestStampAndRevocationSettings(t *testing.T) {
+	var crlFile string
+	n, cfg := nodeConfig(t, func(doc map[string]any) {
+		dir := filepath.Dir(doc["database"].(string))
+		crlFile = filepath.Join(dir, "ca.crl")
+		s := doc["seal"].(map[string]any)
+		s["stamp"] = map[string]any{"logo": writeLogo(t, dir), "logoPosition": "left"}
+		s["revocation"] = map[string]any{"fetch": false, "crl": []string{crlFile}}
+	})
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
+	}, n.CA.Cert, n.CA.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crlFile, crl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n = startNode(t, n, cfg)
+
+	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0043"}}})
+	resp, sealed := n.post(t, "/api/v1/seals?format=pades&level=B-LT&page=1&x=300&y=40&width=240&height=80", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(invoice))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s: %s", resp.Status, sealed)
+	}
+	if lvl := resp.Header.Get("Sealgate-Level"); lvl != "B-LT" {
+		t.Errorf("level %q", lvl)
+	}
+	f := writeTemp(t, "sealed.pdf", sealed)
+	if out, err := run(t, "pdfsig", "-nocert", f); err != nil || !strings.Contains(out, "Signature is Valid.") {
+		t.Errorf("pdfsig: %v\n%s", err, out)
+	}
+	if in, out := redInside(t, f, 300, 40, 240, 80); in < 200 || out != 0 {
+		t.Errorf("logo: %d red pixels inside the stamp, %d outside", in, out)
+	}
+	// The store's streams are compressed; qpdf writes them out plain.
+	plain := filepath.Join(t.TempDir(), "plain.pdf")
+	if out, err := run(t, "qpdf", "--stream-data=uncompress", "--object-streams=disable", f, plain); err != nil {
+		t.Fatalf("qpdf: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(b, crl) {
+		t.Error("the configured CRL is not in the sealed document")
+	}
+}
+
+// Bad stamp and revocation settings stop the start with a message naming
+// the setting, instead of failing every seal later.
+func TestStampAndRevocationSettingsRefused(t *testing.T) {
+	junk := filepath.Join(t.TempDir(), "junk")
+	if err := os.WriteFile(junk, []byte("GIF89a not a logo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		settings map[string]any
+		want     string
+	}{
+		{"logo not an image", map[string]any{"stamp": map[string]any{"logo": junk}}, "seal.stamp.logo"},
+		{"logo missing", map[string]any{"stamps": map[string]any{"acme": map[string]any{"logo": junk + ".png"}}}, "seal.stamps.acme.logo"},
+		{"logo position", map[string]any{"stamp": map[string]any{"logoPosition": "right"}}, "seal.stamp.logoPosition"},
+		{"font size", map[string]any{"stamp": map[string]any{"fontSize": -3}}, "seal.stamp.fontSize"},
+		{"CRL not a CRL", map[string]any{"revocation": map[string]any{"crl": []string{junk}}}, "seal.revocation.crl"},
+		{"OCSP not a response", map[string]any{"revocation": map[string]any{"ocsp": []string{junk}}}, "seal.revocation.ocsp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, cfg := nodeConfig(t, func(doc map[string]any) {
+				for k, v := range tt.settings {
+					doc["seal"].(map[string]any)[k] = v
+				}
+			})
+			srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				srv.Close()
+				t.Fatal("the node started")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not name %s", err, tt.want)
+			}
+		})
+	}
+}
