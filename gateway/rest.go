@@ -127,6 +127,9 @@ func setResultHeaders(h http.Header, res *seal.Result) {
 	h.Set("Sealgate-Original-Sha256", fmt.Sprintf("%x", res.OriginalSHA256))
 	h.Set("Sealgate-Sealed-Sha256", sealed)
 	h.Set("Sealgate-Evidence-Index", strconv.FormatUint(res.EvidenceIndex, 10))
+	if n := len(res.RevocationUnavailable); n > 0 {
+		h.Set("Sealgate-Revocation-Unavailable", strconv.Itoa(n))
+	}
 	h.Set("Link", fmt.Sprintf(`</api/v1/evidence/%s>; rel="evidence"`, sealed))
 }
 

@@ -172,6 +172,10 @@ type Result struct {
 	Size int64
 	// Time is when the seal was made.
 	Time time.Time
+	// RevocationUnavailable names the certificates (B-LT and B-LTA) for
+	// which no OCSP response or CRL could be embedded: a validator will
+	// have to find that data itself.
+	RevocationUnavailable []string
 
 	data []byte   // CAdES output
 	file *os.File // PAdES output
@@ -403,6 +407,10 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	res.SealedSHA256 = pr.SHA256
 	res.Size = pr.Size
 	res.Level = Level(pr.Level)
+	res.RevocationUnavailable = pr.RevocationUnavailable
+	if len(pr.RevocationUnavailable) > 0 {
+		s.log.Warn("sealed without revocation data for some certificates", "seal", req.Seal, "level", pr.Level, "certificates", pr.RevocationUnavailable)
+	}
 	return res, nil
 }
 

@@ -111,6 +111,9 @@ func TestStampAndRevocationSettings(t *testing.T) {
 	if lvl := resp.Header.Get("Sealgate-Level"); lvl != "B-LT" {
 		t.Errorf("level %q", lvl)
 	}
+	if un := resp.Header.Get("Sealgate-Revocation-Unavailable"); un != "" {
+		t.Errorf("revocation unavailable for %s certificates, though the CRL covers the chain", un)
+	}
 	f := writeTemp(t, "sealed.pdf", sealed)
 	if out, err := run(t, "pdfsig", "-nocert", f); err != nil || !strings.Contains(out, "Signature is Valid.") {
 		t.Errorf("pdfsig: %v\n%s", err, out)
@@ -167,5 +170,21 @@ func TestStampAndRevocationSettingsRefused(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// Without revocation data for the chain, a B-LT seal is still made, and the
+// answer says for how many certificates the data is missing.
+func TestRevocationUnavailableReported(t *testing.T) {
+	n := newNode(t)
+	invoice := pdftest.Bytes(pdftest.Spec{})
+	resp, sealed := n.post(t, "/api/v1/seals?format=pades&level=B-LT", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(invoice))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %s: %s", resp.Status, sealed)
+	}
+	// The seal's certificate and the TSA's; the development CA publishes
+	// neither OCSP nor CRL, and the root is not checked.
+	if un := resp.Header.Get("Sealgate-Revocation-Unavailable"); un != "2" {
+		t.Errorf("Sealgate-Revocation-Unavailable %q, want 2", un)
 	}
 }
