@@ -84,6 +84,9 @@ uses data/dev-credentials.json).`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "sealed %s → %s (%s %s, seal %s, evidence leaf %d, sha256 %x)\n",
 				args[0], out, res.Format, res.Level, res.Seal, res.EvidenceIndex, res.SealedSHA256)
+			for _, c := range res.RevocationUnavailable {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: no OCSP response or CRL embedded for %s\n", c)
+			}
 			return nil
 		},
 	}
