@@ -409,7 +409,7 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	res.Level = Level(pr.Level)
 	res.RevocationUnavailable = pr.RevocationUnavailable
 	if len(pr.RevocationUnavailable) > 0 {
-		s.log.Warn("sealed without revocation data for some certificates", "seal", req.Seal, "level", pr.Level, "certificates", pr.RevocationUnavailable)
+		s.log.Info("sealed without revocation data for some certificates", "seal", req.Seal, "level", pr.Level, "certificates", pr.RevocationUnavailable)
 	}
 	return res, nil
 }
