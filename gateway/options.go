@@ -6,11 +6,13 @@ import (
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
+	"github.com/sealgate/sealgate/signing"
 )
 
 // applyOptions reads the seal options named in DESIGN.md from query or
 // multipart fields: seal, format, level, and for PAdES field, page, x, y,
-// width, height, reason, location. Values are checked for form here; what
+// width, height, reason, location, and certify (a certification seal with
+// its DocMDP permission). Values are checked for form here; what
 // they mean (does the page exist?) is for the sealing path to judge.
 func applyOptions(req *seal.Request, v url.Values) error {
 	req.Seal = v.Get("seal")
@@ -20,6 +22,11 @@ func applyOptions(req *seal.Request, v url.Values) error {
 	pdf.Field = v.Get("field")
 	pdf.Reason = v.Get("reason")
 	pdf.Location = v.Get("location")
+	certify, err := signing.ParsePermission(v.Get("certify"))
+	if err != nil {
+		return err
+	}
+	pdf.Certify = certify
 	if s := v.Get("page"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
@@ -186,5 +187,59 @@ func TestRevocationUnavailableReported(t *testing.T) {
 	// neither OCSP nor CRL, and the root is not checked.
 	if un := resp.Header.Get("Sealgate-Revocation-Unavailable"); un != "2" {
 		t.Errorf("Sealgate-Revocation-Unavailable %q, want 2", un)
+	}
+}
+
+// A certification seal over REST: the verification report names its
+// DocMDP permission; an approval seal may follow under form filling, a
+// second certification is refused, and an unknown permission is a 400.
+func TestCertificationOverREST(t *testing.T) {
+	n := newNode(t)
+	doc := pdftest.Bytes(pdftest.Spec{SigField: "Approval"})
+	resp, certified := n.post(t, "/api/v1/seals?format=pades&level=B-B&certify=form-filling", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(doc))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("certify: %s %s", resp.Status, certified)
+	}
+	resp, approved := n.post(t, "/api/v1/seals?format=pades&level=B-B&field=Approval", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(certified))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("approval after certification: %s %s", resp.Status, approved)
+	}
+	resp, b := n.post(t, "/api/v1/verifications", "", "", "application/pdf", bytes.NewReader(approved))
+	var rep struct {
+		Valid bool `json:"valid"`
+		PDF   struct {
+			Signatures []struct {
+				Valid         bool   `json:"valid"`
+				Certification string `json:"certification"`
+			} `json:"signatures"`
+		} `json:"pdf"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("verification: %s %s", resp.Status, b)
+	}
+	if sigs := rep.PDF.Signatures; !rep.Valid || len(sigs) != 2 || sigs[0].Certification != "form-filling" || sigs[1].Certification != "" || !sigs[0].Valid || !sigs[1].Valid {
+		t.Errorf("report: %s", b)
+	}
+	if out, err := run(t, "pdfsig", "-nocert", writeTemp(t, "approved.pdf", approved)); err != nil || strings.Count(out, "Signature is Valid.") != 2 {
+		t.Errorf("pdfsig: %v\n%s", err, out)
+	}
+
+	for _, tt := range []struct {
+		query  string
+		body   []byte
+		status int
+		code   string
+	}{
+		{"certify=annotations", certified, http.StatusConflict, "pdf_signing_forbidden"},
+		{"certify=everything", doc, http.StatusBadRequest, "pades_option_invalid"},
+	} {
+		resp, b := n.post(t, "/api/v1/seals?format=pades&level=B-B&"+tt.query, n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(tt.body))
+		var p struct {
+			Code string `json:"code"`
+		}
+		json.Unmarshal(b, &p)
+		if resp.StatusCode != tt.status || p.Code != tt.code {
+			t.Errorf("%s: %s %s, want %d %s", tt.query, resp.Status, b, tt.status, tt.code)
+		}
 	}
 }

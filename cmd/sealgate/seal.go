@@ -15,6 +15,7 @@ import (
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/server"
+	"github.com/sealgate/sealgate/signing"
 )
 
 func init() { register(newSealCmd) }
@@ -26,6 +27,7 @@ func newSealCmd(a *app) *cobra.Command {
 		req                  seal.Request
 		format, level, out   string
 		clientID, secretFile string
+		certify              string
 		page                 int
 		rect                 []float64
 	)
@@ -39,6 +41,10 @@ uses data/dev-credentials.json).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			var err error
+			if req.PDF.Certify, err = signing.ParsePermission(certify); err != nil {
+				return err
+			}
 			cfg, err := a.config()
 			if err != nil {
 				return err
@@ -100,6 +106,7 @@ uses data/dev-credentials.json).`,
 	f.Float64SliceVar(&rect, "rect", nil, "stamp rectangle x,y,width,height in PDF units from the page's lower-left corner")
 	f.StringVar(&req.PDF.Reason, "reason", "", "reason shown in the signature and stamp")
 	f.StringVar(&req.PDF.Location, "location", "", "location shown in the signature and stamp")
+	f.StringVar(&certify, "certify", "", "make a certification seal allowing later no-changes, form-filling or annotations (DocMDP)")
 	f.StringVar(&clientID, "client-id", "", "process client id (default from data/dev-credentials.json in a development setup)")
 	f.StringVar(&secretFile, "secret-file", "", "file holding the client secret (else $SEALGATE_CLIENT_SECRET)")
 	return cmd

@@ -203,6 +203,10 @@ func printReport(w io.Writer, rep *seal.Report, rec *evidence.RecordReport) {
 			if s.CMS != nil && s.CMS.Signer != "" {
 				fmt.Fprintf(w, "          signer %s\n", s.CMS.Signer)
 			}
+			if s.Certification != 0 {
+				text, _ := s.Certification.MarshalText()
+				fmt.Fprintf(w, "          certification seal (DocMDP: %s)\n", text)
+			}
 			if s.CMS != nil && s.CMS.Timestamp != nil {
 				fmt.Fprintf(w, "          timestamp %s by %s\n", s.CMS.Timestamp.GenTime.UTC().Format("2006-01-02 15:04:05Z"), s.CMS.Timestamp.TSA)
 			}
