@@ -9,11 +9,13 @@ import (
 	"bufio"
 	"bytes"
 	"compress/zlib"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +40,15 @@ type Spec struct {
 	// names a cross-reference stream (/XRefStm) for objects kept in an
 	// object stream.
 	Hybrid bool
+	// PDFA claims conformance to that part of PDF/A (1, 2 or 3) in a catalog
+	// /Metadata XMP packet, as an attribute pdfaid:part="N" followed by the
+	// usual whitespace padding (room to rewrite the packet in place).
+	PDFA int
+	// OutputIntentN adds a PDF/A output intent (/S /GTS_PDFA1) whose
+	// destination profile has that many components: 1 gray, 3 RGB, 4 CMYK.
+	// The profile is an ICC header without tags: right for readers that look
+	// at /N and the header's colour space, not usable for colour management.
+	OutputIntentN int
 }
 
 // A4 is the A4 portrait media box.
@@ -82,11 +93,22 @@ func Write(out io.Writer, s Spec) error {
 	for i := range s.Pages {
 		kids += fmt.Sprintf("%d 0 R ", first+2*i)
 	}
-	acro := ""
+	size := first + 2*len(s.Pages)
+	// The PDF/A objects follow the pages.
+	metadata, profile := size, size+1
+	cat := ""
 	if s.SigField != "" {
-		acro = fmt.Sprintf(" /AcroForm %d 0 R", form)
+		cat += fmt.Sprintf(" /AcroForm %d 0 R", form)
 	}
-	w.obj(catalog, fmt.Sprintf("<< /Type /Catalog /Pages %d 0 R%s >>", pages, acro))
+	if s.PDFA != 0 {
+		cat += fmt.Sprintf(" /Metadata %d 0 R", metadata)
+		size = metadata + 1
+	}
+	if s.OutputIntentN != 0 {
+		cat += fmt.Sprintf(" /OutputIntents [<< /Type /OutputIntent /S /GTS_PDFA1 /OutputConditionIdentifier (sealgate test) /DestOutputProfile %d 0 R >>]", profile)
+		size = profile + 1
+	}
+	w.obj(catalog, fmt.Sprintf("<< /Type /Catalog /Pages %d 0 R%s >>", pages, cat))
 	w.obj(pages, fmt.Sprintf("<< /Type /Pages /Kids [%s] /Count %d >>", kids, len(s.Pages)))
 	if s.SigField != "" {
 		w.obj(form, fmt.Sprintf("<< /Fields [%d 0 R] >>", field))
@@ -139,7 +161,14 @@ func Write(out io.Writer, s Spec) error {
 			pages, mb[0], mb[1], mb[2], mb[3], extra, res, first+2*i+1))
 		w.obj(first+2*i+1, fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", len(content), content))
 	}
-	size := first + 2*len(s.Pages)
+	if s.PDFA != 0 {
+		xmp := xmpPacket(s.PDFA)
+		w.obj(metadata, fmt.Sprintf("<< /Type /Metadata /Subtype /XML /Length %d >>\nstream\n%s\nendstream", len(xmp), xmp))
+	}
+	if s.OutputIntentN != 0 {
+		icc := iccHeader(s.OutputIntentN)
+		w.obj(profile, fmt.Sprintf("<< /N %d /Length %d >>\nstream\n%s\nendstream", s.OutputIntentN, len(icc), icc))
+	}
 	if s.Hybrid {
 		hdr := fmt.Sprintf("%d 0 %d %d ", font, info, len(fontBody)+1)
 		body := hdr + fontBody + "\n" + infoBody
@@ -167,6 +196,36 @@ func Write(out io.Writer, s Spec) error {
 	w.printf("trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>]%s >>\nstartxref\n%d\n%%%%EOF\n",
 		size, catalog, info, extra, xref)
 	return w.w.Flush()
+}
+
+// xmpPacket is an XMP packet claiming PDF/A part, conformance level B.
+func xmpPacket(part int) string {
+	return fmt.Sprintf(`<?xpacket begin="%s" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about="" xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/" pdfaid:part="%d" pdfaid:conformance="B"/>
+ </rdf:RDF>
+</x:xmpmeta>
+%s
+<?xpacket end="w"?>`, "\ufeff", part, strings.Repeat(" ", 1024))
+}
+
+// iccHeader is the 128-byte header of an ICC v2 output profile for n
+// components (ICC.1:2001-04 §6.1), followed by an empty tag table.
+func iccHeader(n int) []byte {
+	space := map[int]string{1: "GRAY", 3: "RGB ", 4: "CMYK"}[n]
+	h := make([]byte, 132)
+	binary.BigEndian.PutUint32(h[0:], uint32(len(h)))
+	binary.BigEndian.PutUint32(h[8:], 0x02100000)
+	copy(h[12:], "prtr")
+	copy(h[16:], space)
+	copy(h[20:], "XYZ ")
+	copy(h[36:], "acsp")
+	// The D50 illuminant as s15Fixed16 numbers.
+	binary.BigEndian.PutUint32(h[68:], 0x0000f6d6)
+	binary.BigEndian.PutUint32(h[72:], 0x00010000)
+	binary.BigEndian.PutUint32(h[76:], 0x0000d32d)
+	return h
 }
 
 func zdeflate(b []byte) []byte {
