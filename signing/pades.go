@@ -194,7 +194,7 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	}
 	var stamp *stampContent
 	if opts.Field != "" || opts.Placement.Page != 0 {
-		stamp = newStampContent(chain[0], opts)
+		stamp = newStampContent(chain[0], opts, readPDFAProfile(r))
 	}
 	sigDict := pdf.Dict{
 		"Type":      pdf.Name("Sig"),

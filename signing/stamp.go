@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	_ "image/jpeg" // registers the JPEG decoder for image.DecodeConfig
-	"image/png"
+	_ "image/jpeg" // registers the JPEG decoder for image.Decode
+	_ "image/png"  // and the PNG decoder
 	"strings"
 	"time"
 
@@ -39,13 +39,14 @@ type StampOptions struct {
 	FontSize float64
 }
 
-// stampContent is what a stamp says.
+// stampContent is what a stamp says, and what the document demands of it.
 type stampContent struct {
 	lines []string
 	opts  StampOptions
+	pdfa  pdfaProfile
 }
 
-func newStampContent(cert *x509.Certificate, o PAdESOptions) *stampContent {
+func newStampContent(cert *x509.Certificate, o PAdESOptions, pdfa pdfaProfile) *stampContent {
 	org := cert.Subject.CommonName
 	if len(cert.Subject.Organization) > 0 && cert.Subject.Organization[0] != "" {
 		org = cert.Subject.Organization[0]
@@ -57,7 +58,7 @@ func newStampContent(cert *x509.Certificate, o PAdESOptions) *stampContent {
 	if o.Location != "" {
 		lines = append(lines, "Location: "+o.Location)
 	}
-	return &stampContent{lines: lines, opts: o.Stamp}
+	return &stampContent{lines: lines, opts: o.Stamp, pdfa: pdfa}
 }
 
 // Stamp geometry, as fractions of the rectangle.
@@ -69,16 +70,20 @@ const (
 )
 
 // appearance adds the stamp's form XObject for a w×h rectangle (displayed
-// orientation) and returns its reference.
+// orientation) and returns its reference. It draws in the colour space the
+// document's PDF/A output intent asks for.
 func (s *stampContent) appearance(u *pdf.Update, w, h float64, matrix pdf.Array) (pdf.Ref, error) {
 	pad := stampPadding * min(w, h)
 	res := pdf.Dict{}
+	space := s.pdfa.space()
 	var c bytes.Buffer
-	c.WriteString("q\n0.20 0.25 0.45 RG 0.8 w\n")
+	c.WriteString("q\n")
+	space.setColor(&c, true, 0.20, 0.25, 0.45)
+	c.WriteString(" 0.8 w\n")
 	fmt.Fprintf(&c, "0.4 0.4 %s %s re S\n", num(w-0.8), num(h-0.8))
 	tx, ty, tw, th := pad, pad, w-2*pad, h-2*pad
 	if len(s.opts.Logo) > 0 {
-		logo, iw, ih, err := logoImage(u, s.opts.Logo)
+		logo, iw, ih, err := logoImage(u, s.opts.Logo, s.pdfa)
 		if err != nil {
 			return pdf.Ref{}, err
 		}
@@ -108,7 +113,9 @@ func (s *stampContent) appearance(u *pdf.Update, w, h float64, matrix pdf.Array)
 		size = min(size, th/(stampLineHeight*float64(len(s.lines))))
 		size = max(size, stampMinFont)
 	}
-	c.WriteString("BT 0.10 0.12 0.30 rg\n")
+	c.WriteString("BT ")
+	space.setColor(&c, false, 0.10, 0.12, 0.30)
+	c.WriteString("\n")
 	fmt.Fprintf(&c, "/F1 %s Tf\n", num(size))
 	lead := size * stampLineHeight
 	// Center the block of lines vertically in the text area.
@@ -136,61 +143,71 @@ func num(f float64) string {
 	return string(pdf.AppendObject(nil, pdf.Real(f)))
 }
 
-// logoImage adds the logo as an image XObject: JPEG as is (DCTDecode), PNG
-// decoded to RGB with its alpha channel as a soft mask.
-func logoImage(u *pdf.Update, data []byte) (pdf.Ref, int, int, error) {
+// logoImage adds the logo as an image XObject the way the document allows
+// it (see pdfaProfile): a JPEG whose colour space is allowed as it is
+// (DCTDecode); any other logo decoded to samples in the stamp's colour space,
+// with the PNG's alpha channel as a soft mask, or composited onto white where
+// soft masks are not allowed.
+func logoImage(u *pdf.Update, data []byte, pdfa pdfaProfile) (pdf.Ref, int, int, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil || cfg.Width == 0 || cfg.Height == 0 {
 		return pdf.Ref{}, 0, 0, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is not a readable PNG or JPEG image")
 	}
-	if format == "jpeg" {
-		cs := pdf.Name("DeviceRGB")
-		dict := pdf.Dict{}
-		switch cfg.ColorModel {
-		case color.GrayModel:
-			cs = "DeviceGray"
-		case color.CMYKModel:
-			// Adobe writes CMYK JPEGs inverted (§8.9.5.2).
-			cs = "DeviceCMYK"
-			dict["Decode"] = pdf.Array{pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0)}
-		}
-		for k, v := range imageDict(cfg.Width, cfg.Height, cs) {
-			dict[k] = v
-		}
-		dict["Filter"] = pdf.Name("DCTDecode")
-		return u.Add(&pdf.Stream{Dict: dict, Data: data}), cfg.Width, cfg.Height, nil
-	}
-	if format != "png" {
+	if format != "png" && format != "jpeg" {
 		return pdf.Ref{}, 0, 0, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is %s; PNG or JPEG is needed", strings.ToUpper(format))
 	}
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		return pdf.Ref{}, 0, 0, fault.Wrap(err, fault.Invalid, CodeStampLogoInvalid, "the stamp logo PNG cannot be decoded")
+	if format == "jpeg" {
+		space, dict := deviceRGB, pdf.Dict{}
+		switch cfg.ColorModel {
+		case color.GrayModel:
+			space = deviceGray
+		case color.CMYKModel:
+			// Adobe writes CMYK JPEGs inverted (§8.9.5.2).
+			space = deviceCMYK
+			dict["Decode"] = pdf.Array{pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0), pdf.Integer(1), pdf.Integer(0)}
+		}
+		if pdfa.allows(space) {
+			for k, v := range imageDict(cfg.Width, cfg.Height, space.name()) {
+				dict[k] = v
+			}
+			dict["Filter"] = pdf.Name("DCTDecode")
+			return u.Add(&pdf.Stream{Dict: dict, Data: data}), cfg.Width, cfg.Height, nil
+		}
 	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return pdf.Ref{}, 0, 0, fault.Wrap(err, fault.Invalid, CodeStampLogoInvalid, "the stamp logo %s cannot be decoded", strings.ToUpper(format))
+	}
+	space := pdfa.space()
 	b := img.Bounds()
-	rgb := make([]byte, 0, b.Dx()*b.Dy()*3)
+	samples := make([]byte, 0, b.Dx()*b.Dy()*int(space))
 	alpha := make([]byte, 0, b.Dx()*b.Dy())
 	opaque := true
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
 			r, g, bl, a := img.At(x, y).RGBA()
-			// Undo premultiplication so colours under partial transparency stay true.
-			if a > 0 && a < 0xffff {
+			switch {
+			case a == 0xffff:
+			case !pdfa.softMasks():
+				// Over white: the premultiplied colour plus the white showing through.
+				r, g, bl = r+0xffff-a, g+0xffff-a, bl+0xffff-a
+			case a > 0:
+				// Undo premultiplication so colours under partial transparency stay true.
 				r, g, bl = r*0xffff/a, g*0xffff/a, bl*0xffff/a
 			}
-			rgb = append(rgb, byte(r>>8), byte(g>>8), byte(bl>>8))
+			samples = space.appendPixel(samples, r, g, bl)
 			alpha = append(alpha, byte(a>>8))
 			opaque = opaque && a == 0xffff
 		}
 	}
-	dict := imageDict(b.Dx(), b.Dy(), "DeviceRGB")
+	dict := imageDict(b.Dx(), b.Dy(), space.name())
 	dict["Filter"] = pdf.Name("FlateDecode")
-	if !opaque {
-		mask := imageDict(b.Dx(), b.Dy(), "DeviceGray")
+	if !opaque && pdfa.softMasks() {
+		mask := imageDict(b.Dx(), b.Dy(), deviceGray.name())
 		mask["Filter"] = pdf.Name("FlateDecode")
 		dict["SMask"] = u.Add(&pdf.Stream{Dict: mask, Data: pdf.Deflate(alpha)})
 	}
-	return u.Add(&pdf.Stream{Dict: dict, Data: pdf.Deflate(rgb)}), b.Dx(), b.Dy(), nil
+	return u.Add(&pdf.Stream{Dict: dict, Data: pdf.Deflate(samples)}), b.Dx(), b.Dy(), nil
 }
 
 func imageDict(w, h int, cs pdf.Name) pdf.Dict {
