@@ -174,8 +174,8 @@ func TestStampAndRevocationSettingsRefused(t *testing.T) {
 	}
 }
 
-// Without revocation data for the chain, a B-LT seal is still made, and the
-// answer says for how many certificates the data is missing.
+// Without revocation data for the chain, a B-LT request still seals, at
+// B-T, and the answer says for how many certificates the data is missing.
 func TestRevocationUnavailableReported(t *testing.T) {
 	n := newNode(t)
 	invoice := pdftest.Bytes(pdftest.Spec{})
@@ -187,6 +187,10 @@ func TestRevocationUnavailableReported(t *testing.T) {
 	// neither OCSP nor CRL, and the root is not checked.
 	if un := resp.Header.Get("Sealgate-Revocation-Unavailable"); un != "2" {
 		t.Errorf("Sealgate-Revocation-Unavailable %q, want 2", un)
+	}
+	// Without that data the document reaches B-T only, and says so.
+	if lvl := resp.Header.Get("Sealgate-Level"); lvl != "B-T" {
+		t.Errorf("Sealgate-Level %q, want B-T", lvl)
 	}
 }
 

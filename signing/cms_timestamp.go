@@ -228,6 +228,8 @@ type CertificateInfo struct {
 	NotAfter     time.Time `json:"notAfter"`
 	// SHA256 is the fingerprint of the DER certificate, in hex.
 	SHA256 string `json:"sha256"`
+
+	cert *x509.Certificate
 }
 
 func describeCertificate(c *x509.Certificate) CertificateInfo {
@@ -238,6 +240,7 @@ func describeCertificate(c *x509.Certificate) CertificateInfo {
 		NotBefore:    c.NotBefore.UTC(),
 		NotAfter:     c.NotAfter.UTC(),
 		SHA256:       certFingerprint(c),
+		cert:         c,
 	}
 }
 

@@ -126,7 +126,8 @@ type PAdESResult struct {
 	Size int64 `json:"size"`
 	// Field is the signature field's name.
 	Field string `json:"field"`
-	// Level is the baseline level reached.
+	// Level is the baseline level reached: B-T when B-LT or B-LTA was asked
+	// for but revocation data is missing.
 	Level Level `json:"level"`
 	// RevocationUnavailable names certificates for which no revocation data
 	// could be embedded (B-LT and B-LTA).
@@ -190,6 +191,12 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 		}
 		data, unavailable := collectValidationData(ctx, certs, opts.Revocation)
 		res.RevocationUnavailable = unavailable
+		if len(unavailable) > 0 {
+			// B-LT needs revocation data for the whole chain (ETSI EN
+			// 319 142-1 §6.3): the store is still written, but the
+			// document reaches B-T only.
+			res.Level = LevelBT
+		}
 		validation = func(u *pdf.Update) error { return addDSS(u, data) }
 	}
 	var stamp *stampContent

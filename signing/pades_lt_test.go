@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/pdf"
@@ -32,15 +33,29 @@ type crlSeal struct {
 	srv *httptest.Server
 }
 
-func newCRLSeal(t testing.TB, p *testPKI) *crlSeal {
+// crl is a CRL of the development CA, valid for a day, listing the given
+// certificates as revoked an hour ago.
+func (p *testPKI) crl(t testing.TB, revoked ...*x509.Certificate) []byte {
 	t.Helper()
 	now := time.Now()
+	var entries []x509.RevocationListEntry
+	for _, c := range revoked {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: now.Add(-time.Hour)})
+	}
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour),
+		Number: big.NewInt(now.UnixNano()), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour),
+		RevokedCertificateEntries: entries,
 	}, p.ca.Cert, p.ca.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return crl
+}
+
+func newCRLSeal(t testing.TB, p *testPKI) *crlSeal {
+	t.Helper()
+	now := time.Now()
+	crl := p.crl(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ca.crl" {
 			w.Header().Set("Content-Type", "application/pkix-crl")
@@ -148,11 +163,39 @@ func TestPAdESRevocationData(t *testing.T) {
 				t.Errorf("DSS holds %d certificates, %d OCSP responses, %d CRLs; want 3, %d, %d", certs, ocsps, crls, tt.ocsps, tt.crls)
 			}
 			checkIndependently(t, sealed, 1)
+			// Without revocation data for every certificate but the root,
+			// the document reaches B-T only (EN 319 142-1 §6.3), as the
+			// result and VerifyPDF both say.
+			want := signing.LevelBLT
+			if len(tt.unavailable) > 0 {
+				want = signing.LevelBT
+			}
 			rep, err := verifyPDF(t, sealed, p)
-			if err != nil || rep.Signatures[0].Level != signing.LevelBLT {
-				t.Fatalf("VerifyPDF: %v, %+v", err, rep)
+			if err != nil || res.Level != want || rep.Signatures[0].Level != want {
+				t.Fatalf("result level %s; VerifyPDF: %v, %+v", res.Level, err, rep)
+			}
+			if missing := rep.Signatures[0].MissingRevocation; len(missing) != len(tt.unavailable) {
+				t.Errorf("VerifyPDF misses revocation data for %q, want %q", missing, tt.unavailable)
 			}
 		})
+	}
+}
+
+// A certificate that the document's own revocation data shows revoked
+// before the signature timestamp makes the signature invalid.
+func TestVerifyPDFRevokedSeal(t *testing.T) {
+	key, p := softHSMSeal(t)
+	a := newTestTSA(t, p)
+	crl := p.crl(t, key.Chain()[0])
+	sealed, res := seal(t, key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{
+		Level: signing.LevelBLT, Timestamper: a.client, Revocation: signing.RevocationOptions{CRLs: [][]byte{crl}},
+	})
+	if len(res.RevocationUnavailable) != 0 {
+		t.Errorf("revocation unavailable for %q", res.RevocationUnavailable)
+	}
+	rep, err := verifyPDF(t, sealed, p)
+	if fault.CodeOf(err) != signing.CodeCertificateRevoked || rep == nil || rep.Valid || rep.Signatures[0].Valid {
+		t.Fatalf("VerifyPDF of a revoked seal: %v, %+v", err, rep)
 	}
 }
 

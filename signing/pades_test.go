@@ -389,6 +389,7 @@ func TestPAdESCertifiedLTA(t *testing.T) {
 	a := newTestTSA(t, p)
 	sealed, _ := seal(t, key, pdftest.Bytes(pdftest.Spec{}), signing.PAdESOptions{
 		Certify: signing.NoChangesAllowed, Level: signing.LevelBLTA, Timestamper: a.client,
+		Revocation: signing.RevocationOptions{CRLs: [][]byte{p.crl(t)}},
 	})
 	checkIndependently(t, sealed, 2)
 	rep, err := verifyPDF(t, sealed, p)

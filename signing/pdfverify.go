@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing/pdf"
 )
@@ -25,6 +27,9 @@ const (
 	CodeSubFilterUnknown  fault.Code = "pdf_subfilter_unsupported"
 	CodeNoSignature       fault.Code = "pdf_not_signed"
 	CodeEmbeddedCert      fault.Code = "pdf_embedded_certificate_invalid"
+	// CodeCertificateRevoked: the document's own revocation data shows a
+	// certificate of the chain revoked before the signature was made.
+	CodeCertificateRevoked fault.Code = "certificate_revoked"
 )
 
 // PDFVerifyOptions controls VerifyPDF.
@@ -85,6 +90,10 @@ type PDFSignature struct {
 	CMS *CMSReport `json:"cms,omitempty"`
 	// Timestamp is the verified token of a document timestamp.
 	Timestamp *TimestampInfo `json:"timestamp,omitempty"`
+	// MissingRevocation names the certificates of the signer's and the
+	// timestamp authority's chains for which the document holds no OCSP
+	// response or CRL; while any is missing the level stays B-T.
+	MissingRevocation []string `json:"missingRevocation,omitempty"`
 	// LaterChanges describes changes made after this signature that an
 	// incremental signature, validation data or timestamp does not explain.
 	LaterChanges []string `json:"laterChanges,omitempty"`
@@ -419,69 +428,137 @@ func parsePDFDate(s string) (time.Time, error) {
 }
 
 // assignLevels works out each valid signature's baseline level from the
-// rest of the file: B-LT when it has a signature timestamp and the document
-// security store holds its whole chain, B-LTA when a valid document
-// timestamp then covers the signature and the store.
+// rest of the file. B-LT needs a signature timestamp and, in the document
+// security store, the certificates of the signer's and the timestamp
+// authority's chains with revocation data (an OCSP response or a CRL) for
+// each one but the roots; B-LTA needs a valid document timestamp covering
+// the signature and the store. Stored revocation data that shows a
+// certificate revoked before the signature's time makes it invalid.
 func assignLevels(doc *pdf.Reader, sigs []PDFSignature) {
-	stored, dssAt := dssCertificates(doc)
+	store := readDSS(doc)
 	for i := range sigs {
 		s := &sigs[i]
 		if s.Type != "signature" || !s.Valid || s.CMS == nil {
 			continue
 		}
 		s.Level = s.CMS.Level
-		if s.Level != LevelBT || len(s.CMS.Chain) == 0 {
+		if len(s.CMS.Chain) == 0 {
 			continue
 		}
-		complete := true
-		for _, c := range s.CMS.Chain {
-			complete = complete && stored[c.SHA256]
+		at := time.Now()
+		chains := [][]CertificateInfo{s.CMS.Chain}
+		if ts := s.CMS.Timestamp; ts != nil {
+			at = ts.GenTime
+			chains = append(chains, ts.Chain)
 		}
-		if !complete {
+		complete := true
+		for _, chain := range chains {
+			for j, c := range chain {
+				complete = complete && store.certs[c.SHA256]
+				if j == len(chain)-1 || c.cert == nil || chain[j+1].cert == nil {
+					continue // the root is trusted as it is
+				}
+				found, revoked, when := store.revocation(c.cert, chain[j+1].cert)
+				switch {
+				case revoked && when.Before(at):
+					s.Errors = append(s.Errors, Finding{Code: CodeCertificateRevoked,
+						Message: fmt.Sprintf("%s was revoked at %s, before the signature's time %s", c.Subject, when.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))})
+					s.Valid = false
+				case !found:
+					complete = false
+					if s.Level == LevelBT {
+						s.MissingRevocation = append(s.MissingRevocation, c.Subject)
+					}
+				}
+			}
+		}
+		if !s.Valid {
+			s.Level = ""
+			continue
+		}
+		if s.Level != LevelBT || !complete {
 			continue
 		}
 		s.Level = LevelBLT
 		for _, t := range sigs {
-			if t.Type == "documentTimestamp" && t.Valid && t.end > s.end && t.end > dssAt {
+			if t.Type == "documentTimestamp" && t.Valid && t.end > s.end && t.end > store.at {
 				s.Level = LevelBLTA
 			}
 		}
 	}
 }
 
-// dssCertificates returns the fingerprints of the certificates in the
-// document security store, and where the store's dictionary is defined.
-func dssCertificates(doc *pdf.Reader) (map[string]bool, int64) {
-	out := map[string]bool{}
+// dssStore is what a document security store holds.
+type dssStore struct {
+	certs map[string]bool // fingerprints
+	ocsps [][]byte
+	crls  [][]byte
+	at    int64 // where the store's dictionary is defined
+}
+
+// readDSS reads the document security store; entries that cannot be read
+// are left out.
+func readDSS(doc *pdf.Reader) dssStore {
+	out := dssStore{certs: map[string]bool{}}
 	_, cat, err := doc.Catalog()
 	if err != nil {
-		return out, 0
+		return out
 	}
 	ref, _ := cat["DSS"].(pdf.Ref)
 	dss, err := doc.Dict(cat["DSS"])
 	if err != nil || dss == nil {
-		return out, 0
+		return out
 	}
-	at, _ := doc.ObjectOffset(ref.Num)
-	certs, _ := doc.Array(dss["Certs"])
-	for _, o := range certs {
-		so, err := doc.Resolve(o)
-		if err != nil {
-			continue
+	out.at, _ = doc.ObjectOffset(ref.Num)
+	streams := func(key pdf.Name) [][]byte {
+		var ders [][]byte
+		arr, _ := doc.Array(dss[key])
+		for _, o := range arr {
+			so, err := doc.Resolve(o)
+			if err != nil {
+				continue
+			}
+			if st, ok := so.(*pdf.Stream); ok {
+				if der, err := doc.StreamData(st); err == nil {
+					ders = append(ders, der)
+				}
+			}
 		}
-		st, ok := so.(*pdf.Stream)
-		if !ok {
-			continue
-		}
-		der, err := doc.StreamData(st)
-		if err != nil {
-			continue
-		}
+		return ders
+	}
+	for _, der := range streams("Certs") {
 		if c, err := x509.ParseCertificate(der); err == nil {
-			out[certFingerprint(c)] = true
+			out.certs[certFingerprint(c)] = true
 		}
 	}
-	return out, at
+	out.ocsps, out.crls = streams("OCSPs"), streams("CRLs")
+	return out
+}
+
+// revocation looks for c's status, issued by issuer, among the stored OCSP
+// responses and CRLs: whether any speaks of it, and whether and when it was
+// revoked.
+func (d dssStore) revocation(c, issuer *x509.Certificate) (found, revoked bool, at time.Time) {
+	for _, der := range d.ocsps {
+		resp, err := ocsp.ParseResponseForCert(der, c, issuer)
+		if err != nil || resp.Status == ocsp.Unknown || resp.Status == ocsp.ServerFailed {
+			continue
+		}
+		return true, resp.Status == ocsp.Revoked, resp.RevokedAt
+	}
+	for _, der := range d.crls {
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil || crl.CheckSignatureFrom(issuer) != nil {
+			continue
+		}
+		for _, e := range crl.RevokedCertificateEntries {
+			if e.SerialNumber.Cmp(c.SerialNumber) == 0 {
+				return true, true, e.RevocationTime
+			}
+		}
+		return true, false, time.Time{}
+	}
+	return false, false, time.Time{}
 }
 
 // laterChanges compares the revision a signature closes (the file's first

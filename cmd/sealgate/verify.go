@@ -213,6 +213,9 @@ func printReport(w io.Writer, rep *seal.Report, rec *evidence.RecordReport) {
 			for _, e := range s.Errors {
 				fmt.Fprintf(w, "          %s: %s\n", e.Code, e.Message)
 			}
+			for _, c := range s.MissingRevocation {
+				fmt.Fprintf(w, "          no revocation data in the document for %s\n", c)
+			}
 			for _, c := range s.LaterChanges {
 				fmt.Fprintf(w, "          changed later: %s\n", c)
 			}
