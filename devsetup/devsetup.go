@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,6 +59,9 @@ func (l Layout) SoftHSMConf() string { return l.Path("softhsm", "softhsm2.conf")
 // CA is the development CA certificate (PEM); import it into a validator's
 // trust store to see development seals as trusted.
 func (l Layout) CA() string { return l.Path("pki", "dev-ca.pem") }
+
+// CRL is the development CA's certificate revocation list (DER).
+func (l Layout) CRL() string { return l.Path("pki", "dev-ca.crl") }
 
 // Result says what Prepare found or made.
 type Result struct {
@@ -136,6 +140,17 @@ func Prepare(ctx context.Context, dir string, listen string, log *slog.Logger) (
 		return nil, fmt.Errorf("devsetup: %w", err)
 	}
 	if err := devpki.WriteCertsPEM(l.Path("pki", "dev-tsa-chain.pem"), tsaCert, ca.Cert); err != nil {
+		return nil, fmt.Errorf("devsetup: %w", err)
+	}
+	// The development CA publishes its CRL as a file the configuration
+	// names, so that B-LT seals carry revocation data for the whole chain.
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(3 * 365 * 24 * time.Hour),
+	}, ca.Cert, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("devsetup: CRL: %w", err)
+	}
+	if err := os.WriteFile(l.CRL(), crl, 0o644); err != nil {
 		return nil, fmt.Errorf("devsetup: %w", err)
 	}
 	if err := writeConfig(l, listen, seal); err != nil {

@@ -2,12 +2,14 @@ package devsetup
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
@@ -65,6 +67,19 @@ func checkDevSeal(t *testing.T, pool *signing.Pool, dir string) {
 	}
 	if _, err := signing.CAdES(context.Background(), key, strings.NewReader("probe"), signing.CAdESOptions{}); err != nil {
 		t.Errorf("development seal does not sign: %v", err)
+	}
+	// The CA's CRL, named in the configuration, covers the seal for B-LT.
+	der, err := os.ReadFile(Layout{Dir: dir}.CRL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil || crl.CheckSignatureFrom(ca[0]) != nil || crl.NextUpdate.Before(key.Chain()[0].NotAfter.Add(-24*time.Hour)) {
+		t.Errorf("development CRL: %v", err)
+	}
+	cfg, err := os.ReadFile(Layout{Dir: dir}.Config())
+	if err != nil || !strings.Contains(string(cfg), Layout{Dir: dir}.CRL()) {
+		t.Errorf("the configuration does not name the CRL: %v\n%s", err, cfg)
 	}
 }
 

@@ -32,12 +32,15 @@ func writeConfig(l Layout, listen string, seal sealConfig) error {
 	doc := struct {
 		Listen  string             `yaml:"listen"`
 		Signing signing.PoolConfig `yaml:"signing"`
-		Seal    map[string]string  `yaml:"seal"`
+		Seal    map[string]any     `yaml:"seal"`
 		DevTSA  map[string]string  `yaml:"devTSA"`
 	}{
 		Listen:  listen,
 		Signing: pool,
-		Seal:    map[string]string{"defaultSeal": SealID},
+		Seal: map[string]any{
+			"defaultSeal": SealID,
+			"revocation":  map[string]any{"crl": []string{mustAbs(l.CRL())}},
+		},
 		DevTSA: map[string]string{
 			"key":         mustAbs(l.Path("pki", "dev-tsa-key.pem")),
 			"certificate": mustAbs(l.Path("pki", "dev-tsa-chain.pem")),
