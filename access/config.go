@@ -17,7 +17,7 @@ const CodeConfigInvalid fault.Code = "access_config_invalid"
 //	  sessionTTL: 8h
 //	  totpIssuer: Example Corp sealgate
 //	  password: {memoryKiB: 65536, time: 2, threads: 2}
-//	  lockout: {accountFailures: 5, sourceFailures: 20, baseLock: 1m, maxLock: 1h, window: 1h}
+//	  lockout: {accountFailures: 5, sourceFailures: 20, baseLock: 1m, maxLock: 1h, window: 1h, ipv6Prefix: 64}
 type fileOptions struct {
 	TokenTTL   time.Duration  `yaml:"tokenTTL"`
 	SessionTTL time.Duration  `yaml:"sessionTTL"`
@@ -48,6 +48,9 @@ func LoadOptions(f *config.File) (Options, error) {
 		if d < 0 {
 			return Options{}, fault.New(fault.Invalid, CodeConfigInvalid, "access.%s in %s is negative (%s)", name, f.Path, d)
 		}
+	}
+	if err := checkIPv6Prefix(c.Lockout.IPv6Prefix, " in "+f.Path); err != nil {
+		return Options{}, err
 	}
 	return Options{TokenTTL: c.TokenTTL, SessionTTL: c.SessionTTL, TOTPIssuer: c.TOTPIssuer, Password: c.Password, Lockout: c.Lockout}, nil
 }

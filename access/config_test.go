@@ -24,12 +24,14 @@ func TestLoadOptions(t *testing.T) {
   sessionTTL: 1h
   totpIssuer: Example sealgate
   password: {memoryKiB: 32768, time: 3, threads: 1}
-  lockout: {accountFailures: 3, baseLock: 30s}
+  lockout: {accountFailures: 3, baseLock: 30s, ipv6Prefix: 56}
 `, Options{TokenTTL: 5 * time.Minute, SessionTTL: time.Hour, TOTPIssuer: "Example sealgate",
-			Password: PasswordParams{MemoryKiB: 32768, Time: 3, Threads: 1}, Lockout: LockoutPolicy{AccountFailures: 3, BaseLock: 30 * time.Second}}, ""},
+			Password: PasswordParams{MemoryKiB: 32768, Time: 3, Threads: 1}, Lockout: LockoutPolicy{AccountFailures: 3, BaseLock: 30 * time.Second, IPv6Prefix: 56}}, ""},
 		{"weak argon2id", "access:\n  password: {memoryKiB: 1024, time: 1, threads: 1}\n", Options{}, "memoryKiB >= 19456"},
 		{"typo", "access:\n  tokenTtl: 5m\n", Options{}, "tokenTtl"},
 		{"negative duration", "access:\n  sessionTTL: -1h\n", Options{}, "sessionTTL"},
+		{"IPv6 prefix too short", "access:\n  lockout: {ipv6Prefix: 32}\n", Options{}, "ipv6Prefix"},
+		{"IPv6 prefix too long", "access:\n  lockout: {ipv6Prefix: 129}\n", Options{}, "between 48 and 128 (got 129)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -214,6 +214,9 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 	if opts.TOTPIssuer == "" {
 		opts.TOTPIssuer = "sealgate"
 	}
+	if err := checkIPv6Prefix(opts.Lockout.IPv6Prefix, ""); err != nil {
+		return nil, err
+	}
 	opts.Lockout = opts.Lockout.withDefaults()
 	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now}
 	conn, err := db.Read().Conn(ctx)

@@ -16,7 +16,9 @@ import (
 // like a locked real one) and per source address; past the threshold the
 // key is locked for BaseLock, doubling with every further failure up to
 // MaxLock. Counts are kept in the database, so all sealgate processes on it
-// share them.
+// share them. An IPv6 client usually holds a whole /64 and can change its
+// address at will, so IPv6 sources are counted per prefix of IPv6Prefix
+// bits; IPv4 sources (and IPv4-mapped IPv6 addresses) per address.
 type LockoutPolicy struct {
 	// AccountFailures before an account name locks. Default 5.
 	AccountFailures int `yaml:"accountFailures"`
@@ -28,6 +30,26 @@ type LockoutPolicy struct {
 	MaxLock time.Duration `yaml:"maxLock"`
 	// Window forgets failures older than this. Default 1 hour.
 	Window time.Duration `yaml:"window"`
+	// IPv6Prefix is the length of the IPv6 prefix counted as one source,
+	// 48 to 128. Default 64.
+	IPv6Prefix int `yaml:"ipv6Prefix"`
+}
+
+// IPv6 prefix lengths a LockoutPolicy accepts: a /48 is a whole site, a
+// /128 a single address.
+const (
+	minIPv6Prefix = 48
+	maxIPv6Prefix = 128
+)
+
+// checkIPv6Prefix refuses an IPv6Prefix out of range; where names the
+// setting's origin for the message.
+func checkIPv6Prefix(bits int, where string) error {
+	if bits != 0 && (bits < minIPv6Prefix || bits > maxIPv6Prefix) {
+		return fault.New(fault.Invalid, CodeConfigInvalid, "access.lockout.ipv6Prefix%s must be between %d and %d (got %d)",
+			where, minIPv6Prefix, maxIPv6Prefix, bits)
+	}
+	return nil
 }
 
 func (p LockoutPolicy) withDefaults() LockoutPolicy {
@@ -46,6 +68,9 @@ func (p LockoutPolicy) withDefaults() LockoutPolicy {
 	if p.Window == 0 {
 		p.Window = time.Hour
 	}
+	if p.IPv6Prefix == 0 {
+		p.IPv6Prefix = 64
+	}
 	return p
 }
 
@@ -57,11 +82,26 @@ func accountKey(kind Kind, name string) string {
 	return "account:" + string(kind) + ":" + name
 }
 
-func sourceKey(src netip.Addr) string {
+// sourceBlock names the source an attempt is counted against: the IPv4
+// address, or the IPv6 address's prefix of IPv6Prefix bits ("2001:db8:1:2::/64").
+// It is empty for attempts of unknown origin.
+func (p LockoutPolicy) sourceBlock(src netip.Addr) string {
 	if !src.IsValid() {
 		return ""
 	}
-	return "source:" + src.Unmap().String()
+	a := src.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	block, _ := a.Prefix(p.IPv6Prefix) // Open checked the length; a zone is dropped
+	return block.String()
+}
+
+func (p LockoutPolicy) sourceKey(src netip.Addr) string {
+	if block := p.sourceBlock(src); block != "" {
+		return "source:" + block
+	}
+	return ""
 }
 
 // checkLocked refuses an attempt while the account name (when not empty)
@@ -70,7 +110,7 @@ func sourceKey(src netip.Addr) string {
 func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src netip.Addr) (bool, error) {
 	now := s.nowMS()
 	hadFailures := false
-	for i, key := range []string{accountKey(kind, name), sourceKey(src)} {
+	for i, key := range []string{accountKey(kind, name), s.opts.Lockout.sourceKey(src)} {
 		if key == "" {
 			continue
 		}
@@ -87,7 +127,7 @@ func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src n
 			wait := time.Duration(until-now) * time.Millisecond
 			what := fmt.Sprintf("%q", name)
 			if i == 1 {
-				what = addrString(src)
+				what = s.opts.Lockout.sourceBlock(src)
 			}
 			return false, fault.New(fault.TooMany, CodeAccountLocked,
 				"too many failed attempts for %s; try again in %s", what, wait.Round(time.Second))
@@ -106,7 +146,7 @@ func (s *Service) recordFailure(ctx context.Context, kind Kind, name string, src
 				return err
 			}
 		}
-		if key := sourceKey(src); key != "" {
+		if key := s.opts.Lockout.sourceKey(src); key != "" {
 			if err := s.countFailure(ctx, tx, key, s.opts.Lockout.SourceFailures); err != nil {
 				return err
 			}
