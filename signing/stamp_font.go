@@ -121,6 +121,10 @@ type fontSubset struct {
 	tag      string // the six-letter subset tag of §9.6.4
 	length   int    // bytes before compression (Length1)
 	deflated []byte
+	// cidSet is the /CIDSet bit string (ISO 32000-1 §9.8.3): one bit per
+	// CID, high bit first, set for the glyphs the subset keeps. PDF/A-1
+	// requires it for a subset CIDFont (ISO 19005-1 §6.3.5).
+	cidSet []byte
 }
 
 // subsetCache keeps the compressed subsets of recent stamps, keyed by
@@ -155,6 +159,19 @@ func (e *embeddedFont) subset(glyphs []sfnt.GlyphIndex) *fontSubset {
 	}
 	file := e.p.ttf.subset(all)
 	sub = &fontSubset{tag: subsetTag(all), length: len(file), deflated: pdf.Deflate(file)}
+	keep := e.p.ttf.closure(all)
+	last := 0
+	for g, k := range keep {
+		if k {
+			last = g
+		}
+	}
+	sub.cidSet = make([]byte, last/8+1)
+	for g, k := range keep {
+		if k {
+			sub.cidSet[g/8] |= 0x80 >> (g % 8)
+		}
+	}
 	subsetCache.Lock()
 	if len(subsetCache.m) >= subsetCacheSize {
 		for k := range subsetCache.m {
@@ -189,6 +206,7 @@ func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 		"CapHeight":   pdf.Real(p.capH),
 		"StemV":       pdf.Integer(80),
 		"FontFile2":   file,
+		"CIDSet":      u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(sub.cidSet)}),
 	})
 	var widths pdf.Array
 	var cmap bytes.Buffer

@@ -175,10 +175,10 @@ func glyphComponents(data []byte, numGlyphs int) ([]sfnt.GlyphIndex, error) {
 	}
 }
 
-// subset returns a TrueType font in which only the glyphs in use, .notdef
-// and the components of composite glyphs among them keep their outlines.
-// Glyph ids out of range are ignored.
-func (f *ttfFont) subset(use []sfnt.GlyphIndex) []byte {
+// closure marks the glyphs a subset for use keeps: those, .notdef and the
+// components of composite glyphs among them. Glyph ids out of range are
+// ignored.
+func (f *ttfFont) closure(use []sfnt.GlyphIndex) []bool {
 	keep := make([]bool, len(f.glyphs))
 	var visit func(g sfnt.GlyphIndex)
 	visit = func(g sfnt.GlyphIndex) {
@@ -194,7 +194,13 @@ func (f *ttfFont) subset(use []sfnt.GlyphIndex) []byte {
 	for _, g := range use {
 		visit(g)
 	}
+	return keep
+}
 
+// subset returns a TrueType font in which only the glyphs closure keeps
+// have outlines.
+func (f *ttfFont) subset(use []sfnt.GlyphIndex) []byte {
+	keep := f.closure(use)
 	var glyf []byte
 	offsets := make([]int, len(f.glyphs)+1)
 	for g, data := range f.glyphs {

@@ -21,9 +21,10 @@ import (
 	"github.com/sealgate/sealgate/signing/pdf"
 )
 
-// stampFontFile returns the sealed file's stamp font: its name and the
-// decoded FontFile2, checking Length1 gives the decoded length.
-func stampFontFile(t testing.TB, sealed []byte) (string, []byte) {
+// stampFontFile returns the sealed file's stamp font: its name, the
+// decoded FontFile2 (checking Length1 gives the decoded length) and the
+// decoded CIDSet.
+func stampFontFile(t testing.TB, sealed []byte) (name string, file, cidSet []byte) {
 	t.Helper()
 	r, err := pdf.Open(bytes.NewReader(sealed), int64(len(sealed)))
 	if err != nil {
@@ -53,10 +54,22 @@ func stampFontFile(t testing.TB, sealed []byte) (string, []byte) {
 		if n, _ := pdf.Int(s.Dict["Length1"]); n != int64(len(data)) {
 			t.Errorf("Length1 %d, the font file has %d bytes", n, len(data))
 		}
-		return string(d.Name("FontName")), data
+		set, err := r.Resolve(d["CIDSet"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss, ok := set.(*pdf.Stream)
+		if !ok {
+			t.Fatalf("CIDSet is %T, not a stream", set)
+		}
+		bits, err := r.StreamData(ss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(d.Name("FontName")), data, bits
 	}
 	t.Fatal("the sealed file has no embedded font")
-	return "", nil
+	return "", nil, nil
 }
 
 // sfntTables checks a font's table directory and checksums independently of
@@ -116,18 +129,18 @@ func TestTTFSubsetStampFont(t *testing.T) {
 	}
 	doc := pdftest.Bytes(pdftest.Spec{})
 	sealed, _ := seal(t, key, doc, opts)
-	name, sub := stampFontFile(t, sealed)
+	name, sub, cidSet := stampFontFile(t, sealed)
 	if !regexp.MustCompile(`^[A-Z]{6}\+GoRegular$`).MatchString(name) {
 		t.Errorf("font name %q is not a subset name", name)
 	}
 	again, _ := seal(t, key, doc, opts)
-	if name2, sub2 := stampFontFile(t, again); name2 != name || !bytes.Equal(sub2, sub) {
+	if name2, sub2, _ := stampFontFile(t, again); name2 != name || !bytes.Equal(sub2, sub) {
 		t.Errorf("an equal stamp embeds %s (%d bytes), the first %s (%d bytes)", name2, len(sub2), name, len(sub))
 	}
 	later := opts
 	later.Time = opts.Time.Add(7*time.Hour + 13*time.Minute + 58*time.Second)
 	laterSealed, _ := seal(t, key, doc, later)
-	if name3, sub3 := stampFontFile(t, laterSealed); name3 != name || !bytes.Equal(sub3, sub) {
+	if name3, sub3, _ := stampFontFile(t, laterSealed); name3 != name || !bytes.Equal(sub3, sub) {
 		t.Errorf("a stamp at another time embeds %s (%d bytes), the first %s (%d bytes)", name3, len(sub3), name, len(sub))
 	}
 
@@ -173,6 +186,9 @@ func TestTTFSubsetStampFont(t *testing.T) {
 		got, err := f.LoadGlyph(&sb, g, ppem, nil)
 		if err != nil {
 			t.Fatalf("glyph %d of the subset: %v", g, err)
+		}
+		if inSet := int(g)/8 < len(cidSet) && cidSet[g/8]&(0x80>>(g%8)) != 0; inSet != used[g] {
+			t.Errorf("glyph %d: in CIDSet %v, kept %v", g, inSet, used[g])
 		}
 		if !used[g] {
 			if len(got) != 0 {
