@@ -1,10 +1,12 @@
 package access
 
 import (
+	"path/filepath"
 	"time"
 
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/secret"
 )
 
 // CodeConfigInvalid reports a wrong access section in sealgate.yaml.
@@ -18,12 +20,14 @@ const CodeConfigInvalid fault.Code = "access_config_invalid"
 //	  totpIssuer: Example Corp sealgate
 //	  password: {memoryKiB: 65536, time: 2, threads: 2}
 //	  lockout: {accountFailures: 5, sourceFailures: 20, baseLock: 1m, maxLock: 1h, window: 1h, ipv6Prefix: 64}
+//	  secretsKey: {file: /etc/sealgate/secrets.key}   # default <data>/secrets.key, created on first start
 type fileOptions struct {
 	TokenTTL   time.Duration  `yaml:"tokenTTL"`
 	SessionTTL time.Duration  `yaml:"sessionTTL"`
 	TOTPIssuer string         `yaml:"totpIssuer"`
 	Password   PasswordParams `yaml:"password"`
 	Lockout    LockoutPolicy  `yaml:"lockout"`
+	SecretsKey secret.Ref     `yaml:"secretsKey"`
 }
 
 // minPasswordMemoryKiB is OWASP's floor for argon2id (19 MiB); less would
@@ -32,7 +36,8 @@ const minPasswordMemoryKiB = 19 * 1024
 
 // LoadOptions reads the access section of f into Options (Logger, Now,
 // Directories and OnAuditHead are the caller's to set). A missing section
-// gives the defaults.
+// gives the defaults; without secretsKey, the secrets key is kept in
+// <data>/secrets.key.
 func LoadOptions(f *config.File) (Options, error) {
 	var c fileOptions
 	if _, err := f.Section("access", &c); err != nil {
@@ -52,5 +57,6 @@ func LoadOptions(f *config.File) (Options, error) {
 	if err := checkIPv6Prefix(c.Lockout.IPv6Prefix, " in "+f.Path); err != nil {
 		return Options{}, err
 	}
-	return Options{TokenTTL: c.TokenTTL, SessionTTL: c.SessionTTL, TOTPIssuer: c.TOTPIssuer, Password: c.Password, Lockout: c.Lockout}, nil
+	return Options{TokenTTL: c.TokenTTL, SessionTTL: c.SessionTTL, TOTPIssuer: c.TOTPIssuer, Password: c.Password, Lockout: c.Lockout,
+		SecretsKey: c.SecretsKey, SecretsKeyFile: filepath.Join(f.Data, "secrets.key")}, nil
 }

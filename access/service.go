@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/secret"
 	"github.com/sealgate/sealgate/store"
 )
 
@@ -56,6 +58,14 @@ type Options struct {
 	Directories map[string]PasswordVerifier
 	// TOTPIssuer names sealgate in authenticator apps. Default "sealgate".
 	TOTPIssuer string
+	// SecretsKey is where the key that seals TOTP secrets in the database
+	// is kept: 32 random bytes written as 64 hex digits. When zero,
+	// SecretsKeyFile holds it.
+	SecretsKey secret.Ref
+	// SecretsKeyFile is the key file used when SecretsKey is zero; Open
+	// creates it with a new random key (mode 0600) when it is missing.
+	// Default: secrets.key beside the database file.
+	SecretsKeyFile string
 	// OnAuditHead, when set, is called after each committed audit append
 	// with the new chain head and event count, so an external log can
 	// anchor the audit trail (a deleted tail is only detectable that way).
@@ -69,6 +79,7 @@ type Service struct {
 	opts Options
 	log  *slog.Logger
 	now  func() time.Time
+	box  *secretBox // seals TOTP secrets
 
 	// The generation is read on a connection of its own, with the
 	// statement prepared once: about 4 µs instead of a pool round trip.
@@ -218,7 +229,17 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	opts.Lockout = opts.Lockout.withDefaults()
-	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now}
+	if opts.SecretsKeyFile == "" {
+		opts.SecretsKeyFile = filepath.Join(filepath.Dir(db.Path()), "secrets.key")
+	}
+	box, err := openSecretsKey(ctx, db, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box}
+	if err := s.sealPlainSecrets(ctx); err != nil {
+		return nil, err
+	}
 	conn, err := db.Read().Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("access: generation connection: %w", err)

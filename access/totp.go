@@ -39,7 +39,8 @@ type TOTPEnrollment struct {
 
 // EnrollTOTP starts (or restarts) TOTP enrollment for a user. The new key
 // is pending until ConfirmTOTP proves the user's app produces its codes; an
-// existing key keeps working until then.
+// existing key keeps working until then. Keys are stored sealed under the
+// secrets key (see Options.SecretsKey).
 func (s *Service) EnrollTOTP(ctx context.Context, login, actor string) (TOTPEnrollment, error) {
 	key, err := totp.Generate(totp.GenerateOpts{Issuer: s.opts.TOTPIssuer, AccountName: login, Period: totpPeriod,
 		Digits: totpOpts.Digits, Algorithm: totpOpts.Algorithm})
@@ -59,7 +60,7 @@ func (s *Service) EnrollTOTP(ctx context.Context, login, actor string) (TOTPEnro
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE access_users SET totp_pending = ? WHERE id = ?`, key.Secret(), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE access_users SET totp_pending = ? WHERE id = ?`, s.box.seal(id, colTOTPPending, key.Secret()), id); err != nil {
 			return internal(err, "store totp key")
 		}
 		return audit(Event{Type: "user.totp.enroll", Actor: actor, Subject: "user:" + login})
@@ -85,12 +86,16 @@ func (s *Service) ConfirmTOTP(ctx context.Context, login, code, actor string) ([
 		if u.totpPending == "" {
 			return fault.New(fault.Conflict, CodeTOTPEnrollment, "user %q has no pending TOTP enrollment", login)
 		}
-		step, ok := matchTOTP(u.totpPending, code, s.now().Unix(), 0)
+		pending, err := s.box.open(u, colTOTPPending, u.totpPending)
+		if err != nil {
+			return err
+		}
+		step, ok := matchTOTP(pending, code, s.now().Unix(), 0)
 		if !ok {
 			return fault.New(fault.Invalid, CodeTOTPInvalid, "the code does not match the new TOTP key of user %q", login)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE access_users SET totp_secret = totp_pending, totp_pending = '', totp_last_step = ? WHERE id = ?`,
-			step, u.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE access_users SET totp_secret = ?, totp_pending = '', totp_last_step = ? WHERE id = ?`,
+			s.box.seal(u.ID, colTOTPSecret, pending), step, u.ID); err != nil {
 			return internal(err, "activate totp key")
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM access_recovery_codes WHERE user_id = ?`, u.ID); err != nil {
@@ -148,24 +153,31 @@ func matchTOTP(secret, code string, unix, lastStep int64) (int64, bool) {
 
 // verifySecondFactor checks code as a TOTP code, or else as an unused
 // recovery code, and records its use in tx so it cannot be used again.
+// When the TOTP key does not open (another secrets key), recovery codes,
+// which are hashed, still work; anything else gets secrets_key_mismatch.
 func (s *Service) verifySecondFactor(ctx context.Context, tx *sql.Tx, u *userRow, code string) (bool, error) {
 	var last int64
 	if err := tx.QueryRowContext(ctx, `SELECT totp_last_step FROM access_users WHERE id = ?`, u.ID).Scan(&last); err != nil {
 		return false, internal(err, "read totp state")
 	}
-	if step, ok := matchTOTP(u.totpSecret, code, s.now().Unix(), last); ok {
-		if _, err := tx.ExecContext(ctx, `UPDATE access_users SET totp_last_step = ? WHERE id = ?`, step, u.ID); err != nil {
-			return false, internal(err, "record totp step")
+	secret, openErr := s.box.open(u, colTOTPSecret, u.totpSecret)
+	if openErr == nil {
+		if step, ok := matchTOTP(secret, code, s.now().Unix(), last); ok {
+			if _, err := tx.ExecContext(ctx, `UPDATE access_users SET totp_last_step = ? WHERE id = ?`, step, u.ID); err != nil {
+				return false, internal(err, "record totp step")
+			}
+			return true, nil
 		}
-		return true, nil
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE access_recovery_codes SET used_at = ? WHERE user_id = ? AND hash = ? AND used_at IS NULL`,
 		s.nowMS(), u.ID, recoveryHash(normalizeRecovery(code)))
 	if err != nil {
 		return false, internal(err, "use recovery code")
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil
+	}
+	return false, openErr
 }
 
 // Recovery codes carry 80 random bits, so an unsalted SHA-256 is enough to
