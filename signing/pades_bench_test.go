@@ -41,13 +41,14 @@ func BenchmarkSigningPAdES100KB(b *testing.B) {
 }
 
 // BenchmarkSigningPAdES100KBStamp seals the same document with a visible
-// stamp (text in the embedded font subset, reason and location).
+// stamp (text in the embedded font subset, reason, location and a PNG logo).
 func BenchmarkSigningPAdES100KBStamp(b *testing.B) {
 	key, _ := softHSMSeal(b)
 	doc := bench100KB()
 	opts := signing.PAdESOptions{
 		Reason: "Invoice approved", Location: "Hamburg",
 		Placement: signing.Placement{Page: 1, X: 330, Y: 40, Width: 230, Height: 80},
+		Stamp:     signing.StampOptions{Logo: testLogo(b)},
 	}
 	ctx := context.Background()
 	benchSerialAndParallel(b, int64(len(doc)), func(b *testing.B) {

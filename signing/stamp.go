@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"image"
@@ -143,18 +144,47 @@ func num(f float64) string {
 	return string(pdf.AppendObject(nil, pdf.Real(f)))
 }
 
+// logoXObject is a logo made into image XObject data for one kind of
+// document (see pdfaProfile), ready to be added to updates.
+type logoXObject struct {
+	image  *pdf.Stream
+	mask   *pdf.Stream // soft mask, or nil
+	width  int
+	height int
+}
+
+// logoCache keeps logos made into images: a configured logo is the same on
+// every stamp, and decoding and compressing it can cost more than the seal.
+var logoCache = newBoundedCache[*logoXObject](16)
+
 // logoImage adds the logo as an image XObject the way the document allows
-// it (see pdfaProfile): a JPEG whose colour space is allowed as it is
-// (DCTDecode); any other logo decoded to samples in the stamp's colour space,
-// with the PNG's alpha channel as a soft mask, or composited onto white where
-// soft masks are not allowed.
+// it and returns it with its size in pixels.
 func logoImage(u *pdf.Update, data []byte, pdfa pdfaProfile) (pdf.Ref, int, int, error) {
+	sum := sha256.Sum256(data)
+	key := fmt.Sprintf("%x/%d/%t", sum, pdfa.intentN, pdfa.softMasks())
+	l, err := logoCache.get(key, func() (*logoXObject, error) { return makeLogo(data, pdfa) })
+	if err != nil {
+		return pdf.Ref{}, 0, 0, err
+	}
+	dict := l.image.Dict.Clone()
+	if l.mask != nil {
+		dict["SMask"] = u.Add(&pdf.Stream{Dict: l.mask.Dict.Clone(), Data: l.mask.Data})
+	}
+	return u.Add(&pdf.Stream{Dict: dict, Data: l.image.Data}), l.width, l.height, nil
+}
+
+// makeLogo makes the logo into an image for the document (see
+// pdfaProfile): a JPEG whose colour space is allowed as it is (DCTDecode);
+// any other logo decoded to samples in the stamp's colour space, with the
+// PNG's alpha channel as a soft mask, or composited onto white where soft
+// masks are not allowed.
+func makeLogo(data []byte, pdfa pdfaProfile) (*logoXObject, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil || cfg.Width == 0 || cfg.Height == 0 {
-		return pdf.Ref{}, 0, 0, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is not a readable PNG or JPEG image")
+		return nil, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is not a readable PNG or JPEG image")
 	}
 	if format != "png" && format != "jpeg" {
-		return pdf.Ref{}, 0, 0, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is %s; PNG or JPEG is needed", strings.ToUpper(format))
+		return nil, fault.New(fault.Invalid, CodeStampLogoInvalid, "the stamp logo is %s; PNG or JPEG is needed", strings.ToUpper(format))
 	}
 	if format == "jpeg" {
 		space, dict := deviceRGB, pdf.Dict{}
@@ -171,12 +201,12 @@ func logoImage(u *pdf.Update, data []byte, pdfa pdfaProfile) (pdf.Ref, int, int,
 				dict[k] = v
 			}
 			dict["Filter"] = pdf.Name("DCTDecode")
-			return u.Add(&pdf.Stream{Dict: dict, Data: data}), cfg.Width, cfg.Height, nil
+			return &logoXObject{image: &pdf.Stream{Dict: dict, Data: data}, width: cfg.Width, height: cfg.Height}, nil
 		}
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
-		return pdf.Ref{}, 0, 0, fault.Wrap(err, fault.Invalid, CodeStampLogoInvalid, "the stamp logo %s cannot be decoded", strings.ToUpper(format))
+		return nil, fault.Wrap(err, fault.Invalid, CodeStampLogoInvalid, "the stamp logo %s cannot be decoded", strings.ToUpper(format))
 	}
 	space := pdfa.space()
 	b := img.Bounds()
@@ -202,12 +232,13 @@ func logoImage(u *pdf.Update, data []byte, pdfa pdfaProfile) (pdf.Ref, int, int,
 	}
 	dict := imageDict(b.Dx(), b.Dy(), space.name())
 	dict["Filter"] = pdf.Name("FlateDecode")
+	l := &logoXObject{image: &pdf.Stream{Dict: dict, Data: pdf.Deflate(samples)}, width: b.Dx(), height: b.Dy()}
 	if !opaque && pdfa.softMasks() {
 		mask := imageDict(b.Dx(), b.Dy(), deviceGray.name())
 		mask["Filter"] = pdf.Name("FlateDecode")
-		dict["SMask"] = u.Add(&pdf.Stream{Dict: mask, Data: pdf.Deflate(alpha)})
+		l.mask = &pdf.Stream{Dict: mask, Data: pdf.Deflate(alpha)}
 	}
-	return u.Add(&pdf.Stream{Dict: dict, Data: pdf.Deflate(samples)}), b.Dx(), b.Dy(), nil
+	return l, nil
 }
 
 func imageDict(w, h int, cs pdf.Name) pdf.Dict {

@@ -116,30 +116,44 @@ func (e *embeddedFont) encode(s string) string {
 // compressed once (see subsetCache).
 const stampAlwaysGlyphs = "0123456789"
 
-// fontSubset is a font file cut for a set of glyphs, compressed.
+// fontSubset is what the font objects of a stamp need that depends only on
+// the glyphs it draws (and the characters they stand for): the subset font
+// file, its CIDSet and ToUnicode map, compressed, and the glyphs' widths.
 type fontSubset struct {
 	tag      string // the six-letter subset tag of §9.6.4
-	length   int    // bytes before compression (Length1)
+	length   int    // bytes of the font file before compression (Length1)
 	deflated []byte
-	// cidSet is the /CIDSet bit string (ISO 32000-1 §9.8.3): one bit per
-	// CID, high bit first, set for the glyphs the subset keeps. PDF/A-1
-	// requires it for a subset CIDFont (ISO 19005-1 §6.3.5).
+	// cidSet is the compressed /CIDSet bit string (ISO 32000-1 §9.8.3): one
+	// bit per CID, high bit first, set for the glyphs the subset keeps.
+	// PDF/A-1 requires it for a subset CIDFont (ISO 19005-1 §6.3.5).
 	cidSet []byte
+	// toUnicode is the compressed ToUnicode CMap of the glyphs drawn.
+	toUnicode []byte
+	widths    pdf.Array
 }
 
-// subsetCache keeps the compressed subsets of recent stamps, keyed by
-// their glyph ids: cutting and compressing a subset costs about a
-// millisecond, more than the rest of a stamp. It holds at most
-// subsetCacheSize entries and drops an arbitrary one when full.
-var subsetCache = struct {
-	sync.Mutex
-	m map[string]*fontSubset
-}{m: map[string]*fontSubset{}}
+// subsetCache keeps the font objects of recent stamps, keyed by the glyphs
+// drawn and their characters: cutting and compressing them costs more than
+// the rest of a stamp.
+var subsetCache = newBoundedCache[*fontSubset](64)
 
-const subsetCacheSize = 64
+// subset returns the font objects' data for the glyphs encoded so far.
+func (e *embeddedFont) subset() *fontSubset {
+	glyphs := slices.Sorted(maps.Keys(e.used))
+	key := make([]byte, 0, 6*len(glyphs))
+	for _, g := range glyphs {
+		key = binary.BigEndian.AppendUint16(key, uint16(g))
+		key = binary.BigEndian.AppendUint32(key, uint32(e.used[g]))
+	}
+	sub, _ := subsetCache.get(string(key), func() (*fontSubset, error) {
+		return e.makeSubset(glyphs), nil
+	})
+	return sub
+}
 
-// subset returns the compressed subset holding glyphs and the digits.
-func (e *embeddedFont) subset(glyphs []sfnt.GlyphIndex) *fontSubset {
+// makeSubset cuts the font for glyphs and the digits, and writes the maps.
+func (e *embeddedFont) makeSubset(glyphs []sfnt.GlyphIndex) *fontSubset {
+	p := e.p
 	all := slices.Clone(glyphs)
 	for _, r := range stampAlwaysGlyphs {
 		g, _ := e.glyph(r)
@@ -147,68 +161,24 @@ func (e *embeddedFont) subset(glyphs []sfnt.GlyphIndex) *fontSubset {
 	}
 	slices.Sort(all)
 	all = slices.Compact(all)
-	key := make([]byte, 0, 2*len(all))
-	for _, g := range all {
-		key = binary.BigEndian.AppendUint16(key, uint16(g))
-	}
-	subsetCache.Lock()
-	sub, ok := subsetCache.m[string(key)]
-	subsetCache.Unlock()
-	if ok {
-		return sub
-	}
-	file := e.p.ttf.subset(all)
-	sub = &fontSubset{tag: subsetTag(all), length: len(file), deflated: pdf.Deflate(file)}
-	keep := e.p.ttf.closure(all)
+	file := p.ttf.subset(all)
+	sub := &fontSubset{tag: subsetTag(all), length: len(file), deflated: pdf.Deflate(file)}
+
+	keep := p.ttf.closure(all)
 	last := 0
 	for g, k := range keep {
 		if k {
 			last = g
 		}
 	}
-	sub.cidSet = make([]byte, last/8+1)
+	cidSet := make([]byte, last/8+1)
 	for g, k := range keep {
 		if k {
-			sub.cidSet[g/8] |= 0x80 >> (g % 8)
+			cidSet[g/8] |= 0x80 >> (g % 8)
 		}
 	}
-	subsetCache.Lock()
-	if len(subsetCache.m) >= subsetCacheSize {
-		for k := range subsetCache.m {
-			delete(subsetCache.m, k)
-			break
-		}
-	}
-	subsetCache.m[string(key)] = sub
-	subsetCache.Unlock()
-	return sub
-}
+	sub.cidSet = pdf.Deflate(cidSet)
 
-// embed adds the font objects for the glyphs encoded so far, with a subset
-// of the font holding just those glyphs.
-func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
-	p := e.p
-	glyphs := slices.Sorted(maps.Keys(e.used))
-	sub := e.subset(glyphs)
-	name := pdf.Name(sub.tag + "+" + stampFontName)
-	file := u.Add(&pdf.Stream{
-		Dict: pdf.Dict{"Length1": pdf.Integer(sub.length), "Filter": pdf.Name("FlateDecode")},
-		Data: sub.deflated,
-	})
-	desc := u.Add(pdf.Dict{
-		"Type":        pdf.Name("FontDescriptor"),
-		"FontName":    name,
-		"Flags":       pdf.Integer(32), // nonsymbolic
-		"FontBBox":    pdf.Rect(p.bbox).Array(),
-		"ItalicAngle": pdf.Integer(0),
-		"Ascent":      pdf.Real(p.ascent),
-		"Descent":     pdf.Real(p.descent),
-		"CapHeight":   pdf.Real(p.capH),
-		"StemV":       pdf.Integer(80),
-		"FontFile2":   file,
-		"CIDSet":      u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(sub.cidSet)}),
-	})
-	var widths pdf.Array
 	var cmap bytes.Buffer
 	cmap.WriteString("/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n" +
 		"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n" +
@@ -223,27 +193,57 @@ func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 		cmap.WriteString("endbfchar\n")
 	}
 	cmap.WriteString("endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n")
+	sub.toUnicode = pdf.Deflate(cmap.Bytes())
+
 	for _, g := range glyphs {
-		adv, _ := e.p.f.GlyphAdvance(&e.buf, g, fixed.Int26_6(p.upem)<<6, font.HintingNone)
-		widths = append(widths, pdf.Integer(g), pdf.Array{pdf.Real(float64(adv) / 64 * 1000 / p.upem)})
+		adv, _ := p.f.GlyphAdvance(&e.buf, g, fixed.Int26_6(p.upem)<<6, font.HintingNone)
+		sub.widths = append(sub.widths, pdf.Integer(g), pdf.Array{pdf.Real(float64(adv) / 64 * 1000 / p.upem)})
 	}
+	return sub
+}
+
+// embed adds the font objects for the glyphs encoded so far, with a subset
+// of the font holding just those glyphs.
+func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
+	p := e.p
+	sub := e.subset()
+	name := pdf.Name(sub.tag + "+" + stampFontName)
+	flate := func(data []byte, extra pdf.Dict) pdf.Ref {
+		dict := pdf.Dict{"Filter": pdf.Name("FlateDecode")}
+		for k, v := range extra {
+			dict[k] = v
+		}
+		return u.Add(&pdf.Stream{Dict: dict, Data: data})
+	}
+	desc := u.Add(pdf.Dict{
+		"Type":        pdf.Name("FontDescriptor"),
+		"FontName":    name,
+		"Flags":       pdf.Integer(32), // nonsymbolic
+		"FontBBox":    pdf.Rect(p.bbox).Array(),
+		"ItalicAngle": pdf.Integer(0),
+		"Ascent":      pdf.Real(p.ascent),
+		"Descent":     pdf.Real(p.descent),
+		"CapHeight":   pdf.Real(p.capH),
+		"StemV":       pdf.Integer(80),
+		"FontFile2":   flate(sub.deflated, pdf.Dict{"Length1": pdf.Integer(sub.length)}),
+		"CIDSet":      flate(sub.cidSet, nil),
+	})
 	cid := u.Add(pdf.Dict{
 		"Type":           pdf.Name("Font"),
 		"Subtype":        pdf.Name("CIDFontType2"),
 		"BaseFont":       name,
 		"CIDSystemInfo":  pdf.Dict{"Registry": pdf.String("Adobe"), "Ordering": pdf.String("Identity"), "Supplement": pdf.Integer(0)},
 		"FontDescriptor": desc,
-		"W":              widths,
+		"W":              sub.widths,
 		"CIDToGIDMap":    pdf.Name("Identity"),
 	})
-	toUnicode := u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(cmap.Bytes())})
 	return u.Add(pdf.Dict{
 		"Type":            pdf.Name("Font"),
 		"Subtype":         pdf.Name("Type0"),
 		"BaseFont":        name,
 		"Encoding":        pdf.Name("Identity-H"),
 		"DescendantFonts": pdf.Array{cid},
-		"ToUnicode":       toUnicode,
+		"ToUnicode":       flate(sub.toUnicode, nil),
 	})
 }
 
