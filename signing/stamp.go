@@ -127,6 +127,8 @@ func (s *stampContent) appearance(u *pdf.Update, w, h float64, matrix pdf.Array)
 	}
 	c.WriteString("ET\nQ\n")
 	res["Font"] = pdf.Dict{"F1": font.embed(u)}
+	// A few hundred bytes: compressing them would cost more time than the
+	// bytes are worth.
 	return u.Add(&pdf.Stream{
 		Dict: pdf.Dict{
 			"Type":      pdf.Name("XObject"),
@@ -134,9 +136,8 @@ func (s *stampContent) appearance(u *pdf.Update, w, h float64, matrix pdf.Array)
 			"BBox":      pdf.Array{pdf.Integer(0), pdf.Integer(0), pdf.Real(w), pdf.Real(h)},
 			"Matrix":    matrix,
 			"Resources": res,
-			"Filter":    pdf.Name("FlateDecode"),
 		},
-		Data: pdf.Deflate(c.Bytes()),
+		Data: c.Bytes(),
 	}), nil
 }
 
