@@ -107,6 +107,7 @@ func nodeConfig(t testing.TB, edits ...func(doc map[string]any)) (*node, *config
 		t.Fatal(err)
 	}
 	doc := map[string]any{
+		"data":     dir,
 		"database": filepath.Join(dir, "sealgate.db"),
 		"signing":  poolCfg,
 		"seal":     map[string]any{"defaultSeal": "acme", "tempDir": dir},

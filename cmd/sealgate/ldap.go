@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 
@@ -28,7 +29,6 @@ of the users stops with ldap_sync_guard_tripped; check the dry run, then
 repeat with --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			cfgFile, err := a.config()
 			if err != nil {
 				return err
@@ -40,32 +40,31 @@ repeat with --force.`,
 			if !ok {
 				return fault.New(fault.Invalid, ldapsync.CodeConfigInvalid, "no ldap section in the configuration %q (--config or <data>/sealgate.yaml)", cfgFile.Path)
 			}
-			db, err := a.database(ctx)
-			if err != nil {
+			// The access service opens as the server's does (its options,
+			// its secrets key), so the two never disagree about the data.
+			return withAccess(cmd, a, func(ctx context.Context, users *access.Service) error {
+				db, err := a.database(ctx)
+				if err != nil {
+					return err
+				}
+				syncer, err := ldapsync.NewSyncer(ctx, cfg, db, users, a.logger())
+				if err != nil {
+					return err
+				}
+				opts.Actor = "cli:ldap-sync"
+				rep, runErr := syncer.Run(ctx, opts)
+				if asJSON {
+					enc := json.NewEncoder(os.Stdout)
+					enc.SetIndent("", "  ")
+					err = enc.Encode(rep)
+				} else {
+					err = rep.WriteText(os.Stdout)
+				}
+				if runErr != nil {
+					return runErr
+				}
 				return err
-			}
-			users, err := access.Open(ctx, db, access.Options{Logger: a.logger()})
-			if err != nil {
-				return err
-			}
-			defer users.Close()
-			syncer, err := ldapsync.NewSyncer(ctx, cfg, db, users, a.logger())
-			if err != nil {
-				return err
-			}
-			opts.Actor = "cli:ldap-sync"
-			rep, runErr := syncer.Run(ctx, opts)
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				err = enc.Encode(rep)
-			} else {
-				err = rep.WriteText(os.Stdout)
-			}
-			if runErr != nil {
-				return runErr
-			}
-			return err
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print the difference without applying it")
