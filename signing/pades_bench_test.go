@@ -19,7 +19,6 @@ import (
 
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
-	"github.com/sealgate/sealgate/signing/signingtest"
 )
 
 // bench100KB is a 100 KB document for the signing speed benchmarks.
@@ -79,18 +78,7 @@ func BenchmarkSigningPAdESVsToken(b *testing.B) {
 			name = "busy"
 		}
 		b.Run(name, func(b *testing.B) {
-			p := sharedPKI(b)
-			h := signingtest.NewSoftHSM(b)
-			cfg, _ := signingtest.DevSeal(b, h, signingtest.DevSealOptions{CA: p.ca, Key: p.signers["rsa-2048"], Sessions: 1})
-			pool, err := signing.NewPool(context.Background(), cfg, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { pool.Close() })
-			key, err := pool.Key("dev")
-			if err != nil {
-				b.Fatal(err)
-			}
+			key, _, h := softHSMSealSessions(b, 1)
 			raw := openRawToken(b, h.Module, "seal-1", "1234", 1)
 			doc := bench100KB()
 			phases := []func(){

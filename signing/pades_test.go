@@ -31,9 +31,18 @@ import (
 // token, and the PKI.
 func softHSMSeal(t testing.TB) (signing.Key, *testPKI) {
 	t.Helper()
+	key, p, _ := softHSMSealSessions(t, 0)
+	return key, p
+}
+
+// softHSMSealSessions is softHSMSeal with the given number of sessions on
+// the token (0: the pool's default); it also returns the SoftHSM holding
+// the token "seal-1".
+func softHSMSealSessions(t testing.TB, sessions int) (signing.Key, *testPKI, *signingtest.SoftHSM) {
+	t.Helper()
 	p := sharedPKI(t)
 	h := signingtest.NewSoftHSM(t)
-	cfg, _ := signingtest.DevSeal(t, h, signingtest.DevSealOptions{CA: p.ca, Key: p.signers["rsa-2048"]})
+	cfg, _ := signingtest.DevSeal(t, h, signingtest.DevSealOptions{CA: p.ca, Key: p.signers["rsa-2048"], Sessions: sessions})
 	pool, err := signing.NewPool(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +52,7 @@ func softHSMSeal(t testing.TB) (signing.Key, *testPKI) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return key, p
+	return key, p, h
 }
 
 // seal runs PAdES over in and returns the output, checking the result's

@@ -39,37 +39,33 @@ func stampFontFile(t testing.TB, sealed []byte) (name string, file, cidSet []byt
 		if !ok || d.Name("Type") != "FontDescriptor" {
 			continue
 		}
-		file, err := r.Resolve(d["FontFile2"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, ok := file.(*pdf.Stream)
-		if !ok {
-			t.Fatalf("FontFile2 is %T, not a stream", file)
-		}
-		data, err := r.StreamData(s)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, data := descriptorStream(t, r, d, "FontFile2")
 		if n, _ := pdf.Int(s.Dict["Length1"]); n != int64(len(data)) {
 			t.Errorf("Length1 %d, the font file has %d bytes", n, len(data))
 		}
-		set, err := r.Resolve(d["CIDSet"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		ss, ok := set.(*pdf.Stream)
-		if !ok {
-			t.Fatalf("CIDSet is %T, not a stream", set)
-		}
-		bits, err := r.StreamData(ss)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, bits := descriptorStream(t, r, d, "CIDSet")
 		return string(d.Name("FontName")), data, bits
 	}
 	t.Fatal("the sealed file has no embedded font")
 	return "", nil, nil
+}
+
+// descriptorStream returns the stream d names by key, and its decoded data.
+func descriptorStream(t testing.TB, r *pdf.Reader, d pdf.Dict, key pdf.Name) (*pdf.Stream, []byte) {
+	t.Helper()
+	o, err := r.Resolve(d[key])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := o.(*pdf.Stream)
+	if !ok {
+		t.Fatalf("%s is %T, not a stream", key, o)
+	}
+	data, err := r.StreamData(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, data
 }
 
 // sfntTables checks a font's table directory and checksums independently of
