@@ -105,10 +105,7 @@ func TestStampAndRevocationSettings(t *testing.T) {
 	n = startNode(t, n, cfg)
 
 	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0043"}}})
-	resp, sealed := n.post(t, "/api/v1/seals?format=pades&level=B-LT&page=1&x=300&y=40&width=240&height=80", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(invoice))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %s: %s", resp.Status, sealed)
-	}
+	resp, sealed := n.sealPDF(t, "format=pades&level=B-LT&page=1&x=300&y=40&width=240&height=80", invoice)
 	if lvl := resp.Header.Get("Sealgate-Level"); lvl != "B-LT" {
 		t.Errorf("level %q", lvl)
 	}
@@ -179,10 +176,7 @@ func TestStampAndRevocationSettingsRefused(t *testing.T) {
 func TestRevocationUnavailableReported(t *testing.T) {
 	n := newNode(t)
 	invoice := pdftest.Bytes(pdftest.Spec{})
-	resp, sealed := n.post(t, "/api/v1/seals?format=pades&level=B-LT", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(invoice))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %s: %s", resp.Status, sealed)
-	}
+	resp, _ := n.sealPDF(t, "format=pades&level=B-LT", invoice)
 	// The seal's certificate and the TSA's; the development CA publishes
 	// neither OCSP nor CRL, and the root is not checked.
 	if un := resp.Header.Get("Sealgate-Revocation-Unavailable"); un != "2" {
@@ -200,14 +194,8 @@ func TestRevocationUnavailableReported(t *testing.T) {
 func TestCertificationOverREST(t *testing.T) {
 	n := newNode(t)
 	doc := pdftest.Bytes(pdftest.Spec{SigField: "Approval"})
-	resp, certified := n.post(t, "/api/v1/seals?format=pades&level=B-B&certify=form-filling", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(doc))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("certify: %s %s", resp.Status, certified)
-	}
-	resp, approved := n.post(t, "/api/v1/seals?format=pades&level=B-B&field=Approval", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(certified))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("approval after certification: %s %s", resp.Status, approved)
-	}
+	_, certified := n.sealPDF(t, "format=pades&level=B-B&certify=form-filling", doc)
+	_, approved := n.sealPDF(t, "format=pades&level=B-B&field=Approval", certified)
 	resp, b := n.post(t, "/api/v1/verifications", "", "", "application/pdf", bytes.NewReader(approved))
 	var rep struct {
 		Valid bool `json:"valid"`

@@ -191,16 +191,24 @@ func run(t *testing.T, name string, args ...string) (string, error) {
 	return string(out), err
 }
 
+// sealPDF seals doc over REST as the erp process with the given query and
+// fails the test unless it is sealed.
+func (n *node) sealPDF(t testing.TB, query string, doc []byte) (*http.Response, []byte) {
+	t.Helper()
+	resp, sealed := n.post(t, "/api/v1/seals?"+query, n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(doc))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sealing with %s: status %s: %s", query, resp.Status, sealed)
+	}
+	return resp, sealed
+}
+
 // TestSealPAdESOverREST seals a PDF as a process would, checks the result
 // with the independent validators, and checks its evidence proof with the
 // transparency-dev/merkle verifier.
 func TestSealPAdESOverREST(t *testing.T) {
 	n := newNode(t)
 	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0042"}}})
-	resp, sealed := n.post(t, "/api/v1/seals?format=pades&page=1&x=300&y=700&width=220&height=70&reason=Invoice", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(invoice))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %s: %s", resp.Status, sealed)
-	}
+	resp, sealed := n.sealPDF(t, "format=pades&page=1&x=300&y=700&width=220&height=70&reason=Invoice", invoice)
 	if ct := resp.Header.Get("Content-Type"); ct != "application/pdf" {
 		t.Errorf("Content-Type %q", ct)
 	}
