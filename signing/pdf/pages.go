@@ -39,7 +39,10 @@ func (r *Reader) PageCount() (int, error) {
 		return 0, err
 	}
 	root, err := r.Dict(cat["Pages"])
-	if err != nil || root == nil {
+	if err != nil {
+		return 0, err
+	}
+	if root == nil {
 		return 0, malformed("the catalog has no page tree")
 	}
 	n, ok := Int(root["Count"])

@@ -14,6 +14,10 @@ const (
 	maxObjectWindow = 16 << 20 // largest direct object read in one piece
 	maxDecoded      = 64 << 20 // largest decoded xref or object stream: bounds memory
 	maxSections     = 10000    // longest /Prev chain
+	// maxObjStmNesting bounds how many object streams one read may have to
+	// load inside each other (an object stream's indirect /Length found in
+	// another object stream, and so on); conforming files rarely need two.
+	maxObjStmNesting = 16
 )
 
 // entry is one cross-reference entry.
@@ -386,7 +390,38 @@ func (r *Reader) readIndirect(off int64) (Ref, Object, error) {
 }
 
 // Get returns the object ref names, or Null if it does not exist.
-func (r *Reader) Get(ref Ref) (Object, error) {
+func (r *Reader) Get(ref Ref) (Object, error) { return r.get(ref, nil) }
+
+// loading lists the object streams being loaded on one call chain, innermost
+// first. Reading an object stream resolves its /Length (and /Filter,
+// /DecodeParms, /N, /First), which may lead to objects in other object
+// streams; the list stops a stream that leads back to itself, and a chain of
+// them nested too deeply, before the recursion exhausts the stack. It lives on
+// the call chain rather than in the Reader, so it holds no shared state.
+type loading struct {
+	num   uint32
+	depth int
+	up    *loading
+}
+
+// enter returns the chain with object stream num loaded inside it.
+func (c *loading) enter(num uint32) (*loading, error) {
+	depth := 1
+	if c != nil {
+		depth = c.depth + 1
+	}
+	for p := c; p != nil; p = p.up {
+		if p.num == num {
+			return nil, malformed("object stream %d is needed to read itself", num)
+		}
+	}
+	if depth > maxObjStmNesting {
+		return nil, malformed("reading an object needs more than %d nested object streams", maxObjStmNesting)
+	}
+	return &loading{num: num, depth: depth, up: c}, nil
+}
+
+func (r *Reader) get(ref Ref, chain *loading) (Object, error) {
 	if o, ok := r.cache[ref]; ok {
 		return o, nil
 	}
@@ -404,7 +439,7 @@ func (r *Reader) Get(ref Ref) (Object, error) {
 		}
 		o = obj
 	case e.kind == 2:
-		obj, err := r.fromObjStm(uint32(e.offset), ref.Num)
+		obj, err := r.fromObjStm(uint32(e.offset), ref.Num, chain)
 		if err != nil {
 			return nil, err
 		}
@@ -414,13 +449,17 @@ func (r *Reader) Get(ref Ref) (Object, error) {
 	return o, nil
 }
 
-func (r *Reader) fromObjStm(stmNum, num uint32) (Object, error) {
+func (r *Reader) fromObjStm(stmNum, num uint32, chain *loading) (Object, error) {
 	os, ok := r.objStms[stmNum]
 	if !ok {
 		if e := r.xref[stmNum]; e.kind != 1 {
 			return nil, malformed("object stream %d is missing", stmNum)
 		}
-		o, err := r.Get(Ref{Num: stmNum})
+		chain, err := chain.enter(stmNum)
+		if err != nil {
+			return nil, err
+		}
+		o, err := r.get(Ref{Num: stmNum}, chain)
 		if err != nil {
 			return nil, err
 		}
@@ -428,13 +467,21 @@ func (r *Reader) fromObjStm(stmNum, num uint32) (Object, error) {
 		if !ok {
 			return nil, malformed("object %d is not an object stream", stmNum)
 		}
-		data, err := r.StreamData(s)
+		data, err := r.streamData(s, chain)
 		if err != nil {
 			return nil, err
 		}
-		n, _ := Int(s.Dict["N"])
-		first, _ := Int(s.Dict["First"])
-		if n < 0 || first < 0 || first > int64(len(data)) {
+		no, err := r.resolve(s.Dict["N"], chain)
+		if err != nil {
+			return nil, err
+		}
+		fo, err := r.resolve(s.Dict["First"], chain)
+		if err != nil {
+			return nil, err
+		}
+		n, ok1 := Int(no)
+		first, ok2 := Int(fo)
+		if !ok1 || !ok2 || n < 0 || first < 0 || first > int64(len(data)) {
 			return nil, malformed("object stream %d has a bad header", stmNum)
 		}
 		os = &objStm{data: data, offsets: map[uint32]int{}}
@@ -471,14 +518,16 @@ func (l *lexer) objectNoRef() (Object, error) {
 }
 
 // Resolve follows o if it is a reference.
-func (r *Reader) Resolve(o Object) (Object, error) {
+func (r *Reader) Resolve(o Object) (Object, error) { return r.resolve(o, nil) }
+
+func (r *Reader) resolve(o Object, chain *loading) (Object, error) {
 	for i := 0; i < 32; i++ {
 		ref, ok := o.(Ref)
 		if !ok {
 			return o, nil
 		}
 		var err error
-		if o, err = r.Get(ref); err != nil {
+		if o, err = r.get(ref, chain); err != nil {
 			return nil, err
 		}
 	}

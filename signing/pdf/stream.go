@@ -8,8 +8,10 @@ import (
 )
 
 // StreamLength returns the length of a stream read from the file.
-func (r *Reader) StreamLength(s *Stream) (int64, error) {
-	lo, err := r.Resolve(s.Dict["Length"])
+func (r *Reader) StreamLength(s *Stream) (int64, error) { return r.streamLength(s, nil) }
+
+func (r *Reader) streamLength(s *Stream, chain *loading) (int64, error) {
+	lo, err := r.resolve(s.Dict["Length"], chain)
 	if err != nil {
 		return 0, err
 	}
@@ -23,11 +25,13 @@ func (r *Reader) StreamLength(s *Stream) (int64, error) {
 // RawStream returns a stream's encoded data. It is meant for the small
 // streams the signing layer reads (cross-reference and object streams, DSS
 // entries); page content is never read.
-func (r *Reader) RawStream(s *Stream) ([]byte, error) {
+func (r *Reader) RawStream(s *Stream) ([]byte, error) { return r.rawStream(s, nil) }
+
+func (r *Reader) rawStream(s *Stream, chain *loading) ([]byte, error) {
 	if s.Data != nil {
 		return s.Data, nil
 	}
-	n, err := r.StreamLength(s)
+	n, err := r.streamLength(s, chain)
 	if err != nil {
 		return nil, err
 	}
@@ -44,12 +48,14 @@ func (r *Reader) RawStream(s *Stream) ([]byte, error) {
 // StreamData returns a stream's decoded data. FlateDecode (with PNG or TIFF
 // predictors) is the only filter supported: it is what cross-reference and
 // object streams use.
-func (r *Reader) StreamData(s *Stream) ([]byte, error) {
-	data, err := r.RawStream(s)
+func (r *Reader) StreamData(s *Stream) ([]byte, error) { return r.streamData(s, nil) }
+
+func (r *Reader) streamData(s *Stream, chain *loading) ([]byte, error) {
+	data, err := r.rawStream(s, chain)
 	if err != nil {
 		return nil, err
 	}
-	f, err := r.Resolve(s.Dict["Filter"])
+	f, err := r.resolve(s.Dict["Filter"], chain)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +66,7 @@ func (r *Reader) StreamData(s *Stream) ([]byte, error) {
 	case Array:
 		filters = v
 	}
-	p, err := r.Resolve(s.Dict["DecodeParms"])
+	p, err := r.resolve(s.Dict["DecodeParms"], chain)
 	if err != nil {
 		return nil, err
 	}
