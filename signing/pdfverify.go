@@ -8,7 +8,6 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"io"
-	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -179,6 +178,14 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 		s.Valid = len(s.Errors) == 0
 	}
 	assignLevels(doc, rep.Signatures)
+	if len(ends) > 0 {
+		if n, err := trailingBytes(r, ends[len(ends)-1], size); err != nil {
+			return nil, err
+		} else if n > 0 {
+			rep.Errors = append(rep.Errors, Finding{Code: CodeModifiedAfterSign,
+				Message: fmt.Sprintf("%d bytes after the last revision's %%%%EOF are no revision of the document", n)})
+		}
+	}
 	if len(rep.Signatures) == 0 {
 		rep.Errors = append(rep.Errors, Finding{Code: CodeNoSignature, Message: "the document carries no signature"})
 	}
@@ -250,6 +257,29 @@ func revisionEnds(ctx context.Context, r io.ReaderAt, size int64) ([]int64, erro
 	// Overlapping reads can see a marker twice.
 	ends = dedupe(ends)
 	return ends, nil
+}
+
+// trailingBytes counts the bytes after the last revision's end that are
+// not white space (ISO 32000-1 §7.2.2), which some producers pad files
+// with: anything else there was added to the file outside any revision.
+func trailingBytes(r io.ReaderAt, end, size int64) (int64, error) {
+	var n int64
+	buf := make([]byte, 1<<16)
+	for off := end; off < size; {
+		k, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if k == 0 && err != nil {
+			return 0, fault.Wrap(err, fault.Invalid, CodePDFMalformed, "reading the document failed")
+		}
+		for _, c := range buf[:k] {
+			switch c {
+			case 0, '\t', '\n', '\f', '\r', ' ':
+			default:
+				n++
+			}
+		}
+		off += int64(k)
+	}
+	return n, nil
 }
 
 func dedupe(v []int64) []int64 {
@@ -535,187 +565,40 @@ func readDSS(doc *pdf.Reader) dssStore {
 	return out
 }
 
-// revocation looks for c's status, issued by issuer, among the stored OCSP
-// responses and CRLs: whether any speaks of it, and whether and when it was
-// revoked.
+// revocation looks for c's status, issued by issuer, among all the stored
+// OCSP responses and CRLs: whether any speaks of it, and whether any shows
+// it revoked, and since when (the earliest). A revocation wins over any
+// number of answers saying good, whatever their order in the store.
 func (d dssStore) revocation(c, issuer *x509.Certificate) (found, revoked bool, at time.Time) {
+	revokedAt := func(t time.Time) {
+		if !revoked || t.Before(at) {
+			at = t
+		}
+		found, revoked = true, true
+	}
 	for _, der := range d.ocsps {
 		resp, err := ocsp.ParseResponseForCert(der, c, issuer)
 		if err != nil || resp.Status == ocsp.Unknown || resp.Status == ocsp.ServerFailed {
 			continue
 		}
-		return true, resp.Status == ocsp.Revoked, resp.RevokedAt
+		found = true
+		if resp.Status == ocsp.Revoked {
+			revokedAt(resp.RevokedAt)
+		}
 	}
 	for _, der := range d.crls {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil || crl.CheckSignatureFrom(issuer) != nil {
 			continue
 		}
+		found = true
 		for _, e := range crl.RevokedCertificateEntries {
 			if e.SerialNumber.Cmp(c.SerialNumber) == 0 {
-				return true, true, e.RevocationTime
-			}
-		}
-		return true, false, time.Time{}
-	}
-	return false, false, time.Time{}
-}
-
-// laterChanges compares the revision a signature closes (the file's first
-// end bytes) with the current file, object by object, for every object the
-// later revisions define. New objects are allowed: they matter only if an
-// existing object comes to refer to them, and those changes are checked.
-// Allowed changes are those incremental signing makes: new widgets and
-// fields in page /Annots and the AcroForm, a signature field receiving its
-// value and appearance, the catalog gaining an AcroForm or a DSS.
-//
-// A signature dictionary added later that no field refers to is reported
-// too: it is a signature whose field was taken away.
-func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]bool) []string {
-	old, err := pdf.Open(io.NewSectionReader(r, 0, end), end)
-	if err != nil {
-		return []string{fmt.Sprintf("the signed revision cannot be read: %v", err)}
-	}
-	var changes []string
-	seen := map[uint32]bool{}
-	for _, sec := range doc.Sections {
-		if sec.Offset < end {
-			continue
-		}
-		for _, num := range sec.Objects {
-			if seen[num] {
-				continue
-			}
-			seen[num] = true
-			if !old.Exists(num) {
-				if d, _ := doc.Dict(pdf.Ref{Num: num}); d != nil && d["ByteRange"] != nil && !sigRefs[num] {
-					changes = append(changes, fmt.Sprintf("object %d: a signature dictionary no field refers to", num))
-				}
-				continue
-			}
-			ov, _ := old.Get(pdf.Ref{Num: num})
-			nv, _ := doc.Get(pdf.Ref{Num: num})
-			if why := disallowedChange(doc, old, ov, nv); why != "" {
-				changes = append(changes, fmt.Sprintf("object %d: %s", num, why))
+				revokedAt(e.RevocationTime)
 			}
 		}
 	}
-	return changes
-}
-
-// disallowedChange explains why changing ov into nv is not something
-// signing does, or returns "".
-func disallowedChange(doc, old *pdf.Reader, ov, nv pdf.Object) string {
-	if sameObject(old, doc, ov, nv) {
-		return ""
-	}
-	od, ok1 := ov.(pdf.Dict)
-	nd, ok2 := nv.(pdf.Dict)
-	if !ok1 || !ok2 {
-		if oa, ok := ov.(pdf.Array); ok {
-			if na, ok := nv.(pdf.Array); ok && addsOnlySignatureWidgets(doc, oa, na) {
-				return "" // an indirect /Annots or /Fields array
-			}
-		}
-		return "content changed"
-	}
-	var allowed map[pdf.Name]bool
-	switch {
-	case nd.Name("Type") == "Catalog":
-		allowed = map[pdf.Name]bool{"AcroForm": true, "DSS": true, "Extensions": true, "Version": true}
-	case nd.Name("Type") == "Page":
-		oa, _ := old.Array(od["Annots"])
-		na, _ := doc.Array(nd["Annots"])
-		if !addsOnlySignatureWidgets(doc, oa, na) {
-			return "page annotations changed beyond added signature fields"
-		}
-		allowed = map[pdf.Name]bool{"Annots": true}
-	case nd.Name("Type") == "DSS":
-		return ""
-	case nd.Name("FT") == "Sig":
-		if v, _ := old.Resolve(od["V"]); v != nil {
-			if _, null := v.(pdf.Null); !null {
-				return "a signed signature field changed"
-			}
-		}
-		allowed = map[pdf.Name]bool{"V": true, "AP": true, "AS": true, "F": true, "MK": true, "Lock": true, "SV": true}
-	case isAcroForm(nd):
-		oa, _ := old.Array(od["Fields"])
-		na, _ := doc.Array(nd["Fields"])
-		if !addsOnlySignatureWidgets(doc, oa, na) {
-			return "form fields changed beyond added signature fields"
-		}
-		allowed = map[pdf.Name]bool{"Fields": true, "SigFlags": true, "DR": true, "DA": true}
-	default:
-		return "content changed"
-	}
-	for _, k := range unionKeys(od, nd) {
-		if !allowed[k] && !sameObject(old, doc, od[k], nd[k]) {
-			return fmt.Sprintf("entry /%s changed", k)
-		}
-	}
-	return ""
-}
-
-func isAcroForm(d pdf.Dict) bool {
-	_, fields := d["Fields"]
-	_, flags := d["SigFlags"]
-	return fields && (flags || d.Name("Type") == "")
-}
-
-// addsOnlySignatureWidgets tells whether na is oa with signature fields
-// (widgets of /FT /Sig) appended.
-func addsOnlySignatureWidgets(doc *pdf.Reader, oa, na pdf.Array) bool {
-	if len(na) < len(oa) {
-		return false
-	}
-	for i := range oa {
-		if !reflect.DeepEqual(oa[i], na[i]) {
-			return false
-		}
-	}
-	for _, o := range na[len(oa):] {
-		d, err := doc.Dict(o)
-		if err != nil || d == nil || d.Name("FT") != "Sig" {
-			return false
-		}
-	}
-	return true
-}
-
-func unionKeys(a, b pdf.Dict) []pdf.Name {
-	seen := map[pdf.Name]bool{}
-	var keys []pdf.Name
-	for _, d := range []pdf.Dict{a, b} {
-		for k := range d {
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-	}
-	return keys
-}
-
-// sameObject compares two objects; streams by dictionary and raw bytes.
-func sameObject(old, doc *pdf.Reader, a, b pdf.Object) bool {
-	sa, ok1 := a.(*pdf.Stream)
-	sb, ok2 := b.(*pdf.Stream)
-	if ok1 != ok2 {
-		return false
-	}
-	if !ok1 {
-		return reflect.DeepEqual(a, b)
-	}
-	da, db := sa.Dict.Clone(), sb.Dict.Clone()
-	delete(da, "Length")
-	delete(db, "Length")
-	if !reflect.DeepEqual(da, db) {
-		return false
-	}
-	ra, err1 := old.RawStream(sa)
-	rb, err2 := doc.RawStream(sb)
-	return err1 == nil && err2 == nil && bytes.Equal(ra, rb)
+	return found, revoked, at
 }
 
 // checkContainer checks the parts of a CMS signature its signature value
