@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -117,11 +118,18 @@ func TestSectionKinds(t *testing.T) {
 	}
 }
 
-// An update appended to each corpus file leaves the original bytes as they
-// were, uses the same kind of cross-reference section, passes qpdf --check,
-// and reads back.
+// An update appended to each corpus file (and to a cross-reference stream
+// file without /ID) leaves the original bytes as they were, uses the same kind
+// of cross-reference section, passes qpdf --check, and reads back. Its trailer
+// /ID keeps the file's permanent identifier, or starts one, and gives the
+// revision a new second element, as does the update after it.
 func TestUpdateRoundTrip(t *testing.T) {
-	for _, doc := range pdftest.Corpus(t) {
+	docs := append(pdftest.Corpus(t), pdftest.Doc{
+		Name:  "xref-stream-without-id",
+		Data:  onePage(map[uint32]objStmSpec{5: {lengthIn: 3, members: map[uint32]string{2: pagesRoot}}}).bytes(),
+		Pages: 1,
+	})
+	for _, doc := range docs {
 		t.Run(doc.Name, func(t *testing.T) {
 			r := open(t, doc.Data)
 			u := pdf.NewUpdate(r)
@@ -138,8 +146,19 @@ func TestUpdateRoundTrip(t *testing.T) {
 			if !bytes.HasPrefix(out, doc.Data) {
 				t.Fatal("original bytes changed")
 			}
+			if !regexp.MustCompile(`/ID \[<[0-9A-F]{32,}> <[0-9A-F]{32}>\]`).Match(laid.Bytes) {
+				t.Errorf("the update's trailer has no /ID of two hexadecimal strings")
+			}
 			qpdfCheck(t, out)
 			r2 := open(t, out)
+			checkUpdateID(t, r.Trailer["ID"], r2.Trailer["ID"])
+			u2 := pdf.NewUpdate(r2)
+			u2.Add(pdf.Dict{"Note": pdf.TextString("second revision")})
+			laid2, err := u2.Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkUpdateID(t, r2.Trailer["ID"], open(t, append(out, laid2.Bytes...)).Trailer["ID"])
 			if r2.Sections[0].Stream != r.Sections[0].Stream {
 				t.Errorf("update wrote stream=%v after a stream=%v section", r2.Sections[0].Stream, r.Sections[0].Stream)
 			}
@@ -152,6 +171,31 @@ func TestUpdateRoundTrip(t *testing.T) {
 				t.Errorf("page count after update %d, want %d", n, doc.Pages)
 			}
 		})
+	}
+}
+
+// checkUpdateID checks the /ID an update wrote against the one before it: the
+// first element stays (or is new when there was none), the second changes,
+// and new elements are 16 bytes.
+func checkUpdateID(t *testing.T, before, after pdf.Object) {
+	t.Helper()
+	id, ok := after.(pdf.Array)
+	if !ok || len(id) != 2 {
+		t.Fatalf("/ID after the update = %v, want two strings", after)
+	}
+	first, ok1 := id[0].(pdf.String)
+	second, ok2 := id[1].(pdf.String)
+	if !ok1 || !ok2 || len(second) != 16 {
+		t.Fatalf("/ID after the update = %x, want strings, the second of 16 bytes", id)
+	}
+	old, had := before.(pdf.Array)
+	switch {
+	case had && !bytes.Equal(first, old[0].(pdf.String)):
+		t.Errorf("first /ID element changed from %x to %x", old[0], first)
+	case had && bytes.Equal(second, old[1].(pdf.String)):
+		t.Errorf("second /ID element stayed %x", second)
+	case !had && (len(first) != 16 || bytes.Equal(first, second)):
+		t.Errorf("/ID of a file without one = %x, want two different 16-byte strings", id)
 	}
 }
 

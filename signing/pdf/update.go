@@ -3,6 +3,7 @@ package pdf
 import (
 	"bytes"
 	"compress/zlib"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -89,8 +90,8 @@ func (u *Update) Bytes() (*Laid, error) {
 		b = append(b, "\nendobj\n"...)
 		laid.Spans[n] = [2]int{start, len(b)}
 	}
-	trailer := Dict{"Prev": Integer(u.r.StartXref)}
-	for _, k := range []Name{"Root", "Info", "ID"} {
+	trailer := Dict{"Prev": Integer(u.r.StartXref), "ID": u.fileID()}
+	for _, k := range []Name{"Root", "Info"} {
 		if v, ok := u.r.Trailer[k]; ok {
 			trailer[k] = v
 		}
@@ -140,6 +141,35 @@ func (u *Update) Bytes() (*Laid, error) {
 	b = fmt.Appendf(b, "startxref\n%d\n%%%%EOF\n", xrefAt)
 	laid.Bytes = b
 	return laid, nil
+}
+
+// fileID returns the /ID of the update's trailer (ISO 32000-2 §14.4): first
+// the file's permanent identifier, as the newest trailer that has one gives
+// it, then a new identifier for this revision. A file without one gets a new
+// permanent identifier too. New identifiers are 16 bytes from crypto/rand;
+// both are written as hexadecimal strings.
+func (u *Update) fileID() Raw {
+	var permanent []byte
+	for _, sec := range u.r.Sections {
+		id, _ := sec.Trailer["ID"].(Array)
+		if len(id) != 2 {
+			continue
+		}
+		if s, ok := id[0].(String); ok && len(s) > 0 {
+			permanent = s
+			break
+		}
+	}
+	if permanent == nil {
+		permanent = newID()
+	}
+	return Raw(fmt.Sprintf("[<%X> <%X>]", permanent, newID()))
+}
+
+func newID() []byte {
+	id := make([]byte, 16)
+	rand.Read(id) // crypto/rand.Read never fails
+	return id
 }
 
 // subsections splits sorted numbers into runs of consecutive numbers.
