@@ -18,17 +18,26 @@ type sigField struct {
 
 // signatureFields lists the AcroForm's signature fields, walking /Kids.
 func signatureFields(r *pdf.Reader) ([]sigField, error) {
+	fields, _, err := formFields(r)
+	return fields, err
+}
+
+// formFields lists the AcroForm's signature fields, and the fully
+// qualified names of all its fields, of any type (lower case: a new field
+// must not clash with any of them, ISO 32000-1 §12.7.3.2).
+func formFields(r *pdf.Reader) ([]sigField, map[string]bool, error) {
+	names := map[string]bool{}
 	_, cat, err := r.Catalog()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	form, err := r.Dict(cat["AcroForm"])
 	if err != nil || form == nil {
-		return nil, err
+		return nil, names, err
 	}
 	roots, err := r.Array(form["Fields"])
 	if err != nil {
-		return nil, err
+		return nil, names, err
 	}
 	var out []sigField
 	seen := map[pdf.Ref]bool{}
@@ -49,6 +58,7 @@ func signatureFields(r *pdf.Reader) ([]sigField, error) {
 				name += "."
 			}
 			name += pdf.DecodeText(t)
+			names[strings.ToLower(name)] = true
 		}
 		if v := d.Name("FT"); v != "" {
 			ft = v
@@ -85,24 +95,24 @@ func signatureFields(r *pdf.Reader) ([]sigField, error) {
 	}
 	for _, f := range roots {
 		if err := walk(f, "", "", 0); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return out, names, nil
 }
 
 // placeField attaches the signature sigRef to the field spec names, or to a
 // new field, and returns the field's name.
 func placeField(u *pdf.Update, sigRef pdf.Ref, spec signatureSpec) (string, error) {
 	r := u.Reader()
-	fields, err := signatureFields(r)
+	fields, names, err := formFields(r)
 	if err != nil {
 		return "", err
 	}
 	if spec.field != "" {
 		return fillField(u, sigRef, fields, spec)
 	}
-	name := uniqueFieldName(fields, spec.dict.Name("Type"))
+	name := uniqueFieldName(names, spec.dict.Name("Type"))
 	pageNo := spec.placement.Page
 	if pageNo == 0 {
 		pageNo = 1 // an invisible widget still sits on a page
@@ -125,6 +135,16 @@ func placeField(u *pdf.Update, sigRef pdf.Ref, spec signatureSpec) (string, erro
 		p := spec.placement
 		if p.Width <= 0 || p.Height <= 0 {
 			return "", fault.New(fault.Invalid, CodePAdESOptionInvalid, "stamp rectangle %gx%g on page %d has no area", p.Width, p.Height, p.Page)
+		}
+		if p.Width < minStampWidth || p.Height < minStampHeight {
+			return "", fault.New(fault.Invalid, CodePAdESOptionInvalid, "stamp rectangle %gx%g is smaller than %gx%g points: nothing could be read in it", p.Width, p.Height, float64(minStampWidth), float64(minStampHeight))
+		}
+		w, h := page.CropBox[2]-page.CropBox[0], page.CropBox[3]-page.CropBox[1]
+		if page.Rotate == 90 || page.Rotate == 270 {
+			w, h = h, w
+		}
+		if p.X < 0 || p.Y < 0 || p.X+p.Width > w+0.5 || p.Y+p.Height > h+0.5 {
+			return "", fault.New(fault.Invalid, CodePAdESOptionInvalid, "stamp rectangle at %g,%g sized %gx%g does not fit page %d (%gx%g points as displayed)", p.X, p.Y, p.Width, p.Height, p.Page, w, h)
 		}
 		rect, matrix := userRect(page, p)
 		widget["Rect"] = rect.Array()
@@ -283,14 +303,18 @@ func updateAcroForm(u *pdf.Update, newField pdf.Ref) error {
 	return updateCatalog(u, pdf.Dict{"AcroForm": u.Add(form)})
 }
 
-func uniqueFieldName(fields []sigField, kind pdf.Name) string {
+// uniqueFieldName names a new field Seal1, Seal2, ... (DocumentTimestamp1,
+// ... for a document timestamp), avoiding every name taken (lower case).
+// The smallest stamp rectangle, in points: one line of small text.
+const (
+	minStampWidth  = 20
+	minStampHeight = 10
+)
+
+func uniqueFieldName(taken map[string]bool, kind pdf.Name) string {
 	base := "Seal"
 	if kind == "DocTimeStamp" {
 		base = "DocumentTimestamp"
-	}
-	taken := map[string]bool{}
-	for _, f := range fields {
-		taken[strings.ToLower(f.name)] = true
 	}
 	for i := 1; ; i++ {
 		n := fmt.Sprintf("%s%d", base, i)

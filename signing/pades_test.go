@@ -24,6 +24,7 @@ import (
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/pdf"
 	"github.com/sealgate/sealgate/signing/signingtest"
 )
 
@@ -230,7 +231,7 @@ func TestPAdESCorpusBB(t *testing.T) {
 			opts := signing.PAdESOptions{Reason: "Invoice approved", Location: "Hamburg"}
 			if visible {
 				name = doc.Name + "/visible"
-				opts.Placement = signing.Placement{Page: doc.Pages, X: 300, Y: 40, Width: 220, Height: 70}
+				opts.Placement = signing.Placement{Page: doc.Pages, X: 240, Y: 40, Width: 220, Height: 70}
 			}
 			t.Run(name, func(t *testing.T) {
 				sealed, res := seal(t, key, doc.Data, opts)
@@ -276,6 +277,9 @@ func TestPAdESRefusals(t *testing.T) {
 		{"certifying a signed document", signedField, signing.PAdESOptions{Certify: signing.FormFillingAllowed}, signing.CodeSigningForbidden},
 		{"B-T without a timestamp authority", plain, signing.PAdESOptions{Level: signing.LevelBT}, signing.CodePAdESOptionInvalid},
 		{"empty stamp rectangle", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1}}, signing.CodePAdESOptionInvalid},
+		{"stamp rectangle off the page", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 1000, Y: 1000, Width: 220, Height: 70}}, signing.CodePAdESOptionInvalid},
+		{"stamp rectangle across the page's edge", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 500, Y: 40, Width: 220, Height: 70}}, signing.CodePAdESOptionInvalid},
+		{"stamp rectangle too small to read", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 40, Y: 40, Width: 2, Height: 2}}, signing.CodePAdESOptionInvalid},
 		{"logo not an image", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, Width: 100, Height: 50}, Stamp: signing.StampOptions{Logo: []byte("GIF89a")}}, signing.CodeStampLogoInvalid},
 	}
 	for _, tt := range tests {
@@ -407,5 +411,46 @@ func TestPAdESCertifiedLTA(t *testing.T) {
 	}
 	if s := rep.Signatures[0]; s.Certification != signing.NoChangesAllowed || s.Level != signing.LevelBLTA || rep.Signatures[1].Type != "documentTimestamp" {
 		t.Errorf("signatures: %+v", rep.Signatures)
+	}
+}
+
+// A new seal field's name is unique among all the form's fields, of any
+// type (ISO 32000-1 §12.7.3.2), not only among signature fields.
+func TestPAdESFieldNameUnique(t *testing.T) {
+	key, p := softHSMSeal(t)
+	doc := pdftest.Bytes(pdftest.Spec{})
+	r, err := pdf.Open(bytes.NewReader(doc), int64(len(doc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := r.Page(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, cat, err := r.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := pdf.NewUpdate(r)
+	text := u.Add(pdf.Dict{"Type": pdf.Name("Annot"), "Subtype": pdf.Name("Widget"), "FT": pdf.Name("Tx"),
+		"T": pdf.TextString("seal1"), "Rect": pdf.Array{pdf.Integer(0), pdf.Integer(0), pdf.Integer(0), pdf.Integer(0)}, "P": page.Ref})
+	pd := page.Dict.Clone()
+	pd["Annots"] = pdf.Array{text}
+	u.Set(page.Ref, pd)
+	cat = cat.Clone()
+	cat["AcroForm"] = pdf.Dict{"Fields": pdf.Array{text}}
+	u.Set(root, cat)
+	laid, err := u.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withText := append(bytes.Clone(doc), laid.Bytes...)
+	sealed, res := seal(t, key, withText, signing.PAdESOptions{})
+	if res.Field != "Seal2" {
+		t.Errorf("field %q, want Seal2 beside the text field seal1", res.Field)
+	}
+	checkIndependently(t, sealed, 1)
+	if _, err := verifyPDF(t, sealed, p); err != nil {
+		t.Errorf("VerifyPDF: %v", err)
 	}
 }
