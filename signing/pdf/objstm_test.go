@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -219,5 +220,20 @@ func TestObjStmExtendsCycle(t *testing.T) {
 	}
 	if o, err := r.Get(pdf.Ref{Num: 8}); err != nil || string(o.(pdf.String)) != "in six" {
 		t.Errorf("Get(8 0 R) = %v, %v", o, err)
+	}
+}
+
+// A cross-reference stream whose /Length is a reference is refused: the
+// table that would resolve it is the one being read.
+func TestXrefStreamIndirectLength(t *testing.T) {
+	good := onePage(map[uint32]objStmSpec{5: {members: map[uint32]string{2: pagesRoot}}}).bytes()
+	open(t, good) // the file as written reads
+	i := bytes.LastIndex(good, []byte("/Type /XRef"))
+	j := bytes.Index(good[i:], []byte("/Length "))
+	k := bytes.Index(good[i+j:], []byte(" >>"))
+	bad := slices.Concat(good[:i+j], []byte("/Length 3 0 R"), good[i+j+k:])
+	_, err := pdf.Open(bytes.NewReader(bad), int64(len(bad)))
+	if fault.CodeOf(err) != pdf.CodeMalformed {
+		t.Fatalf("Open: %v, want %s", err, pdf.CodeMalformed)
 	}
 }

@@ -312,6 +312,11 @@ func (r *Reader) readXrefStream(off int64) (*xrefStream, error) {
 	if !ok || s.Dict.Name("Type") != "XRef" {
 		return nil, malformed("no cross-reference table or stream at offset %d", off)
 	}
+	// Its entries must be direct (ISO 32000-1 §7.5.8.2): the table that
+	// would resolve a reference is what is being read.
+	if _, ok := Int(s.Dict["Length"]); !ok {
+		return nil, malformed("cross-reference stream at offset %d has no direct /Length", off)
+	}
 	data, err := r.StreamData(s)
 	if err != nil {
 		return nil, err
