@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -233,5 +234,34 @@ func TestCertificationOverREST(t *testing.T) {
 		if resp.StatusCode != tt.status || p.Code != tt.code {
 			t.Errorf("%s: %s %s, want %d %s", tt.query, resp.Status, b, tt.status, tt.code)
 		}
+	}
+}
+
+// hostileObjStm is a 409-byte PDF whose object stream holds its own
+// /Length: reading it once recursed until the process died.
+const hostileObjStm = "JVBERi0xLjcKMSAwIG9iago8PC9BY3JvRm9ybSAyIDAgUi9QYWdlcyAyIDAgUj4+CmVuZG9iago0IDAgb2JqCjw8L1R5cGUgL1BhZ2UgL1BhcmVudCAyIDAgUiAvTWVkaWFCb3ggWzAgMCA2MTIgNzkyXT4+CmVuZG9iago1IDAgb2JqCjw8L1R5cGUgL09ialN0bSAvTiAyIC9GaXJzdCA5IC9MZW5ndGggMyAwIFI+PgpzdHJlYW0KMiAwIDMgNDAgPDwvVHlwZSAvUGFnZXMgL0NvdW50IDEgL0tpZHMgWzQgMCBSXT4+IDk5OQplbmRzdHJlYW0KZW5kb2JqCjYgMCBvYmoKPDwvVHlwZSAvWFJlZiAvU2l6ZSA3IC9XIFsxIDQgMV0gL1Jvb3QgMSAwIFIgL0xlbmd0aCA0Mj4+CnN0cmVhbQoAAAAAAAABAAAACQACAAAABQACAAAABQEBAAAAOAABAAAAfQABAAABAAAKZW5kc3RyZWFtCmVuZG9iagpzdGFydHhyZWYKMjU2CiUlRU9GCg=="
+
+// The public verification endpoint answers a hostile PDF with a coded 400;
+// the node keeps serving.
+func TestVerifyHostilePDF(t *testing.T) {
+	n := newNode(t)
+	doc, err := base64.StdEncoding.DecodeString(hostileObjStm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, b := n.post(t, "/api/v1/verifications", "", "", "application/pdf", bytes.NewReader(doc))
+	var p struct {
+		Code string `json:"code"`
+	}
+	json.Unmarshal(b, &p)
+	if resp.StatusCode != http.StatusBadRequest || p.Code != "pdf_malformed" {
+		t.Errorf("verification of a hostile PDF: %s %s", resp.Status, b)
+	}
+	resp, b = n.post(t, "/api/v1/seals?format=pades", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(doc))
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("sealing a hostile PDF: %s %s", resp.Status, b)
+	}
+	if resp, _ := http.Get(n.URL + "/healthz"); resp == nil || resp.StatusCode != http.StatusOK {
+		t.Error("the node stopped serving")
 	}
 }
