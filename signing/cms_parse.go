@@ -74,16 +74,20 @@ func malformed(err error, format string, args ...any) error {
 	return fault.Wrap(err, fault.Invalid, CodeCMSMalformed, format, args...)
 }
 
-// parseCMS decodes a DER ContentInfo holding a SignedData with one signer
-// that has signed attributes (every signature sealgate makes or checks has them).
-func parseCMS(der []byte) (*parsedCMS, error) {
-	var ci contentInfoASN
-	rest, err := asn1.Unmarshal(der, &ci)
+// parseCMS decodes a BER or DER ContentInfo holding a SignedData with one
+// signer that has signed attributes (every signature sealgate makes or
+// checks has them).
+func parseCMS(sig []byte) (*parsedCMS, error) {
+	der, rest, err := berToDER(sig)
 	if err != nil {
-		return nil, malformed(err, "the signature is not a DER CMS ContentInfo")
+		return nil, malformed(err, "the signature is not a BER or DER encoding")
 	}
 	if len(rest) > 0 {
 		return nil, malformed(nil, "%d bytes follow the CMS ContentInfo", len(rest))
+	}
+	var ci contentInfoASN
+	if _, err := asn1.Unmarshal(der, &ci); err != nil {
+		return nil, malformed(err, "the signature is not a CMS ContentInfo")
 	}
 	if !ci.ContentType.Equal(oidSignedData) {
 		return nil, malformed(nil, "the CMS content type is %s, not signedData", ci.ContentType)
