@@ -3,6 +3,7 @@ package signing
 import (
 	"bytes"
 	"crypto"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -315,52 +316,101 @@ func (p *parsedCMS) checkSignature() error {
 	if p.signer == nil {
 		return fault.New(fault.Invalid, CodeSignatureInvalid, "the signer certificate is not in the signature")
 	}
-	alg, err := p.x509SignatureAlgorithm()
+	s, err := p.signatureScheme()
 	if err != nil {
 		return err
 	}
-	if err := p.signer.CheckSignature(alg, p.signedRaw, p.signature); err != nil {
+	if s.pssSalt > 0 {
+		// crypto/x509 checks RSASSA-PSS with a salt as long as the hash
+		// only; crypto/rsa takes the length the parameters state.
+		pub, ok := p.signer.PublicKey.(*rsa.PublicKey)
+		if !ok {
+			return fault.New(fault.Invalid, CodeSignatureInvalid, "the RSASSA-PSS signature of %q is not made with an RSA key", p.signer.Subject.String())
+		}
+		err = rsa.VerifyPSS(pub, p.hash, hashOf(p.hash, p.signedRaw), p.signature, &rsa.PSSOptions{SaltLength: s.pssSalt, Hash: p.hash})
+	} else {
+		err = p.signer.CheckSignature(s.alg, p.signedRaw, p.signature)
+	}
+	if err != nil {
 		return fault.Wrap(err, fault.Invalid, CodeSignatureInvalid, "the signature of %q does not verify", p.signer.Subject.String())
 	}
 	return nil
 }
 
+// pssParamsASN is RSASSA-PSS-params (RFC 4055 §3.1). Absent fields take
+// their defaults: SHA-1, MGF1 with SHA-1, a 20-byte salt, trailer field 1.
 type pssParamsASN struct {
-	Hash       pkix.AlgorithmIdentifier `asn1:"explicit,tag:0"`
-	MGF        pkix.AlgorithmIdentifier `asn1:"explicit,tag:1"`
-	SaltLength int                      `asn1:"explicit,tag:2"`
+	Hash       pkix.AlgorithmIdentifier `asn1:"optional,explicit,tag:0"`
+	MGF        pkix.AlgorithmIdentifier `asn1:"optional,explicit,tag:1"`
+	SaltLength int                      `asn1:"optional,explicit,tag:2,default:20"`
 	Trailer    int                      `asn1:"optional,explicit,tag:3,default:1"`
 }
 
-// x509SignatureAlgorithm maps the SignerInfo's algorithms to the one
-// crypto/x509 checks, insisting the signature's hash is the digest algorithm.
-func (p *parsedCMS) x509SignatureAlgorithm() (x509.SignatureAlgorithm, error) {
+var oidSHA1 = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+
+// signatureScheme is how a SignerInfo's signature value is checked.
+type signatureScheme struct {
+	alg     x509.SignatureAlgorithm // as crypto/x509 names (and, but for PSS, checks) it
+	pssSalt int                     // the RSASSA-PSS salt length in bytes; 0 for other schemes
+}
+
+// signatureScheme maps the SignerInfo's algorithms to the scheme the
+// signature is checked with, insisting the signature's hash is the digest
+// algorithm.
+func (p *parsedCMS) signatureScheme() (signatureScheme, error) {
 	d, err := digestAlgorithmFor(p.hash)
 	if err != nil {
-		return 0, err
+		return signatureScheme{}, err
 	}
 	oid := p.sigAlg.Algorithm
 	switch {
 	case oid.Equal(oidRSAEncryption) || oid.Equal(d.withRSA):
-		return d.rsaX509, nil
+		return signatureScheme{alg: d.rsaX509}, nil
 	case oid.Equal(d.withECDSA):
-		return d.ecdsaX509, nil
+		return signatureScheme{alg: d.ecdsaX509}, nil
 	case oid.Equal(oidRSAPSS):
-		var params pssParamsASN
-		if _, err := asn1.Unmarshal(p.sigAlg.Parameters.FullBytes, &params); err != nil {
-			return 0, malformed(err, "the RSASSA-PSS parameters cannot be decoded")
-		}
-		var mgfHash pkix.AlgorithmIdentifier
-		if _, err := asn1.Unmarshal(params.MGF.Parameters.FullBytes, &mgfHash); err != nil || !params.MGF.Algorithm.Equal(oidMGF1) {
-			return 0, malformed(err, "the RSASSA-PSS mask generation function is not MGF1")
-		}
-		if !params.Hash.Algorithm.Equal(d.oid) || !mgfHash.Algorithm.Equal(d.oid) || params.SaltLength != p.hash.Size() || params.Trailer != 1 {
-			return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported,
-				"RSASSA-PSS parameters other than %s, MGF1-%s and a %d-byte salt are not supported", p.hash, p.hash, p.hash.Size())
-		}
-		return d.pssX509, nil
+		salt, err := pssSaltLength(p.sigAlg.Parameters, d)
+		return signatureScheme{alg: d.pssX509, pssSalt: salt}, err
 	}
-	return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "signature algorithm %s with %s is not supported", oid, p.hash)
+	return signatureScheme{}, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "signature algorithm %s with %s is not supported", oid, p.hash)
+}
+
+// pssSaltLength decodes RSASSA-PSS parameters and returns their salt
+// length. It refuses what crypto/rsa cannot check: a hash other than d's,
+// a mask generation function other than MGF1 with that same hash, a
+// trailer field other than 1, and an empty salt (crypto/rsa would accept
+// any length in its place).
+func pssSaltLength(raw asn1.RawValue, d digestAlgorithm) (int, error) {
+	var params pssParamsASN
+	if rest, err := asn1.Unmarshal(raw.FullBytes, &params); err != nil || len(rest) > 0 {
+		return 0, malformed(err, "the RSASSA-PSS parameters cannot be decoded")
+	}
+	if len(params.Hash.Algorithm) == 0 {
+		params.Hash.Algorithm = oidSHA1
+	}
+	mgfHash := pkix.AlgorithmIdentifier{Algorithm: oidSHA1}
+	switch {
+	case len(params.MGF.Algorithm) == 0:
+	case !params.MGF.Algorithm.Equal(oidMGF1):
+		return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "RSASSA-PSS mask generation function %s is not supported (only MGF1)", params.MGF.Algorithm)
+	default:
+		if rest, err := asn1.Unmarshal(params.MGF.Parameters.FullBytes, &mgfHash); err != nil || len(rest) > 0 {
+			return 0, malformed(err, "the RSASSA-PSS MGF1 hash cannot be decoded")
+		}
+	}
+	switch {
+	case !params.Hash.Algorithm.Equal(d.oid):
+		return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "the RSASSA-PSS hash %s is not the digest algorithm %s", params.Hash.Algorithm, d.hash)
+	case !mgfHash.Algorithm.Equal(d.oid):
+		return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "RSASSA-PSS with MGF1 hash %s and hash %s is not supported", mgfHash.Algorithm, d.hash)
+	case params.Trailer != 1:
+		return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "RSASSA-PSS trailer field %d is not supported (only 1)", params.Trailer)
+	case params.SaltLength < 0:
+		return 0, malformed(nil, "the RSASSA-PSS salt length %d is negative", params.SaltLength)
+	case params.SaltLength == 0:
+		return 0, fault.New(fault.Invalid, CodeAlgorithmUnsupported, "RSASSA-PSS without a salt is not supported")
+	}
+	return params.SaltLength, nil
 }
 
 // checkDigest compares the message-digest attribute with digest.

@@ -99,8 +99,8 @@ func VerifyCMS(ctx context.Context, sig []byte, content SignedContent, opts CMSV
 		SignerCertificate: p.signer,
 		Content:           p.content,
 	}
-	if alg, err := p.x509SignatureAlgorithm(); err == nil {
-		r.SignatureAlgorithm = alg.String()
+	if s, err := p.signatureScheme(); err == nil {
+		r.SignatureAlgorithm = s.alg.String()
 	}
 	if p.signer != nil {
 		r.Signer = p.signer.Subject.String()
