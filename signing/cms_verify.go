@@ -28,7 +28,9 @@ type CMSVerifyOptions struct {
 	Intermediates *x509.CertPool
 	// TSARoots are the trusted roots for signature timestamps; nil means Roots.
 	TSARoots *x509.CertPool
-	// At is the time certificate chains are checked at; zero means now.
+	// At is the time of verification, zero meaning now. The signature
+	// timestamp's authority is checked at it, and so is the signer unless a
+	// verified signature timestamp shows the signature existed earlier.
 	At time.Time
 }
 
@@ -53,6 +55,11 @@ type CMSReport struct {
 	SignerCertificate *x509.Certificate `json:"-"`
 	// Chain is the verified chain, signer first, root last.
 	Chain []CertificateInfo `json:"chain,omitempty"`
+	// ChainValidatedAt is the time the signer's chain was checked at: the
+	// verified signature timestamp's genTime if there is one (the
+	// signature existed then), else CMSVerifyOptions.At or now. Zero when
+	// the signature does not carry the signer's certificate.
+	ChainValidatedAt time.Time `json:"chainValidatedAt,omitzero"`
 	// ContentType is the signed content type's OID (1.2.840.113549.1.7.1 for data).
 	ContentType string `json:"contentType"`
 	// DigestAlgorithm names the document hash, e.g. "SHA-256".
@@ -81,11 +88,13 @@ func (r *CMSReport) fail(err error) {
 	r.Errors = append(r.Errors, Finding{Code: fault.CodeInternal, Message: err.Error()})
 }
 
-// VerifyCMS verifies a CMS signature made by one signer: the message
-// digest against content, the signature with the signer certificate, the
-// certificate's chain to opts.Roots, the signing-certificate-v2 attribute,
-// and the signature timestamp (whose imprint must be the hash of the
-// signature value). It returns a report whenever the signature can be
+// VerifyCMS verifies a CMS signature made by one signer, BER or DER: the
+// message digest against content, the signature with the signer
+// certificate, the signing-certificate-v2 attribute, the signature
+// timestamp (whose imprint must be the hash of the signature value, its
+// authority's chain valid at opts.At) and the certificate's chain to
+// opts.Roots, valid at the timestamp's genTime when the timestamp verifies
+// and at opts.At otherwise. It returns a report whenever the signature can be
 // decoded; when the signature is not valid the error is the first finding.
 // Undecodable signatures give cms_malformed, unreadable content input_unreadable.
 func VerifyCMS(ctx context.Context, sig []byte, content SignedContent, opts CMSVerifyOptions) (*CMSReport, error) {
@@ -122,12 +131,23 @@ func VerifyCMS(ctx context.Context, sig []byte, content SignedContent, opts CMSV
 	if err := p.checkSignature(); err != nil {
 		r.fail(err)
 	}
+	// The timestamp is checked first since it decides the time of the
+	// chain, its finding recorded after the chain's.
+	at := atOrNow(opts.At)
+	ts, tsErr := verifySignatureTimestamp(p, opts, at)
 	if p.signer != nil {
-		chain, err := verifyChain(p.signer, p.certs, opts.Roots, opts.Intermediates, atOrNow(opts.At), x509.ExtKeyUsageAny)
+		// A verified signature timestamp proves the signature existed at
+		// its genTime: the signer's certificate need only have been valid
+		// then, so the signature outlives it (the past signature validation
+		// of ETSI EN 319 102-1).
+		if ts != nil && ts.GenTime.Before(at) {
+			at = ts.GenTime
+		}
+		chain, err := verifyChain(p.signer, p.certs, opts.Roots, opts.Intermediates, at, x509.ExtKeyUsageAny)
 		if err != nil {
 			r.fail(err)
 		}
-		r.Chain = chain
+		r.Chain, r.ChainValidatedAt = chain, at.UTC()
 	}
 	present, v2, matches, err := p.signingCertificate(p.signer)
 	if err != nil {
@@ -137,7 +157,10 @@ func VerifyCMS(ctx context.Context, sig []byte, content SignedContent, opts CMSV
 	if present && !matches {
 		r.fail(fault.New(fault.Invalid, CodeSigningCertificateMismatch, "the signing-certificate attribute does not name the signer certificate %q", r.Signer))
 	}
-	r.Timestamp = verifySignatureTimestamp(p, opts, r)
+	if tsErr != nil {
+		r.fail(tsErr)
+	}
+	r.Timestamp = ts
 	// A signature cannot have been made after it was timestamped (ETSI EN
 	// 319 102-1 §5.6.2.4.4, timestamp ordering); the accuracy and the
 	// signing time's whole seconds give the benefit of the doubt.
@@ -161,28 +184,23 @@ func VerifyCMS(ctx context.Context, sig []byte, content SignedContent, opts CMSV
 }
 
 // verifySignatureTimestamp checks the signature-time-stamp attribute, if
-// any, recording a failure in r.
-func verifySignatureTimestamp(p *parsedCMS, opts CMSVerifyOptions, r *CMSReport) *TimestampInfo {
+// any, with the authority's chain valid at at. It returns nil and no error
+// when there is none.
+func verifySignatureTimestamp(p *parsedCMS, opts CMSVerifyOptions, at time.Time) (*TimestampInfo, error) {
 	v, ok := findAttr(p.unsigned, oidAttrTimestampToken)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	parsed, err := ParseTimestampToken(v.FullBytes)
 	if err != nil {
-		r.fail(fault.Wrap(err, fault.Invalid, CodeTimestampInvalid, "the signature timestamp cannot be decoded"))
-		return nil
+		return nil, fault.Wrap(err, fault.Invalid, CodeTimestampInvalid, "the signature timestamp cannot be decoded")
 	}
 	roots := opts.TSARoots
 	if roots == nil {
 		roots = opts.Roots
 	}
-	info, err := VerifyTimestampToken(v.FullBytes, hashOf(parsed.hash, p.signature), parsed.hash,
-		TimestampVerifyOptions{Roots: roots, Intermediates: opts.Intermediates, At: opts.At})
-	if err != nil {
-		r.fail(err)
-		return nil
-	}
-	return info
+	return VerifyTimestampToken(v.FullBytes, hashOf(parsed.hash, p.signature), parsed.hash,
+		TimestampVerifyOptions{Roots: roots, Intermediates: opts.Intermediates, At: at})
 }
 
 // contentDigestFor returns the digest of the signed content with the
