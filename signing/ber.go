@@ -47,16 +47,6 @@ func berToDER(b []byte) (der, rest []byte, err error) {
 	return der, b[n:], nil
 }
 
-// berLength returns how many bytes the first BER element of b takes, its
-// end-of-contents octets included when its length is indefinite.
-func berLength(b []byte) (int, error) {
-	_, rest, err := berToDER(b)
-	if err != nil {
-		return 0, err
-	}
-	return len(b) - len(rest), nil
-}
-
 // berHeader is an element's identifier and length octets.
 type berHeader struct {
 	tag         []byte // identifier octets, as encoded

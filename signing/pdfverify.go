@@ -425,20 +425,21 @@ func lower(c byte) byte {
 	return c
 }
 
-// trimDER cuts the zero padding after the DER in /Contents; anything but
-// zeros there is a modification the signature does not cover.
+// trimDER cuts the zero padding after the signature in /Contents and
+// returns it in DER (producers such as NSS write BER, which RFC 5652
+// allows); anything but zeros after it is a modification the signature
+// does not cover.
 func trimDER(contents []byte) ([]byte, error) {
-	var rv asn1.RawValue
-	rest, err := asn1.Unmarshal(contents, &rv)
+	der, rest, err := berToDER(contents)
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Invalid, CodeCMSMalformed, "/Contents does not hold a DER signature")
+		return nil, fault.Wrap(err, fault.Invalid, CodeCMSMalformed, "/Contents does not hold a CMS signature")
 	}
 	for _, c := range rest {
 		if c != 0 {
 			return nil, fault.New(fault.Invalid, CodeContentsPadding, "the padding after the signature in /Contents was changed")
 		}
 	}
-	return rv.FullBytes, nil
+	return der, nil
 }
 
 // parsePDFDate reads "D:YYYYMMDDHHmmSSOHH'mm'" with the optional parts §7.9.4 allows.
@@ -658,7 +659,11 @@ func checkContainer(der []byte, rep *CMSReport, opts PDFVerifyOptions) error {
 		if inChain[certFingerprint(c)] {
 			continue
 		}
-		if _, err := c.Verify(x509.VerifyOptions{Roots: opts.Roots, Intermediates: pool, CurrentTime: atOrNow(opts.At), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		at := rep.ChainValidatedAt
+		if at.IsZero() {
+			at = atOrNow(opts.At)
+		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: opts.Roots, Intermediates: pool, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 			return fault.Wrap(err, fault.Invalid, CodeEmbeddedCert, "certificate %q carried in the signature does not chain to a trusted root", c.Subject.String())
 		}
 	}
