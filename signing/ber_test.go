@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
 )
@@ -138,14 +137,7 @@ func TestVerifyCMSAcceptsOpenSSLStreamedBER(t *testing.T) {
 	dir := t.TempDir()
 	doc := []byte(strings.Repeat("Streamed by openssl\n", 200))
 	docPath := writeFile(t, dir, "doc", doc)
-	keyPath := filepath.Join(dir, "key.pem")
-	if err := devpki.WriteKeyPEM(keyPath, p.signers["rsa-2048"]); err != nil {
-		t.Fatal(err)
-	}
-	certPath := filepath.Join(dir, "cert.pem")
-	if err := devpki.WriteCertsPEM(certPath, p.keys["rsa-2048"].Chain()[0]); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, certPath := opensslKeyFiles(t, p, dir)
 	for _, tc := range []struct {
 		name    string
 		args    []string

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
 )
@@ -22,14 +21,7 @@ func TestVerifyCMSOpenSSLPSSSaltLengths(t *testing.T) {
 	dir := t.TempDir()
 	doc := []byte("Salted differently\n")
 	docPath := writeFile(t, dir, "doc", doc)
-	keyPath := filepath.Join(dir, "key.pem")
-	if err := devpki.WriteKeyPEM(keyPath, p.signers["rsa-2048"]); err != nil {
-		t.Fatal(err)
-	}
-	certPath := filepath.Join(dir, "cert.pem")
-	if err := devpki.WriteCertsPEM(certPath, p.keys["rsa-2048"].Chain()[0]); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, certPath := opensslKeyFiles(t, p, dir)
 	sign := func(t *testing.T, md string, keyopts ...string) []byte {
 		t.Helper()
 		sigPath := filepath.Join(t.TempDir(), "s.p7s")

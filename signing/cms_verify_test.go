@@ -163,6 +163,20 @@ func TestVerifyCMSFindings(t *testing.T) {
 	}
 }
 
+// opensslKeyFiles writes the shared RSA-2048 test key and its certificate
+// as PEM files in dir, for openssl to sign with.
+func opensslKeyFiles(t testing.TB, p *testPKI, dir string) (keyPath, certPath string) {
+	t.Helper()
+	keyPath, certPath = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+	if err := devpki.WriteKeyPEM(keyPath, p.signers["rsa-2048"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := devpki.WriteCertsPEM(certPath, p.keys["rsa-2048"].Chain()[0]); err != nil {
+		t.Fatal(err)
+	}
+	return keyPath, certPath
+}
+
 // Signatures made by another implementation verify too: openssl's CAdES
 // (-cades adds signing-certificate-v2) reaches B-B, a plain openssl CMS
 // signature is valid but names no baseline level, and openssl's RSA-PSS
@@ -172,14 +186,7 @@ func TestVerifyCMSAcceptsOpenSSLSignatures(t *testing.T) {
 	dir := t.TempDir()
 	doc := []byte("Signed elsewhere\n")
 	docPath := writeFile(t, dir, "doc", doc)
-	keyPath := filepath.Join(dir, "key.pem")
-	if err := devpki.WriteKeyPEM(keyPath, p.signers["rsa-2048"]); err != nil {
-		t.Fatal(err)
-	}
-	certPath := filepath.Join(dir, "cert.pem")
-	if err := devpki.WriteCertsPEM(certPath, p.keys["rsa-2048"].Chain()[0]); err != nil {
-		t.Fatal(err)
-	}
+	keyPath, certPath := opensslKeyFiles(t, p, dir)
 	for _, tc := range []struct {
 		name  string
 		args  []string
