@@ -29,12 +29,13 @@ import (
 // must not be visible: it would draw over the signed content. A signature
 // dictionary added later that no field refers to is reported too: it is a
 // signature whose field was taken away.
-func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]bool) []string {
+func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]bool, covers map[uint32]int64) []string {
 	old, err := pdf.Open(io.NewSectionReader(r, 0, end), end)
 	if err != nil {
 		return []string{fmt.Sprintf("the signed revision cannot be read: %v", err)}
 	}
-	c := &changeCheck{old: old, doc: doc}
+	c := &changeCheck{old: old, doc: doc, covers: covers}
+	c.chain(end)
 	c.trailer()
 	for num := uint32(1); num < old.NextNumber(); num++ {
 		if old.Exists(num) && !doc.Exists(num) {
@@ -51,14 +52,18 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]
 				continue
 			}
 			seen[num] = true
+			nv, err := doc.Get(pdf.Ref{Num: num})
+			if err != nil {
+				c.report("object %d cannot be read: %v", num, err)
+				continue
+			}
 			if !old.Exists(num) {
-				if d, _ := doc.Dict(pdf.Ref{Num: num}); d != nil && d["ByteRange"] != nil && !sigRefs[num] {
+				if d, ok := nv.(pdf.Dict); ok && d["ByteRange"] != nil && !sigRefs[num] {
 					c.report("object %d: a signature dictionary no field refers to", num)
 				}
 				continue
 			}
 			ov, _ := old.Get(pdf.Ref{Num: num})
-			nv, _ := doc.Get(pdf.Ref{Num: num})
 			if why := c.changed(num, ov, nv); why != "" {
 				c.report("object %d: %s", num, why)
 			}
@@ -70,7 +75,10 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]
 // changeCheck holds the two revisions being compared and what was found.
 type changeCheck struct {
 	old, doc *pdf.Reader
-	changes  []string
+	// covers maps the signature dictionaries of signatures that verify to
+	// where their signed bytes end.
+	covers  map[uint32]int64
+	changes []string
 	// arrays maps the indirect /Annots arrays of the signed revision's
 	// pages and its /Fields array to their role; made when first needed.
 	arrays map[uint32]string
@@ -78,6 +86,38 @@ type changeCheck struct {
 
 func (c *changeCheck) report(format string, args ...any) {
 	c.changes = append(c.changes, fmt.Sprintf(format, args...))
+}
+
+// chain checks that the cross-reference sections before end are exactly
+// the signed revision's, in order: a later /Prev may not lead to another
+// section hidden in the signed bytes (one the signed revision never used),
+// which would bring back objects the signer never saw.
+func (c *changeCheck) chain(end int64) {
+	var before []int64
+	for _, sec := range c.doc.Sections {
+		if sec.Offset < end {
+			before = append(before, sec.Offset)
+		}
+	}
+	same := len(before) == len(c.old.Sections)
+	for i := 0; same && i < len(before); i++ {
+		same = before[i] == c.old.Sections[i].Offset
+	}
+	if !same {
+		c.report("the cross-reference chain does not lead back to the signed revision's sections")
+	}
+}
+
+// coveredBy tells whether the signature whose dictionary is the value o
+// verifies and covers object num, that is, num is defined before its
+// signed bytes end.
+func (c *changeCheck) coveredBy(o pdf.Object, num uint32) bool {
+	end, ok := c.covers[refNum(o)]
+	if !ok {
+		return false
+	}
+	off, ok := c.doc.ObjectOffset(num)
+	return ok && off < end
 }
 
 // trailer checks that the document's root and information dictionary are
@@ -104,9 +144,9 @@ func (c *changeCheck) changed(num uint32, ov, nv pdf.Object) string {
 		}
 		switch c.arrayRole(num) {
 		case "Annots":
-			return c.appendsSignatureWidgets(oa, na, "page annotations")
+			return c.appendsSignatureWidgets(oa, na, num, "page annotations")
 		case "Fields":
-			return c.appendsSignatureWidgets(oa, na, "form fields")
+			return c.appendsSignatureWidgets(oa, na, num, "form fields")
 		}
 		return "content changed"
 	}
@@ -121,18 +161,31 @@ func (c *changeCheck) changed(num uint32, ov, nv pdf.Object) string {
 	case od.Name("Type") == "Page":
 		oa, _ := c.old.Array(od["Annots"])
 		na, _ := c.doc.Array(nd["Annots"])
-		if why := c.appendsSignatureWidgets(oa, na, "page annotations"); why != "" {
+		if why := c.appendsSignatureWidgets(oa, na, num, "page annotations"); why != "" {
 			return why
 		}
 		return c.keysKept(od, nd, "Annots")
 	case oldCat != nil && refNum(oldCat["AcroForm"]) == num:
-		return c.form(od, nd)
+		return c.form(od, nd, num)
 	case oldCat != nil && refNum(oldCat["DSS"]) == num:
 		return dssShape(nd)
 	case od.Name("FT") == "Sig" && od["V"] == nil:
+		// An unsigned signature field is signed: its value and appearance
+		// come with a signature that covers them.
+		if nd["V"] != nil && !c.coveredBy(nd["V"], num) {
+			return "a signature field received a value no valid signature covers"
+		}
+		if nd["V"] == nil {
+			return c.keysKept(od, nd)
+		}
 		return c.keysKept(od, nd, "V", "AP", "AS", "F", "MK", "Lock", "SV")
 	case od.Name("Subtype") == "Widget" && od["FT"] == nil && c.unsignedSignatureField(od["Parent"]):
-		// The widget of an unsigned signature field receives its appearance.
+		// The widget of an unsigned signature field receives its appearance
+		// with the signature that covers it.
+		p, err := c.doc.Dict(nd["Parent"])
+		if err != nil || p == nil || !c.coveredBy(p["V"], num) {
+			return "the appearance of an unsigned signature field changed without a signature covering it"
+		}
 		return c.keysKept(od, nd, "AP", "AS", "F", "MK")
 	}
 	return "content changed"
@@ -150,6 +203,14 @@ func (c *changeCheck) catalog(od, nd pdf.Dict) string {
 	if why := c.keysKept(od, nd, "AcroForm", "DSS", "Extensions", "Version"); why != "" {
 		return why
 	}
+	if v, ok := nd["Version"]; ok {
+		if _, name := v.(pdf.Name); !name {
+			return "the catalog's /Version is not a name"
+		}
+	}
+	if why := c.extensionsShape(nd["Extensions"]); why != "" {
+		return why
+	}
 	if !sameObject(c.old, c.doc, od["AcroForm"], nd["AcroForm"]) && refNum(nd["AcroForm"]) != refNum(od["AcroForm"]) {
 		// A form that is new, or a new object in place of the old one.
 		of, _ := c.old.Dict(od["AcroForm"])
@@ -160,7 +221,7 @@ func (c *changeCheck) catalog(od, nd pdf.Dict) string {
 		if of == nil {
 			of = pdf.Dict{}
 		}
-		if why := c.form(of, nf); why != "" {
+		if why := c.form(of, nf, refNum(nd["AcroForm"])); why != "" {
 			return "the interactive form: " + why
 		}
 	}
@@ -177,14 +238,73 @@ func (c *changeCheck) catalog(od, nd pdf.Dict) string {
 }
 
 // form checks the interactive form's changes: signature fields added to
-// /Fields, and /SigFlags, /DR and /DA.
-func (c *changeCheck) form(od, nd pdf.Dict) string {
+// /Fields, /SigFlags, and resources added to /DR. Existing resources and
+// /DA stay: fields without an appearance of their own are drawn with them.
+func (c *changeCheck) form(od, nd pdf.Dict, num uint32) string {
 	oa, _ := c.old.Array(od["Fields"])
 	na, _ := c.doc.Array(nd["Fields"])
-	if why := c.appendsSignatureWidgets(oa, na, "form fields"); why != "" {
+	if why := c.appendsSignatureWidgets(oa, na, num, "form fields"); why != "" {
 		return why
 	}
-	return c.keysKept(od, nd, "Fields", "SigFlags", "DR", "DA")
+	if why := c.keysKept(od, nd, "Fields", "SigFlags", "DR"); why != "" {
+		return why
+	}
+	if sameObject(c.old, c.doc, od["DR"], nd["DR"]) {
+		return ""
+	}
+	odr, _ := c.old.Dict(od["DR"])
+	ndr, err := c.doc.Dict(nd["DR"])
+	if err != nil || (ndr == nil && odr != nil) {
+		return "the form's default resources were removed"
+	}
+	for category, ov := range odr {
+		oc, _ := c.old.Dict(ov)
+		nc, err := c.doc.Dict(ndr[category])
+		if err != nil || (nc == nil && oc != nil) {
+			return fmt.Sprintf("the form's default resources /%s were removed", category)
+		}
+		for name, o := range oc {
+			if !sameObject(c.old, c.doc, o, nc[name]) {
+				return fmt.Sprintf("the form's default resource /%s /%s changed", category, name)
+			}
+		}
+	}
+	return ""
+}
+
+// extensionsShape checks that a catalog's /Extensions holds developer
+// extensions (ISO 32000-1 §7.12) and nothing else.
+func (c *changeCheck) extensionsShape(o pdf.Object) string {
+	if o == nil {
+		return ""
+	}
+	ext, err := c.doc.Dict(o)
+	if err != nil || ext == nil {
+		return "the catalog's /Extensions is not a dictionary"
+	}
+	for prefix, v := range ext {
+		if prefix == "Type" {
+			continue
+		}
+		entries := pdf.Array{v}
+		if a, err := c.doc.Array(v); err == nil && a != nil {
+			entries = a // PDF 2.0 allows an array of them
+		}
+		for _, e := range entries {
+			d, err := c.doc.Dict(e)
+			if err != nil || d == nil {
+				return fmt.Sprintf("the extension /%s is not a dictionary", prefix)
+			}
+			for k := range d {
+				switch k {
+				case "Type", "BaseVersion", "ExtensionLevel", "URL", "ExtensionRevision":
+				default:
+					return fmt.Sprintf("the extension /%s has an entry /%s", prefix, k)
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // dssShape checks that d is a document security store (ETSI EN 319 142-1
@@ -217,9 +337,11 @@ func (c *changeCheck) keysKept(od, nd pdf.Dict, allowed ...pdf.Name) string {
 	return ""
 }
 
-// appendsSignatureWidgets checks that na is oa with signature fields or
-// widgets appended, and that those not signed draw nothing.
-func (c *changeCheck) appendsSignatureWidgets(oa, na pdf.Array, what string) string {
+// appendsSignatureWidgets checks that na (in object container) is oa with
+// signature fields or widgets appended. An added one carries no action, and
+// draws something only when it holds a signature that verifies and covers
+// it; a widget joining a field of the signed revision draws nothing.
+func (c *changeCheck) appendsSignatureWidgets(oa, na pdf.Array, container uint32, what string) string {
 	if len(na) < len(oa) {
 		return what + " removed"
 	}
@@ -242,10 +364,23 @@ func (c *changeCheck) appendsSignatureWidgets(oa, na pdf.Array, what string) str
 		if field.Name("FT") != "Sig" || (d["Subtype"] != nil && d.Name("Subtype") != "Widget") {
 			return what + " changed beyond added signature fields"
 		}
-		if v, _ := c.doc.Resolve(field["V"]); v == nil || reflect.DeepEqual(v, pdf.Null{}) {
-			if visible(c.doc, d) {
-				return what + ": an unsigned signature field with a visible appearance was added"
-			}
+		if d["A"] != nil || d["AA"] != nil || field["AA"] != nil {
+			return what + ": an added signature field carries an action"
+		}
+		if !visible(c.doc, d) {
+			continue
+		}
+		at := refNum(o)
+		if at == 0 {
+			at = container // a widget written inside the array
+		}
+		switch {
+		case c.old.Exists(refNum(d["Parent"])):
+			return what + ": a visible widget was added to a field of the signed revision"
+		case field["V"] == nil:
+			return what + ": an unsigned signature field with a visible appearance was added"
+		case !c.coveredBy(field["V"], at):
+			return what + ": a visible signature field was added that its signature does not cover"
 		}
 	}
 	return ""

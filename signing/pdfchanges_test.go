@@ -19,6 +19,7 @@ type rawObject struct {
 	num  uint32
 	body string
 	free bool
+	at   int64 // when not zero: list the object already at this offset
 }
 
 var startxrefRE = regexp.MustCompile(`startxref\s+(\d+)\s+%%EOF\s*$`)
@@ -32,11 +33,14 @@ func appendRaw(t testing.TB, file []byte, size uint32, objs []rawObject, trailer
 	if m == nil {
 		t.Fatal("no startxref at the end of the file")
 	}
-	prev, _ := strconv.Atoi(string(m[1]))
+	prev, _ := strconv.Atoi(string(m[1])) // the trailer's /Prev unless it names one
 	out := bytes.NewBuffer(append([]byte(nil), file...))
 	offsets := map[uint32]int{}
 	for _, o := range objs {
-		if !o.free {
+		switch {
+		case o.at != 0:
+			offsets[o.num] = int(o.at)
+		case !o.free:
 			offsets[o.num] = out.Len()
 			fmt.Fprintf(out, "%d 0 obj\n%s\nendobj\n", o.num, o.body)
 		}
@@ -50,7 +54,10 @@ func appendRaw(t testing.TB, file []byte, size uint32, objs []rawObject, trailer
 			fmt.Fprintf(out, "%d 1\n%010d 00000 n \n", o.num, offsets[o.num])
 		}
 	}
-	fmt.Fprintf(out, "trailer\n<< /Size %d /Prev %d %s >>\nstartxref\n%d\n%%%%EOF\n", size, prev, trailer, xref)
+	if !strings.Contains(trailer, "/Prev") {
+		trailer += fmt.Sprintf(" /Prev %d", prev)
+	}
+	fmt.Fprintf(out, "trailer\n<< /Size %d %s >>\nstartxref\n%d\n%%%%EOF\n", size, trailer, xref)
 	return out.Bytes()
 }
 
@@ -65,9 +72,9 @@ type sealedForTampering struct {
 	trailer string // the trailer's /Root and /Info as they are
 }
 
-func sealForTampering(t *testing.T, key signing.Key) *sealedForTampering {
+func sealForTampering(t *testing.T, key signing.Key, doc []byte) *sealedForTampering {
 	t.Helper()
-	sealed, _ := seal(t, key, pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0077: 1,200 EUR"}}}), signing.PAdESOptions{})
+	sealed, _ := seal(t, key, doc, signing.PAdESOptions{})
 	r, err := pdf.Open(bytes.NewReader(sealed), int64(len(sealed)))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +101,7 @@ func obj(o pdf.Object) string { return string(pdf.AppendObject(nil, o)) }
 // change named; updates that signing makes are not.
 func TestVerifyPDFRefusesForgedUpdates(t *testing.T) {
 	key, p := softHSMSeal(t)
-	s := sealForTampering(t, key)
+	s := sealForTampering(t, key, pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0077: 1,200 EUR"}}}))
 	next := s.r.NextNumber()
 	n1, n2, n3 := next, next+1, next+2
 	size := next + 3
@@ -218,5 +225,170 @@ func TestVerifyPDFTrailingBytes(t *testing.T) {
 	rep, err := verifyPDF(t, append(bytes.Clone(sealed), "% approved by the CFO\n"...), p)
 	if fault.CodeOf(err) != signing.CodeModifiedAfterSign || rep == nil || rep.Valid || len(rep.Errors) != 1 {
 		t.Errorf("a comment after %%%%EOF: %v, %+v", err, rep)
+	}
+}
+
+// formForTampering is a one-page document with an empty visible signature
+// field "CEO" and a form with default resources and appearance, as forms
+// made by office software have.
+func formForTampering(t *testing.T) []byte {
+	t.Helper()
+	doc := pdftest.Bytes(pdftest.Spec{SigField: "CEO", SigFieldRect: [4]float64{300, 40, 520, 110}})
+	r, err := pdf.Open(bytes.NewReader(doc), int64(len(doc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, cat, err := r.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	form, err := r.Dict(cat["AcroForm"])
+	if err != nil || form == nil {
+		t.Fatalf("no form: %v", err)
+	}
+	u := pdf.NewUpdate(r)
+	helv := u.Add(pdf.Dict{"Type": pdf.Name("Font"), "Subtype": pdf.Name("Type1"), "BaseFont": pdf.Name("Helvetica")})
+	form = form.Clone()
+	form["DR"] = pdf.Dict{"Font": pdf.Dict{"Helv": helv}}
+	form["DA"] = pdf.String("/Helv 10 Tf 0 g")
+	cat = cat.Clone()
+	cat["AcroForm"] = u.Add(form)
+	u.Set(root, cat)
+	laid, err := u.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(bytes.Clone(doc), laid.Bytes...)
+}
+
+// Forged signature fields and form changes after a seal are reported: a
+// copied signature dictionary claiming another reason, a second field
+// holding the seal's signature, a visible widget joining the signed field,
+// an appearance for an unsigned field, redefined default resources or
+// appearance, a widget with an action, a /Version that is not a name, and
+// a /Prev that skips the seal's section.
+func TestVerifyPDFRefusesForgedSignatureFields(t *testing.T) {
+	key, p := softHSMSeal(t)
+	s := sealForTampering(t, key, formForTampering(t))
+	form, err := s.r.Dict(s.catalog["AcroForm"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	formRef, _ := s.catalog["AcroForm"].(pdf.Ref)
+	fields, _ := s.r.Array(form["Fields"])
+	var ceo, seal1 pdf.Ref
+	for _, f := range fields {
+		d, _ := s.r.Dict(f)
+		switch pdf.DecodeText(d["T"].(pdf.String)) {
+		case "CEO":
+			ceo = f.(pdf.Ref)
+		case "Seal1":
+			seal1 = f.(pdf.Ref)
+		}
+	}
+	seal1Dict, _ := s.r.Dict(seal1)
+	sigRef := seal1Dict["V"].(pdf.Ref)
+	sigDict, _ := s.r.Dict(sigRef)
+	ceoDict, _ := s.r.Dict(ceo)
+	next := s.r.NextNumber()
+	n1, n2 := next, next+1
+	size := next + 2
+	with := func(d pdf.Dict, k pdf.Name, v pdf.Object) string {
+		d = d.Clone()
+		d[k] = v
+		return obj(d)
+	}
+	annots, _ := s.r.Array(s.page.Dict["Annots"])
+	pageAnnot := func(ref pdf.Ref) string {
+		return with(s.page.Dict, "Annots", append(append(pdf.Array{}, annots...), ref))
+	}
+	formField := func(ref pdf.Ref) string {
+		return with(form, "Fields", append(append(pdf.Array{}, fields...), ref))
+	}
+	overlay := "<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Length 38 >>\nstream\n1 1 1 rg 0 0 595 842 re f 0 0 0 rg\nendstream"
+	visibleWidget := func(extra string) string {
+		return fmt.Sprintf("<< /Type /Annot /Subtype /Widget /Rect [0 0 595 842] /P %d 0 R /AP << /N %d 0 R >> %s >>", s.page.Ref.Num, n2, extra)
+	}
+	copied := sigDict.Clone()
+	copied["Reason"] = pdf.TextString("Approved for payment of 1,000,000 EUR")
+	// The update relists the seal's objects where they are, but its /Prev
+	// leads past the seal's section to the one before it.
+	beforeSeal := s.r.Sections[1].Offset
+	var relisted []rawObject
+	for _, num := range s.r.Sections[0].Objects {
+		at, _ := s.r.ObjectOffset(num)
+		relisted = append(relisted, rawObject{num: num, at: at})
+	}
+
+	tests := []struct {
+		name    string
+		objs    []rawObject
+		trailer string
+		code    fault.Code
+		want    string
+	}{
+		{"a copied signature dictionary claiming another reason", []rawObject{
+			{num: formRef.Num, body: formField(pdf.Ref{Num: n1})},
+			{num: n1, body: fmt.Sprintf("<< /FT /Sig /T (Approval) /V %d 0 R >>", n2)},
+			{num: n2, body: obj(copied)},
+		}, s.trailer, signing.CodeByteRangeInvalid, "lies outside the bytes its signature covers"},
+		{"a second field holding the seal's signature", []rawObject{
+			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
+			{num: formRef.Num, body: formField(pdf.Ref{Num: n1})},
+			{num: n1, body: visibleWidget(fmt.Sprintf("/FT /Sig /T (Seal2) /V %d 0 R", sigRef.Num))},
+			{num: n2, body: overlay},
+		}, s.trailer, signing.CodeByteRangeInvalid, "the value of more than one field"},
+		{"a visible widget joining the signed field", []rawObject{
+			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
+			{num: n1, body: visibleWidget(fmt.Sprintf("/Parent %d 0 R", seal1.Num))},
+			{num: n2, body: overlay},
+		}, s.trailer, signing.CodeModifiedAfterSign, "a visible widget was added to a field of the signed revision"},
+		{"an appearance for the unsigned field", []rawObject{
+			{num: ceo.Num, body: with(ceoDict, "AP", pdf.Dict{"N": pdf.Ref{Num: n2}})},
+			{num: n2, body: overlay},
+		}, s.trailer, signing.CodeModifiedAfterSign, "entry /AP changed"},
+		{"a default font redefined", []rawObject{
+			{num: formRef.Num, body: with(form, "DR", pdf.Dict{"Font": pdf.Dict{"Helv": pdf.Ref{Num: n1}}})},
+			{num: n1, body: "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding << /Differences [49 /nine] >> >>"},
+		}, s.trailer, signing.CodeModifiedAfterSign, "default resource /Font /Helv changed"},
+		{"the default appearance changed", []rawObject{
+			{num: formRef.Num, body: with(form, "DA", pdf.String("/Helv 10 Tf 1 g"))},
+		}, s.trailer, signing.CodeModifiedAfterSign, "entry /DA changed"},
+		{"an invisible signature widget with an action", []rawObject{
+			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
+			{num: n1, body: fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Hidden) /Rect [0 0 595 842] /P %d 0 R /AA << /PO << /S /JavaScript /JS (this.print()) >> >> >>", s.page.Ref.Num)},
+		}, s.trailer, signing.CodeModifiedAfterSign, "carries an action"},
+		{"a /Version that is not a name", []rawObject{
+			{num: s.root.Num, body: with(s.catalog, "Version", pdf.Ref{Num: n1})},
+			{num: n1, body: "/2.0"},
+		}, s.trailer, signing.CodeModifiedAfterSign, "/Version is not a name"},
+		{"a /Prev that skips the seal's section", relisted,
+			s.trailer + fmt.Sprintf(" /Prev %d", beforeSeal), signing.CodeModifiedAfterSign, "does not lead back to the signed revision"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forged := appendRaw(t, s.file, size+1, tt.objs, tt.trailer)
+			rep, err := verifyPDF(t, forged, p)
+			if fault.CodeOf(err) != tt.code || rep == nil || rep.Valid {
+				t.Fatalf("VerifyPDF: %v, want %s", err, tt.code)
+			}
+			var all []string
+			for _, f := range rep.Errors {
+				all = append(all, f.Message)
+			}
+			for _, sig := range rep.Signatures {
+				for _, f := range sig.Errors {
+					all = append(all, f.Message)
+				}
+			}
+			if got := strings.Join(all, "; "); !strings.Contains(got, tt.want) {
+				t.Errorf("findings %q, want one saying %q", got, tt.want)
+			}
+		})
+	}
+	// The unsigned field, signed by sealgate later, stays valid.
+	signed, _ := seal(t, key, s.file, signing.PAdESOptions{Field: "CEO", Placement: signing.Placement{}})
+	if rep, err := verifyPDF(t, signed, p); err != nil || len(rep.Signatures) != 2 {
+		t.Errorf("signing the CEO field after the seal: %v", err)
 	}
 }

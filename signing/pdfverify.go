@@ -146,16 +146,36 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 	sigRefs := map[uint32]bool{}
 	for _, f := range fields {
 		if ref, ok := f.dict["V"].(pdf.Ref); ok {
+			if sigRefs[ref.Num] {
+				rep.Errors = append(rep.Errors, Finding{Code: CodeByteRangeInvalid,
+					Message: fmt.Sprintf("signature dictionary %d is the value of more than one field", ref.Num)})
+			}
 			sigRefs[ref.Num] = true
 		}
 	}
+	// covers maps each signature that verifies to where its signed bytes
+	// end: a field or appearance added later may show only if the
+	// signature it holds covers it.
+	covers := map[uint32]int64{}
 	for _, f := range fields {
 		if !f.signed {
 			continue
 		}
 		s := verifyField(ctx, doc, r, size, f, ends, opts)
-		if ref, ok := f.dict["V"].(pdf.Ref); ok && docMDP == ref {
+		ref, _ := f.dict["V"].(pdf.Ref)
+		if docMDP == ref {
 			s.Certification = docMDPPermission(doc, perms)
+		}
+		if s.ByteRangeValid {
+			// A signature must cover its own dictionary: one whose
+			// dictionary lies after its signed bytes reuses another's
+			// /ByteRange and /Contents to claim its own reason and time.
+			if off, ok := doc.ObjectOffset(ref.Num); !ok || off >= s.end {
+				s.fail(fault.New(fault.Invalid, CodeByteRangeInvalid, "the signature dictionary lies outside the bytes its signature covers"))
+			}
+		}
+		if len(s.Errors) == 0 {
+			covers[ref.Num] = s.end
 		}
 		rep.Signatures = append(rep.Signatures, s)
 	}
@@ -163,7 +183,7 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 	for i := range rep.Signatures {
 		s := &rep.Signatures[i]
 		if s.end < size && s.ByteRangeValid {
-			s.LaterChanges = laterChanges(doc, r, s.end, sigRefs)
+			s.LaterChanges = laterChanges(doc, r, s.end, sigRefs, covers)
 		}
 		// A certification allowing no changes still allows validation data
 		// and document timestamps (ETSI EN 319 142-1 §5.4), not signatures.
