@@ -394,8 +394,22 @@ func (r *Reader) readIndirect(off int64) (Ref, Object, error) {
 	return ref, obj, err
 }
 
-// Get returns the object ref names, or Null if it does not exist.
+// Get returns the object ref names, or Null if its number is free or not
+// defined. A reference whose generation is not that of the object's
+// cross-reference entry (0 for an object in an object stream), and an entry
+// that leads to an object header of another number or generation, are refused
+// as pdf_malformed. ISO 32000-1 §7.3.10 makes such a reference null, but
+// viewers disagree on it: qpdf reads null, poppler rebuilds its cross-reference
+// table from the object headers it finds in the file and reads whatever that
+// table names, so the object sealgate read need not be the one shown.
 func (r *Reader) Get(ref Ref) (Object, error) { return r.get(ref, nil) }
+
+// Reference returns the reference to object num as the cross-reference table
+// defines it (with its generation), and whether num is in use.
+func (r *Reader) Reference(num uint32) (Ref, bool) {
+	e, ok := r.xref[num]
+	return Ref{Num: num, Gen: e.gen}, ok && e.kind != 0
+}
 
 // loading lists the object streams being loaded on one call chain, innermost
 // first. Reading an object stream resolves its /Length (and /Filter,
@@ -431,6 +445,9 @@ func (r *Reader) get(ref Ref, chain *loading) (Object, error) {
 		return o, nil
 	}
 	e, ok := r.xref[ref.Num]
+	if ok && e.kind != 0 && ref.Gen != e.gen {
+		return nil, malformed("reference %d %d R: the cross-reference table gives object %d generation %d", ref.Num, ref.Gen, ref.Num, e.gen)
+	}
 	var o Object = Null{}
 	switch {
 	case !ok || e.kind == 0:
@@ -439,8 +456,8 @@ func (r *Reader) get(ref Ref, chain *loading) (Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		if got.Num != ref.Num {
-			return nil, malformed("cross-reference entry for object %d points to object %d", ref.Num, got.Num)
+		if got != ref {
+			return nil, malformed("cross-reference entry for object %d %d points to object %d %d", ref.Num, ref.Gen, got.Num, got.Gen)
 		}
 		o = obj
 	case e.kind == 2:
