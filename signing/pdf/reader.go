@@ -185,10 +185,7 @@ func (r *Reader) readSection(off int64) (Section, error) {
 			return nil
 		}
 		l.pos += 4
-		var entries []struct {
-			num uint32
-			e   entry
-		}
+		var entries []numbered
 		for {
 			l.skipSpace()
 			if l.pos >= len(l.b) {
@@ -227,10 +224,7 @@ func (r *Reader) readSection(off int64) (Section, error) {
 				if string(t) == "n" {
 					e.kind, e.offset = 1, ofs
 				}
-				entries = append(entries, struct {
-					num uint32
-					e   entry
-				}{uint32(int64(f) + i), e})
+				entries = append(entries, numbered{uint32(int64(f) + i), e})
 			}
 		}
 		if err := l.expect("trailer"); err != nil {
@@ -245,23 +239,16 @@ func (r *Reader) readSection(off int64) (Section, error) {
 			return malformed("trailer at offset %d is not a dictionary", off)
 		}
 		sec.Trailer = d
-		// A hybrid file's hidden cross-reference stream fills in the
-		// objects its table lists as free (§7.5.8.4), so it goes first.
 		if xs, ok := Int(d["XRefStm"]); ok {
 			hidden, err := r.readXrefStream(xs)
 			if err != nil {
 				return err
 			}
-			sec.Objects = append(sec.Objects, r.merge(hidden.entries)...)
-		}
-		for _, e := range entries {
-			if _, set := r.xref[e.num]; !set {
-				r.xref[e.num] = e.e
-				if e.e.kind != 0 {
-					sec.Objects = append(sec.Objects, e.num)
-				}
+			if entries, err = withHidden(entries, hidden.entries, off); err != nil {
+				return err
 			}
 		}
+		sec.Objects = r.merge(entries)
 		return nil
 	})
 	if err != nil || isTable {
@@ -285,6 +272,37 @@ type numbered struct {
 type xrefStream struct {
 	dict    Dict
 	entries []numbered
+}
+
+// withHidden returns the entries of a hybrid-reference section: those of its
+// table, and those of its hidden cross-reference stream (/XRefStm) for objects
+// the table does not list or lists as free. The table's in-use entries take
+// precedence (ISO 32000-1 §7.5.8.4), as in poppler and qpdf; an object that
+// both place, in different places, is refused, since readers that follow
+// either one show what the other hides. A free table entry is filled from the
+// stream, as qpdf does and as some writers (sealgate's test corpus among
+// them) expect; poppler instead rebuilds its table from the file's object
+// headers when it meets such an entry.
+func withHidden(table, hidden []numbered, off int64) ([]numbered, error) {
+	listed := make(map[uint32]entry, len(table))
+	for _, t := range table {
+		if _, dup := listed[t.num]; !dup {
+			listed[t.num] = t.e
+		}
+	}
+	var filled []numbered
+	for _, h := range hidden {
+		t, ok := listed[h.num]
+		switch {
+		case !ok || t.kind == 0:
+			filled = append(filled, h)
+		case h.e.kind != 0 && h.e != t:
+			return nil, malformed("the cross-reference section at offset %d and its hidden cross-reference stream place object %d differently", off, h.num)
+		}
+	}
+	// merge keeps the first entry of a number: the stream's for the
+	// numbers it fills, the table's for the others.
+	return append(filled, table...), nil
 }
 
 // merge records entries not already defined by a newer section and returns

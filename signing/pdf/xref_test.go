@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -283,4 +284,82 @@ func TestGenerationNumbers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// In a hybrid-reference section the table's entries come first and the
+// hidden cross-reference stream (/XRefStm) adds objects the table does not
+// list (ISO 32000-1 §7.5.8.4), as poppler and qpdf read it; a stream placing
+// an object the table places elsewhere makes the file malformed.
+func TestHybridSections(t *testing.T) {
+	// update appends contents 4 showing "update text" and a hidden stream 6
+	// holding hidden, then a table holding table (and 6) naming it. The
+	// rows get the offset of the new contents as -1 and of the signed ones
+	// as -2.
+	update := func(table, hidden []xrow) []byte {
+		f, offs := signedRevision()
+		off := f.stream(4, 0, "", showing("update text"))
+		fix := func(rows []xrow) []xrow {
+			for i := range rows {
+				switch rows[i].f1 {
+				case -1:
+					rows[i].f1 = off
+				case -2:
+					rows[i].f1 = offs[rows[i].num]
+				}
+			}
+			return rows
+		}
+		xs := f.xrefStream(6, fix(hidden), "/Size 7")
+		f.table(append(fix(table), at(6, xs, 0)), fmt.Sprintf("/Size 7 /Root 1 0 R /XRefStm %d", xs))
+		return f.Bytes()
+	}
+	t.Run("stream places an object elsewhere", func(t *testing.T) {
+		for name, hidden := range map[string]xrow{
+			"at its signed offset": at(4, -2, 0),
+			"in an object stream":  {4, 2, 7, 0},
+		} {
+			b := update([]xrow{at(4, -1, 0)}, []xrow{hidden})
+			_, err := pdf.Open(bytes.NewReader(b), int64(len(b)))
+			refused(t, name, err, "place object 4 differently")
+		}
+	})
+	t.Run("table and stream agree", func(t *testing.T) {
+		readsAsViewers(t, update([]xrow{at(4, -1, 0)}, []xrow{at(4, -1, 0)}), "update text")
+	})
+	t.Run("stream entry free", func(t *testing.T) {
+		readsAsViewers(t, update([]xrow{at(4, -1, 0)}, []xrow{{4, 0, 0, 1}}), "update text")
+	})
+	t.Run("object only the stream lists", func(t *testing.T) {
+		r := readsAsViewers(t, update(nil, []xrow{at(4, -1, 0)}), "update text")
+		if objs := r.Sections[0].Objects; !slices.Contains(objs, 4) || !slices.Contains(objs, 6) {
+			t.Errorf("newest section lists %v, want 4 and 6 among them", objs)
+		}
+	})
+	t.Run("table entry free", func(t *testing.T) {
+		// qpdf reads the stream's entry too; poppler rebuilds its table
+		// from the object headers, where the update's contents come last.
+		b := update([]xrow{{4, 0, 0, 1}}, []xrow{at(4, -1, 0)})
+		r := open(t, b)
+		if got := pageText(t, r); got != string(showing("update text")) {
+			t.Errorf("page contents read as %q", got)
+		}
+		if got := qpdfObject(t, b, 4); !strings.Contains(got, "(update text)") {
+			t.Errorf("qpdf shows object 4 as %q", got)
+		}
+	})
+}
+
+// qpdfObject returns object num of the file as qpdf shows it, stream data
+// included.
+func qpdfObject(t *testing.T, b []byte, num uint32) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "doc.pdf")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("qpdf", fmt.Sprintf("--show-object=%d", num), "--raw-stream-data", file).Output()
+	if err != nil {
+		t.Fatalf("qpdf --show-object=%d: %v", num, err)
+	}
+	return string(out)
 }
