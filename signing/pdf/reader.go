@@ -57,9 +57,12 @@ type Reader struct {
 	cache   map[Ref]Object
 }
 
+// objStm is a loaded object stream: its decoded data and, by index, the
+// number of each object it holds and where that object starts in data.
 type objStm struct {
 	data    []byte
-	offsets map[uint32]int // object number → position of its object in data
+	nums    []uint32
+	offsets []int
 }
 
 // Open reads the cross-reference chain of the PDF file r of size bytes. A file
@@ -479,7 +482,7 @@ func (r *Reader) get(ref Ref, chain *loading) (Object, error) {
 		}
 		o = obj
 	case e.kind == 2:
-		obj, err := r.fromObjStm(uint32(e.offset), ref.Num, chain)
+		obj, err := r.fromObjStm(uint32(e.offset), ref.Num, e.index, chain)
 		if err != nil {
 			return nil, err
 		}
@@ -489,7 +492,12 @@ func (r *Reader) get(ref Ref, chain *loading) (Object, error) {
 	return o, nil
 }
 
-func (r *Reader) fromObjStm(stmNum, num uint32, chain *loading) (Object, error) {
+// fromObjStm reads object num, which the cross-reference table places at
+// index in object stream stmNum. The index decides, as in poppler: the object
+// number the stream lists there must be num, and a stream listing a number
+// twice is refused, since a reader looking the number up (as qpdf does) could
+// take the other copy.
+func (r *Reader) fromObjStm(stmNum, num, index uint32, chain *loading) (Object, error) {
 	os, ok := r.objStms[stmNum]
 	if !ok {
 		if e := r.xref[stmNum]; e.kind != 1 {
@@ -524,25 +532,30 @@ func (r *Reader) fromObjStm(stmNum, num uint32, chain *loading) (Object, error) 
 		if !ok1 || !ok2 || n < 0 || first < 0 || first > int64(len(data)) {
 			return nil, malformed("object stream %d has a bad header", stmNum)
 		}
-		os = &objStm{data: data, offsets: map[uint32]int{}}
+		os = &objStm{data: data}
+		listed := map[uint32]bool{}
 		l := &lexer{b: data[:first], eof: true}
 		for i := int64(0); i < n; i++ {
 			a, err1 := l.objectNoRef()
 			b, err2 := l.objectNoRef()
 			an, ok1 := a.(Integer)
 			bn, ok2 := b.(Integer)
-			if err1 != nil || err2 != nil || !ok1 || !ok2 || an < 0 || bn < 0 || first+int64(bn) > int64(len(data)) {
+			if err1 != nil || err2 != nil || !ok1 || !ok2 || an < 0 || an > 1<<32-1 || bn < 0 || first+int64(bn) > int64(len(data)) {
 				return nil, malformed("object stream %d has a bad header", stmNum)
 			}
-			os.offsets[uint32(an)] = int(first + int64(bn))
+			if listed[uint32(an)] {
+				return nil, malformed("object stream %d lists object %d twice", stmNum, an)
+			}
+			listed[uint32(an)] = true
+			os.nums = append(os.nums, uint32(an))
+			os.offsets = append(os.offsets, int(first+int64(bn)))
 		}
 		r.objStms[stmNum] = os
 	}
-	p, ok := os.offsets[num]
-	if !ok {
-		return Null{}, nil
+	if int64(index) >= int64(len(os.nums)) || os.nums[index] != num {
+		return nil, malformed("cross-reference entry for object %d names index %d of object stream %d, which does not hold that object there", num, index, stmNum)
 	}
-	l := &lexer{b: os.data[p:], eof: true}
+	l := &lexer{b: os.data[os.offsets[index]:], eof: true}
 	return l.object(0)
 }
 

@@ -363,3 +363,57 @@ func qpdfObject(t *testing.T, b []byte, num uint32) string {
 	}
 	return string(out)
 }
+
+// An object in an object stream is the one at the index its cross-reference
+// entry names, as poppler reads it; an object stream that lists a number
+// twice, or holds another object at that index, is malformed, since qpdf
+// looks the number up instead.
+func TestObjStmIndex(t *testing.T) {
+	const decoy = "<< /Type /Pages /Count 0 /Kids [] >>"
+	// file writes the page tree root 2 (and 8) in object stream 6 as
+	// members, and names index idx for 2 (and idx8 for 8).
+	file := func(members []member, idx, idx8 uint32) []byte {
+		f := newRawPDF()
+		rows := []xrow{
+			{0, 0, 0, 65535},
+			at(1, f.obj(1, 0, catalog), 0),
+			at(3, f.obj(3, 0, page("4 0 R")), 0),
+			at(4, f.stream(4, 0, "", showing("signed text")), 0),
+			at(5, f.obj(5, 0, font), 0),
+			at(6, f.objStream(6, members), 0),
+			{2, 2, 6, idx},
+			{8, 2, 6, idx8},
+		}
+		off := int64(f.Len())
+		f.xrefStream(7, append(rows, at(7, off, 0)), "/Size 9 /Root 1 0 R")
+		f.startxref(off)
+		return f.Bytes()
+	}
+	t.Run("the index decides", func(t *testing.T) {
+		r := readsAsViewers(t, file([]member{{8, decoy}, {2, pages}}, 1, 0), "signed text")
+		if d, err := r.Dict(pdf.Ref{Num: 8}); err != nil || d["Count"] != pdf.Integer(0) {
+			t.Errorf("Get(8 0 R) = %v, %v", d, err)
+		}
+	})
+	tests := []struct {
+		name    string
+		members []member
+		idx     uint32
+		want    string
+	}{
+		// The forged page tree first, the signed one second: poppler
+		// reads the first, a lookup by number may take the last.
+		{"a number listed twice", []member{{2, decoy}, {2, pages}}, 0, "lists object 2 twice"},
+		{"another object at the index", []member{{8, decoy}, {2, pages}}, 0, "names index 0 of object stream 6"},
+		{"an index past the end", []member{{8, decoy}, {2, pages}}, 2, "names index 2 of object stream 6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := open(t, file(tt.members, tt.idx, 0))
+			_, err := r.Get(pdf.Ref{Num: 2})
+			refused(t, "Get(2 0 R)", err, tt.want)
+			_, err = r.PageCount()
+			refused(t, "PageCount", err, tt.want)
+		})
+	}
+}
