@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 
 	"github.com/sealgate/sealgate/signing/pdf"
 )
@@ -29,7 +30,7 @@ import (
 // must not be visible: it would draw over the signed content. A signature
 // dictionary added later that no field refers to is reported too: it is a
 // signature whose field was taken away.
-func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]bool, covers map[uint32]int64) []string {
+func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, ends []int64, sigRefs map[uint32]bool, covers map[uint32]int64) []string {
 	old, err := pdf.Open(io.NewSectionReader(r, 0, end), end)
 	if err != nil {
 		return []string{fmt.Sprintf("the signed revision cannot be read: %v", err)}
@@ -37,6 +38,7 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]
 	c := &changeCheck{old: old, doc: doc, covers: covers}
 	c.chain(end)
 	c.trailer()
+	c.unlisted(r, end, ends)
 	for num := uint32(1); num < old.NextNumber(); num++ {
 		if old.Exists(num) && !doc.Exists(num) {
 			c.report("object %d was deleted", num)
@@ -52,7 +54,14 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]
 				continue
 			}
 			seen[num] = true
-			nv, err := doc.Get(pdf.Ref{Num: num})
+			// An object of the signed revision is fetched by the reference
+			// that revision gives it: a later generation makes its old
+			// references name nothing, which the reader refuses.
+			ref, _ := doc.Reference(num)
+			if o, ok := old.Reference(num); ok {
+				ref = o
+			}
+			nv, err := doc.Get(ref)
 			if err != nil {
 				c.report("object %d cannot be read: %v", num, err)
 				continue
@@ -63,7 +72,7 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, sigRefs map[uint32]
 				}
 				continue
 			}
-			ov, _ := old.Get(pdf.Ref{Num: num})
+			ov, _ := old.Get(ref)
 			if why := c.changed(num, ov, nv); why != "" {
 				c.report("object %d: %s", num, why)
 			}
@@ -105,6 +114,57 @@ func (c *changeCheck) chain(end int64) {
 	}
 	if !same {
 		c.report("the cross-reference chain does not lead back to the signed revision's sections")
+	}
+}
+
+// objectHeader finds "N G obj" at the start of a line.
+var objectHeader = regexp.MustCompile(`(?:^|[\r\n])(\d{1,10})[ \t\r\n\f\x00]+(\d{1,5})[ \t\r\n\f\x00]+obj\b`)
+
+// unlisted reports objects written after end that no later revision's
+// cross-reference section lists. Readers ignore them, but viewers that
+// rebuild a damaged table from the objects found in the file show them.
+func (c *changeCheck) unlisted(r io.ReaderAt, end int64, ends []int64) {
+	listed := map[int64]bool{}
+	for _, e := range ends {
+		if e <= end {
+			continue
+		}
+		rev, err := pdf.Open(io.NewSectionReader(r, 0, e), e)
+		if err != nil || len(rev.Sections) == 0 {
+			continue // a revision that cannot be read is no revision viewers use
+		}
+		listed[rev.Sections[0].Offset] = true
+		for _, num := range rev.Sections[0].Objects {
+			if off, ok := rev.ObjectOffset(num); ok {
+				listed[off] = true
+			}
+		}
+	}
+	const chunk, overlap = 1 << 20, 32
+	reported := 0
+	seen := map[int64]bool{}
+	buf := make([]byte, chunk+overlap)
+	size := c.doc.Size()
+	for off := end; off < size && reported < 3; off += chunk {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if n == 0 && err != nil {
+			return
+		}
+		for _, m := range objectHeader.FindAllSubmatchIndex(buf[:n], -1) {
+			at := off + int64(m[2])
+			if seen[at] {
+				continue
+			}
+			seen[at] = true
+			ok := false
+			for k := int64(0); k <= 2 && !ok; k++ {
+				ok = listed[at-k]
+			}
+			if !ok && reported < 3 {
+				reported++
+				c.report("object %s %s at offset %d is in no cross-reference section", buf[m[2]:m[3]], buf[m[4]:m[5]], at)
+			}
+		}
 	}
 }
 

@@ -20,6 +20,8 @@ type rawObject struct {
 	body string
 	free bool
 	at   int64 // when not zero: list the object already at this offset
+	// unlisted writes the object but leaves it out of the table.
+	unlisted bool
 }
 
 var startxrefRE = regexp.MustCompile(`startxref\s+(\d+)\s+%%EOF\s*$`)
@@ -48,6 +50,9 @@ func appendRaw(t testing.TB, file []byte, size uint32, objs []rawObject, trailer
 	xref := out.Len()
 	out.WriteString("xref\n")
 	for _, o := range objs {
+		if o.unlisted {
+			continue
+		}
 		if o.free {
 			fmt.Fprintf(out, "%d 1\n0000000000 00001 f \n", o.num)
 		} else {
@@ -92,6 +97,15 @@ func sealForTampering(t *testing.T, key signing.Key, doc []byte) *sealedForTampe
 		tr += fmt.Sprintf(" /Info %d 0 R", info.Num)
 	}
 	return &sealedForTampering{file: sealed, r: r, root: root, catalog: cat, page: page, trailer: tr}
+}
+
+func mustOffset(t testing.TB, r *pdf.Reader, num uint32) int64 {
+	t.Helper()
+	off, ok := r.ObjectOffset(num)
+	if !ok {
+		t.Fatalf("object %d has no offset", num)
+	}
+	return off
 }
 
 func obj(o pdf.Object) string { return string(pdf.AppendObject(nil, o)) }
@@ -185,6 +199,10 @@ func TestVerifyPDFRefusesForgedUpdates(t *testing.T) {
 			{num: s.page.Ref.Num, body: forgedPage},
 			{num: n3, body: forgedContent},
 		}, s.trailer, fmt.Sprintf("object %d:", s.page.Ref.Num)},
+		{"a page content written outside any cross-reference section", []rawObject{
+			{num: contentRef.Num, body: forgedContent, unlisted: true},
+			{num: s.root.Num, at: mustOffset(t, s.r, s.root.Num)},
+		}, s.trailer, fmt.Sprintf("object %d 0 at offset", contentRef.Num)},
 		{"an invisible unsigned signature field (allowed)", []rawObject{
 			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
 			{num: n1, body: fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Later) /F 132 /Rect [0 0 0 0] /P %d 0 R >>", s.page.Ref.Num)},

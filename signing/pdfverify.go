@@ -183,7 +183,7 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 	for i := range rep.Signatures {
 		s := &rep.Signatures[i]
 		if s.end < size && s.ByteRangeValid {
-			s.LaterChanges = laterChanges(doc, r, s.end, sigRefs, covers)
+			s.LaterChanges = laterChanges(doc, r, s.end, ends, sigRefs, covers)
 		}
 		// A certification allowing no changes still allows validation data
 		// and document timestamps (ETSI EN 319 142-1 §5.4), not signatures.
