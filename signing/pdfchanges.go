@@ -66,7 +66,14 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, ends []int64, sigRe
 				c.report("object %d cannot be read: %v", num, err)
 				continue
 			}
+			c.danglingRefs(num, nv)
 			if !old.Exists(num) {
+				if num < old.NextNumber() {
+					// The signed revision may refer to a number it left free
+					// (such a reference reads as null); defining it later
+					// would bring in an object the signer never saw.
+					c.report("object %d: a number free in the signed revision is defined", num)
+				}
 				if d, ok := nv.(pdf.Dict); ok && d["ByteRange"] != nil && !sigRefs[num] {
 					c.report("object %d: a signature dictionary no field refers to", num)
 				}
@@ -118,7 +125,9 @@ func (c *changeCheck) chain(end int64) {
 }
 
 // objectHeader finds "N G obj" at the start of a line.
-var objectHeader = regexp.MustCompile(`(?:^|[\r\n])(\d{1,10})[ \t\r\n\f\x00]+(\d{1,5})[ \t\r\n\f\x00]+obj\b`)
+// Viewers that rebuild a table skip white space before the number and
+// accept any of it (vertical tab included) between the tokens.
+var objectHeader = regexp.MustCompile(`(?:^|[\r\n])[ \t\f\v\x00]*(\d{1,10})[ \t\r\n\f\v\x00]+(\d{1,5})[ \t\r\n\f\v\x00]+obj\b`)
 
 // unlisted reports objects written after end that no later revision's
 // cross-reference section lists. Readers ignore them, but viewers that
@@ -166,6 +175,42 @@ func (c *changeCheck) unlisted(r io.ReaderAt, end int64, ends []int64) {
 			}
 		}
 	}
+}
+
+// danglingRefs reports references, in an object a later revision
+// defines, to object numbers not in use: they read as null, but a viewer
+// that meets one may rebuild its cross-reference table from the file and
+// pick up objects no section lists.
+func (c *changeCheck) danglingRefs(num uint32, o pdf.Object) {
+	var walk func(o pdf.Object, depth int) bool
+	walk = func(o pdf.Object, depth int) bool {
+		if depth > 64 {
+			return false
+		}
+		switch v := o.(type) {
+		case pdf.Ref:
+			if !c.doc.Exists(v.Num) {
+				c.report("object %d refers to object %d, which does not exist", num, v.Num)
+				return true
+			}
+		case pdf.Dict:
+			for _, x := range v {
+				if walk(x, depth+1) {
+					return true
+				}
+			}
+		case pdf.Array:
+			for _, x := range v {
+				if walk(x, depth+1) {
+					return true
+				}
+			}
+		case *pdf.Stream:
+			return walk(v.Dict, depth+1)
+		}
+		return false
+	}
+	walk(o, 0)
 }
 
 // coveredBy tells whether the signature whose dictionary is the value o
@@ -329,8 +374,60 @@ func (c *changeCheck) form(od, nd pdf.Dict, num uint32) string {
 			}
 		}
 	}
+	// A font added under a name some field's default appearance already
+	// uses changes how that field is drawn.
+	nf, _ := c.doc.Dict(ndr["Font"])
+	var of pdf.Dict
+	if odr != nil {
+		of, _ = c.old.Dict(odr["Font"])
+	}
+	used := c.appearanceFonts(od)
+	for name := range nf {
+		if _, had := of[name]; !had && used[name] {
+			return fmt.Sprintf("the form's default resources gained /Font /%s, which a field of the signed revision draws with", name)
+		}
+	}
 	return ""
 }
+
+// appearanceFonts lists the font names the form's and its fields' default
+// appearances (/DA) name in the signed revision.
+func (c *changeCheck) appearanceFonts(form pdf.Dict) map[pdf.Name]bool {
+	used := map[pdf.Name]bool{}
+	note := func(d pdf.Dict) {
+		da, _ := d["DA"].(pdf.String)
+		for _, m := range daFont.FindAllSubmatch([]byte(da), -1) {
+			used[pdf.Name(m[1])] = true
+		}
+	}
+	note(form)
+	seen := map[uint32]bool{}
+	var walk func(o pdf.Object, depth int)
+	walk = func(o pdf.Object, depth int) {
+		n := refNum(o)
+		if depth > 32 || (n != 0 && seen[n]) {
+			return
+		}
+		seen[n] = true
+		d, err := c.old.Dict(o)
+		if err != nil || d == nil {
+			return
+		}
+		note(d)
+		kids, _ := c.old.Array(d["Kids"])
+		for _, k := range kids {
+			walk(k, depth+1)
+		}
+	}
+	fields, _ := c.old.Array(form["Fields"])
+	for _, f := range fields {
+		walk(f, 0)
+	}
+	return used
+}
+
+// daFont finds the font names of Tf operators in a default appearance.
+var daFont = regexp.MustCompile(`/([^\s/\[\]()<>{}%]+)\s+[-+.\d]+\s+Tf`)
 
 // extensionsShape checks that a catalog's /Extensions holds developer
 // extensions (ISO 32000-1 §7.12) and nothing else.
@@ -446,10 +543,12 @@ func (c *changeCheck) appendsSignatureWidgets(oa, na pdf.Array, container uint32
 	return ""
 }
 
-// visible tells whether a widget draws something: it has a normal
-// appearance and a rectangle with an area.
+// visible tells whether a widget may draw something: it is not hidden and
+// its rectangle has an area.
 func visible(r *pdf.Reader, w pdf.Dict) bool {
-	if w["AP"] == nil {
+	// Hidden or NoView (ISO 32000-1 §12.5.3). Without an /AP a viewer still
+	// draws a widget, from its /MK colours and /BS border.
+	if f, _ := pdf.Int(w["F"]); f&(2|32) != 0 {
 		return false
 	}
 	rect, err := r.Array(w["Rect"])

@@ -22,6 +22,8 @@ type rawObject struct {
 	at   int64 // when not zero: list the object already at this offset
 	// unlisted writes the object but leaves it out of the table.
 	unlisted bool
+	// indent writes white space before the object's header.
+	indent string
 }
 
 var startxrefRE = regexp.MustCompile(`startxref\s+(\d+)\s+%%EOF\s*$`)
@@ -44,7 +46,7 @@ func appendRaw(t testing.TB, file []byte, size uint32, objs []rawObject, trailer
 			offsets[o.num] = int(o.at)
 		case !o.free:
 			offsets[o.num] = out.Len()
-			fmt.Fprintf(out, "%d 0 obj\n%s\nendobj\n", o.num, o.body)
+			fmt.Fprintf(out, "%s%d 0 obj\n%s\nendobj\n", o.indent, o.num, o.body)
 		}
 	}
 	xref := out.Len()
@@ -269,6 +271,11 @@ func formForTampering(t *testing.T) []byte {
 	form = form.Clone()
 	form["DR"] = pdf.Dict{"Font": pdf.Dict{"Helv": helv}}
 	form["DA"] = pdf.String("/Helv 10 Tf 0 g")
+	// A text field drawn with a font the resources lack (viewers fall back).
+	amount := u.Add(pdf.Dict{"FT": pdf.Name("Tx"), "T": pdf.TextString("Amount"), "V": pdf.TextString("100 EUR"),
+		"DA": pdf.String("/F9 24 Tf 0 g"), "Rect": pdf.Array{pdf.Integer(0), pdf.Integer(0), pdf.Integer(0), pdf.Integer(0)}})
+	fields, _ := r.Array(form["Fields"])
+	form["Fields"] = append(append(pdf.Array{}, fields...), amount)
 	cat = cat.Clone()
 	cat["AcroForm"] = u.Add(form)
 	u.Set(root, cat)
@@ -276,7 +283,10 @@ func formForTampering(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(bytes.Clone(doc), laid.Bytes...)
+	withForm := append(bytes.Clone(doc), laid.Bytes...)
+	// And a number the file leaves free (as files that deleted an object do).
+	free := r.NextNumber() + 100
+	return appendRaw(t, withForm, free+1, []rawObject{{num: free, free: true}}, fmt.Sprintf("/Root %d 0 R", root.Num))
 }
 
 // Forged signature fields and form changes after a seal are reported: a
@@ -327,6 +337,16 @@ func TestVerifyPDFRefusesForgedSignatureFields(t *testing.T) {
 	visibleWidget := func(extra string) string {
 		return fmt.Sprintf("<< /Type /Annot /Subtype /Widget /Rect [0 0 595 842] /P %d 0 R /AP << /N %d 0 R >> %s >>", s.page.Ref.Num, n2, extra)
 	}
+	dr, _ := s.r.Dict(form["DR"])
+	fonts, _ := s.r.Dict(dr["Font"])
+	helvRef := fonts["Helv"]
+	contentNum := s.page.Dict["Contents"].(pdf.Ref).Num
+	var freeNum uint32
+	for n := s.r.NextNumber() - 1; n > 0 && freeNum == 0; n-- {
+		if !s.r.Exists(n) {
+			freeNum = n
+		}
+	}
 	copied := sigDict.Clone()
 	copied["Reason"] = pdf.TextString("Approved for payment of 1,000,000 EUR")
 	// The update relists the seal's objects where they are, but its /Prev
@@ -347,7 +367,7 @@ func TestVerifyPDFRefusesForgedSignatureFields(t *testing.T) {
 	}{
 		{"a copied signature dictionary claiming another reason", []rawObject{
 			{num: formRef.Num, body: formField(pdf.Ref{Num: n1})},
-			{num: n1, body: fmt.Sprintf("<< /FT /Sig /T (Approval) /V %d 0 R >>", n2)},
+			{num: n1, body: fmt.Sprintf("<< /FT /Sig /T (Approval) /Rect [0 0 0 0] /V %d 0 R >>", n2)},
 			{num: n2, body: obj(copied)},
 		}, s.trailer, signing.CodeByteRangeInvalid, "lies outside the bytes its signature covers"},
 		{"a second field holding the seal's signature", []rawObject{
@@ -376,6 +396,26 @@ func TestVerifyPDFRefusesForgedSignatureFields(t *testing.T) {
 			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
 			{num: n1, body: fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Hidden) /Rect [0 0 595 842] /P %d 0 R /AA << /PO << /S /JavaScript /JS (this.print()) >> >> >>", s.page.Ref.Num)},
 		}, s.trailer, signing.CodeModifiedAfterSign, "carries an action"},
+		{"a font added under a name a field draws with", []rawObject{
+			{num: formRef.Num, body: with(form, "DR", pdf.Dict{"Font": pdf.Dict{"Helv": helvRef, "F9": pdf.Ref{Num: n1}}})},
+			{num: n1, body: "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding << /Differences [49 /nine] >> >>"},
+		}, s.trailer, signing.CodeModifiedAfterSign, "gained /Font /F9"},
+		{"an object given a number the signed revision left free", []rawObject{
+			{num: freeNum, body: "<< /Type /Annot /Subtype /Square /Rect [0 0 595 842] >>"},
+		}, s.trailer, signing.CodeModifiedAfterSign, fmt.Sprintf("object %d: a number free in the signed revision is defined", freeNum)},
+		{"a widget without appearance over the page", []rawObject{
+			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
+			{num: n1, body: fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Box) /F 4 /Rect [60 580 600 660] /P %d 0 R /MK << /BG [1 1 1] /BC [1 0 0] >> >>", s.page.Ref.Num)},
+		}, s.trailer, signing.CodeModifiedAfterSign, "an unsigned signature field with a visible appearance was added"},
+		{"a reference to a missing object, and an indented object no section lists", []rawObject{
+			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
+			{num: n1, body: fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Trigger) /Rect [0 0 0 0] /P %d 0 R /NM %d 0 R >>", s.page.Ref.Num, size+50)},
+			{num: contentNum, body: "<< /Length 44 >>\nstream\nBT /F1 30 Tf 72 600 Td (PAY 1,000,000) Tj ET\nendstream", unlisted: true, indent: " \v"},
+		}, s.trailer, signing.CodeModifiedAfterSign, fmt.Sprintf("refers to object %d, which does not exist", size+50)},
+		{"an indented object no section lists", []rawObject{
+			{num: contentNum, body: "<< /Length 0 >>\nstream\n\nendstream", unlisted: true, indent: " \v"},
+			{num: s.root.Num, at: mustOffset(t, s.r, s.root.Num)},
+		}, s.trailer, signing.CodeModifiedAfterSign, fmt.Sprintf("object %d 0 at offset", contentNum)},
 		{"a /Version that is not a name", []rawObject{
 			{num: s.root.Num, body: with(s.catalog, "Version", pdf.Ref{Num: n1})},
 			{num: n1, body: "/2.0"},
