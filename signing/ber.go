@@ -118,6 +118,11 @@ func derElement(b []byte, depth int) ([]byte, int, error) {
 	if depth > maxBERDepth {
 		return nil, 0, fmt.Errorf("elements are nested more than %d deep", maxBERDepth)
 	}
+	if len(b) > 0 && b[0] == 0 {
+		// Tag 0 is end-of-contents, which ends an indefinite length and is
+		// no element: zero padding taken into a longer length is not data.
+		return nil, 0, errors.New("an end-of-contents marker where an element is expected")
+	}
 	h, err := readBERHeader(b)
 	if err != nil {
 		return nil, 0, err

@@ -64,6 +64,8 @@ func TestBERToDERRefuses(t *testing.T) {
 		{"eight length octets", "04 88 00 00 00 00 00 00 00 01 aa"},
 		{"reserved length octet", "04 ff"},
 		{"child longer than its parent", "30 03 04 05 aa bb cc dd ee"},
+		{"zero padding taken into a definite length", "30 07 02 01 05 00 00 00 00"},
+		{"end-of-contents as the element", "00 00"},
 		{"indefinite primitive", "04 80 aa 00 00"},
 		{"high tag number too large", "bf ff ff ff ff 7f 00"},
 		{"high tag number cut", "bf 81"},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"reflect"
 	"regexp"
+	"strconv"
 
 	"github.com/sealgate/sealgate/signing/pdf"
 )
@@ -45,6 +46,7 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, ends []int64, sigRe
 		}
 	}
 	seen := map[uint32]bool{}
+	added := map[uint32]bool{}
 	for _, sec := range doc.Sections {
 		if sec.Offset < end {
 			continue
@@ -68,6 +70,7 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, ends []int64, sigRe
 			}
 			c.danglingRefs(num, nv)
 			if !old.Exists(num) {
+				added[num] = true
 				if num < old.NextNumber() {
 					// The signed revision may refer to a number it left free
 					// (such a reference reads as null); defining it later
@@ -85,6 +88,7 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, ends []int64, sigRe
 			}
 		}
 	}
+	c.referencedBefore(r, end, added)
 	return c.changes
 }
 
@@ -125,55 +129,112 @@ func (c *changeCheck) chain(end int64) {
 }
 
 // objectHeader finds "N G obj" at the start of a line.
-// Viewers that rebuild a table skip white space before the number and
-// accept any of it (vertical tab included) between the tokens.
-var objectHeader = regexp.MustCompile(`(?:^|[\r\n])[ \t\f\v\x00]*(\d{1,10})[ \t\r\n\f\v\x00]+(\d{1,5})[ \t\r\n\f\v\x00]+obj\b`)
+// objectHeader finds "N G obj" anywhere: viewers that rebuild a table
+// from the file read it in short lines and accept any white space (the
+// vertical tab included) between the tokens.
+var objectHeader = regexp.MustCompile(`(?:^|[^0-9])(\d{1,10})[ \t\r\n\f\v\x00]+(\d{1,10})[ \t\r\n\f\v\x00]+obj\b`)
 
-// unlisted reports objects written after end that no later revision's
-// cross-reference section lists. Readers ignore them, but viewers that
-// rebuild a damaged table from the objects found in the file show them.
-func (c *changeCheck) unlisted(r io.ReaderAt, end int64, ends []int64) {
-	listed := map[int64]bool{}
-	for _, e := range ends {
-		if e <= end {
-			continue
-		}
-		rev, err := pdf.Open(io.NewSectionReader(r, 0, e), e)
-		if err != nil || len(rev.Sections) == 0 {
-			continue // a revision that cannot be read is no revision viewers use
-		}
-		listed[rev.Sections[0].Offset] = true
-		for _, num := range rev.Sections[0].Objects {
-			if off, ok := rev.ObjectOffset(num); ok {
-				listed[off] = true
-			}
-		}
-	}
-	const chunk, overlap = 1 << 20, 32
-	reported := 0
+// reference finds "N G R".
+var reference = regexp.MustCompile(`(?:^|[^0-9])(\d{1,10})[ \t\r\n\f\v\x00]+(\d{1,10})[ \t\r\n\f\v\x00]+R\b`)
+
+// scan calls found with the offset and first two numbers of each match of
+// re in r's bytes [from, to), read in overlapping chunks; it stops when
+// found returns false.
+func scan(r io.ReaderAt, from, to int64, re *regexp.Regexp, found func(at int64, a, b []byte) bool) {
+	const chunk, overlap = 1 << 20, 48
 	seen := map[int64]bool{}
 	buf := make([]byte, chunk+overlap)
-	size := c.doc.Size()
-	for off := end; off < size && reported < 3; off += chunk {
-		n, err := r.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+	for off := from; off < to; off += chunk {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), to-off)], off)
 		if n == 0 && err != nil {
 			return
 		}
-		for _, m := range objectHeader.FindAllSubmatchIndex(buf[:n], -1) {
+		for _, m := range re.FindAllSubmatchIndex(buf[:n], -1) {
 			at := off + int64(m[2])
 			if seen[at] {
 				continue
 			}
 			seen[at] = true
-			ok := false
-			for k := int64(0); k <= 2 && !ok; k++ {
-				ok = listed[at-k]
-			}
-			if !ok && reported < 3 {
-				reported++
-				c.report("object %s %s at offset %d is in no cross-reference section", buf[m[2]:m[3]], buf[m[4]:m[5]], at)
+			if !found(at, buf[m[2]:m[3]], buf[m[4]:m[5]]) {
+				return
 			}
 		}
+	}
+}
+
+// unlisted reports objects written after end that no later revision's
+// cross-reference section lists. Readers ignore them, but viewers that
+// rebuild a damaged table from the objects found in the file show them.
+// Only sections of the document's own chain count: a "revision" hidden in
+// stream data, with its own table and %%EOF, lists nothing.
+func (c *changeCheck) unlisted(r io.ReaderAt, end int64, ends []int64) {
+	listed := map[int64]bool{}
+	for _, sec := range c.doc.Sections {
+		if sec.Offset < end {
+			continue
+		}
+		listed[sec.Offset] = true
+		// The revision this section closes: the first prefix of the file
+		// whose newest section it is.
+		for _, e := range ends {
+			if e <= sec.Offset {
+				continue
+			}
+			rev, err := pdf.Open(io.NewSectionReader(r, 0, e), e)
+			if err != nil || len(rev.Sections) == 0 || rev.Sections[0].Offset != sec.Offset {
+				continue
+			}
+			for _, num := range rev.Sections[0].Objects {
+				if off, ok := rev.ObjectOffset(num); ok {
+					listed[off] = true
+				}
+			}
+			break
+		}
+	}
+	reported := 0
+	scan(r, end, c.doc.Size(), objectHeader, func(at int64, num, gen []byte) bool {
+		for k := int64(0); k <= 2; k++ {
+			if listed[at-k] {
+				return true
+			}
+		}
+		reported++
+		c.report("object %s %s at offset %d is in no cross-reference section", num, gen, at)
+		return reported < 3
+	})
+}
+
+// referencedBefore reports objects new in later revisions whose numbers
+// the signed revision already refers to (as a missing object, read as
+// null): defining one would bring into the signed pages an object the
+// signer never saw. References live in objects and object streams, never
+// in content streams, so the signed bytes and its object streams are
+// searched.
+func (c *changeCheck) referencedBefore(r io.ReaderAt, end int64, added map[uint32]bool) {
+	if len(added) == 0 {
+		return
+	}
+	check := func(num []byte) bool {
+		n, err := strconv.ParseUint(string(num), 10, 32)
+		if err == nil && added[uint32(n)] {
+			c.report("object %d: the signed revision refers to this number, which it did not define", n)
+			delete(added, uint32(n))
+		}
+		return len(added) > 0
+	}
+	scan(r, 0, end, reference, func(_ int64, num, _ []byte) bool { return check(num) })
+	for _, n := range c.old.ObjectStreams() {
+		st, err := c.old.Get(pdf.Ref{Num: n})
+		s, ok := st.(*pdf.Stream)
+		if err != nil || !ok {
+			continue
+		}
+		data, err := c.old.StreamData(s)
+		if err != nil {
+			continue
+		}
+		scan(bytes.NewReader(data), 0, int64(len(data)), reference, func(_ int64, num, _ []byte) bool { return check(num) })
 	}
 }
 
@@ -397,7 +458,7 @@ func (c *changeCheck) appearanceFonts(form pdf.Dict) map[pdf.Name]bool {
 	note := func(d pdf.Dict) {
 		da, _ := d["DA"].(pdf.String)
 		for _, m := range daFont.FindAllSubmatch([]byte(da), -1) {
-			used[pdf.Name(m[1])] = true
+			used[pdf.Name(decodeName(m[1]))] = true
 		}
 	}
 	note(form)
@@ -427,7 +488,23 @@ func (c *changeCheck) appearanceFonts(form pdf.Dict) map[pdf.Name]bool {
 }
 
 // daFont finds the font names of Tf operators in a default appearance.
-var daFont = regexp.MustCompile(`/([^\s/\[\]()<>{}%]+)\s+[-+.\d]+\s+Tf`)
+var daFont = regexp.MustCompile(`/([^\s\x00/\[\]()<>{}%]+)[\s\x00]+[-+.\d]+[\s\x00]+Tf`)
+
+// decodeName undoes a name's #xx escapes (ISO 32000-1 §7.3.5).
+func decodeName(b []byte) string {
+	var out []byte
+	for i := 0; i < len(b); i++ {
+		if b[i] == '#' && i+2 < len(b) {
+			if v, err := strconv.ParseUint(string(b[i+1:i+3]), 16, 8); err == nil {
+				out = append(out, byte(v))
+				i += 2
+				continue
+			}
+		}
+		out = append(out, b[i])
+	}
+	return string(out)
+}
 
 // extensionsShape checks that a catalog's /Extensions holds developer
 // extensions (ISO 32000-1 §7.12) and nothing else.
@@ -548,7 +625,8 @@ func (c *changeCheck) appendsSignatureWidgets(oa, na pdf.Array, container uint32
 func visible(r *pdf.Reader, w pdf.Dict) bool {
 	// Hidden or NoView (ISO 32000-1 §12.5.3). Without an /AP a viewer still
 	// draws a widget, from its /MK colours and /BS border.
-	if f, _ := pdf.Int(w["F"]); f&(2|32) != 0 {
+	// Viewers read /F only as an integer of 32 bits; anything else is 0.
+	if f, ok := w["F"].(pdf.Integer); ok && f >= 0 && f <= 1<<32-1 && f&(2|32) != 0 {
 		return false
 	}
 	rect, err := r.Array(w["Rect"])

@@ -248,6 +248,9 @@ func TestVerifyPDFTrailingBytes(t *testing.T) {
 	}
 }
 
+// missingNum is a number formForTampering refers to without defining it.
+const missingNum = 4242
+
 // formForTampering is a one-page document with an empty visible signature
 // field "CEO" and a form with default resources and appearance, as forms
 // made by office software have.
@@ -272,8 +275,11 @@ func formForTampering(t *testing.T) []byte {
 	form["DR"] = pdf.Dict{"Font": pdf.Dict{"Helv": helv}}
 	form["DA"] = pdf.String("/Helv 10 Tf 0 g")
 	// A text field drawn with a font the resources lack (viewers fall back).
+	// Its font name is written with an escape (#39 is "9"), and it refers
+	// to an object the file does not define (read as null).
 	amount := u.Add(pdf.Dict{"FT": pdf.Name("Tx"), "T": pdf.TextString("Amount"), "V": pdf.TextString("100 EUR"),
-		"DA": pdf.String("/F9 24 Tf 0 g"), "Rect": pdf.Array{pdf.Integer(0), pdf.Integer(0), pdf.Integer(0), pdf.Integer(0)}})
+		"DA": pdf.String("/F#39 24 Tf 0 g"), "Rect": pdf.Array{pdf.Integer(0), pdf.Integer(0), pdf.Integer(0), pdf.Integer(0)},
+		"MK": pdf.Ref{Num: missingNum}})
 	fields, _ := r.Array(form["Fields"])
 	form["Fields"] = append(append(pdf.Array{}, fields...), amount)
 	cat = cat.Clone()
@@ -320,7 +326,7 @@ func TestVerifyPDFRefusesForgedSignatureFields(t *testing.T) {
 	ceoDict, _ := s.r.Dict(ceo)
 	next := s.r.NextNumber()
 	n1, n2 := next, next+1
-	size := next + 2
+	size := max(next+2, missingNum+1)
 	with := func(d pdf.Dict, k pdf.Name, v pdf.Object) string {
 		d = d.Clone()
 		d[k] = v
@@ -403,6 +409,14 @@ func TestVerifyPDFRefusesForgedSignatureFields(t *testing.T) {
 		{"an object given a number the signed revision left free", []rawObject{
 			{num: freeNum, body: "<< /Type /Annot /Subtype /Square /Rect [0 0 595 842] >>"},
 		}, s.trailer, signing.CodeModifiedAfterSign, fmt.Sprintf("object %d: a number free in the signed revision is defined", freeNum)},
+		{"an object the signed revision referred to before it existed", []rawObject{
+			{num: missingNum, body: "<< /BG [1 1 1] >>"},
+		}, s.trailer, signing.CodeModifiedAfterSign, fmt.Sprintf("object %d: the signed revision refers to this number", missingNum)},
+		{"a widget hidden by a flag viewers do not read", []rawObject{
+			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
+			{num: n1, body: visibleWidget("/FT /Sig /T (Flagged) /F 4294967298")},
+			{num: n2, body: overlay},
+		}, s.trailer, signing.CodeModifiedAfterSign, "an unsigned signature field with a visible appearance was added"},
 		{"a widget without appearance over the page", []rawObject{
 			{num: s.page.Ref.Num, body: pageAnnot(pdf.Ref{Num: n1})},
 			{num: n1, body: fmt.Sprintf("<< /Type /Annot /Subtype /Widget /FT /Sig /T (Box) /F 4 /Rect [60 580 600 660] /P %d 0 R /MK << /BG [1 1 1] /BC [1 0 0] >> >>", s.page.Ref.Num)},

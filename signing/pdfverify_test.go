@@ -189,7 +189,23 @@ func TestVerifyPDFDetectsFlippedBytes(t *testing.T) {
 		t.Fatalf("unchanged document: %v", err)
 	}
 	step := len(doc) / 400
+	positions := []int{}
 	for pos := 0; pos < len(doc); pos += step {
+		positions = append(positions, pos)
+	}
+	// And the DER header of every signature: a longer length would take
+	// the zero padding in.
+	for i := 0; ; {
+		j := bytes.Index(doc[i:], []byte("/Contents <"))
+		if j < 0 {
+			break
+		}
+		for k := 0; k < 8; k++ {
+			positions = append(positions, i+j+len("/Contents <")+k)
+		}
+		i += j + 1
+	}
+	for _, pos := range positions {
 		flipped := append([]byte(nil), doc...)
 		flipped[pos] ^= 0x01
 		rep, err := verifyPDF(t, flipped, p)

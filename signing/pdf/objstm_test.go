@@ -237,3 +237,17 @@ func TestXrefStreamIndirectLength(t *testing.T) {
 		t.Fatalf("Open: %v, want %s", err, pdf.CodeMalformed)
 	}
 }
+
+// A cross-reference stream entry of a type other than 0, 1 and 2 is
+// refused: viewers rebuild their table from the file on meeting one.
+func TestXrefStreamUnknownEntryType(t *testing.T) {
+	good := onePage(map[uint32]objStmSpec{5: {members: map[uint32]string{2: pagesRoot}}}).bytes()
+	i := bytes.LastIndex(good, []byte("/Type /XRef"))
+	j := bytes.Index(good[i:], []byte("stream\n"))
+	bad := bytes.Clone(good)
+	bad[i+j+len("stream\n")] = 3 // object 0's row, type 0 → 3
+	_, err := pdf.Open(bytes.NewReader(bad), int64(len(bad)))
+	if fault.CodeOf(err) != pdf.CodeMalformed {
+		t.Fatalf("Open: %v, want %s", err, pdf.CodeMalformed)
+	}
+}

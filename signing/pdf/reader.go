@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/sealgate/sealgate/fault"
@@ -387,11 +388,21 @@ func (r *Reader) readXrefStream(off int64) (*xrefStream, error) {
 				f[0] = 1 // the type defaults to 1 (§7.5.8.3)
 			}
 			e := entry{}
+			// Viewers rebuild their table from the file when they meet an
+			// entry type they do not know or a generation out of range, and
+			// may then see other objects than sealgate: such files are
+			// refused rather than read one way here and another there.
 			switch f[0] {
+			case 0:
 			case 1:
+				if f[2] > 65535 {
+					return nil, malformed("cross-reference stream at offset %d gives object %d generation %d", off, first+j, f[2])
+				}
 				e = entry{kind: 1, offset: int64(f[1]), gen: uint16(f[2])}
 			case 2:
 				e = entry{kind: 2, offset: int64(f[1]), index: uint32(f[2])}
+			default:
+				return nil, malformed("cross-reference stream at offset %d has an entry of unknown type %d", off, f[0])
 			}
 			xs.entries = append(xs.entries, numbered{uint32(first + j), e})
 		}
@@ -638,6 +649,20 @@ func (r *Reader) NextNumber() uint32 {
 		}
 	}
 	return next
+}
+
+// ObjectStreams lists the object streams objects are stored in.
+func (r *Reader) ObjectStreams() []uint32 {
+	seen := map[uint32]bool{}
+	var out []uint32
+	for _, e := range r.xref {
+		if n := uint32(e.offset); e.kind == 2 && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ObjectOffset returns where object num's current definition starts: its own
