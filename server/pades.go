@@ -1,19 +1,16 @@
 package server
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"image"
-	_ "image/jpeg" // logos may be JPEG
-	_ "image/png"  // or PNG
 	"net/http"
 	"os"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
 )
 
@@ -46,27 +43,17 @@ type RevocationSettings struct {
 func (s SealSettings) stamps() (map[string]signing.StampOptions, error) {
 	out := map[string]signing.StampOptions{}
 	add := func(id, where string, st StampSettings) error {
-		o := signing.StampOptions{FontSize: st.FontSize}
-		switch st.LogoPosition {
-		case "", "left":
-			o.LogoPosition = signing.LogoLeft
-		case "top":
-			o.LogoPosition = signing.LogoTop
-		default:
-			return fmt.Errorf("%s.logoPosition: %q is not left or top", where, st.LogoPosition)
-		}
-		if st.FontSize < 0 || st.FontSize > 200 {
-			return fmt.Errorf("%s.fontSize: %g is not between 0 (fit) and 200 points", where, st.FontSize)
-		}
+		o := signing.StampOptions{FontSize: st.FontSize, LogoPosition: signing.LogoPosition(st.LogoPosition)}
 		if st.Logo != "" {
 			b, err := os.ReadFile(st.Logo)
 			if err != nil {
 				return fmt.Errorf("%s.logo: %w", where, err)
 			}
-			if _, format, err := image.DecodeConfig(bytes.NewReader(b)); err != nil || (format != "png" && format != "jpeg") {
-				return fmt.Errorf("%s.logo: %s is not a readable PNG or JPEG image", where, st.Logo)
-			}
 			o.Logo = b
+		}
+		// The messages start with the option's name: "logo: ...".
+		if err := o.Validate(); err != nil {
+			return fmt.Errorf("%s.%s", where, fault.As(err).Msg)
 		}
 		out[id] = o
 		return nil

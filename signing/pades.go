@@ -201,6 +201,9 @@ func PAdES(ctx context.Context, key Key, in io.ReaderAt, size int64, out io.Writ
 	}
 	var stamp *stampContent
 	if opts.Field != "" || opts.Placement.Page != 0 {
+		if err := opts.Stamp.Validate(); err != nil {
+			return nil, err
+		}
 		stamp = newStampContent(chain[0], opts, readPDFAProfile(r))
 	}
 	sigDict := pdf.Dict{

@@ -280,6 +280,8 @@ func TestPAdESRefusals(t *testing.T) {
 		{"stamp rectangle off the page", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 1000, Y: 1000, Width: 220, Height: 70}}, signing.CodePAdESOptionInvalid},
 		{"stamp rectangle across the page's edge", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 500, Y: 40, Width: 220, Height: 70}}, signing.CodePAdESOptionInvalid},
 		{"stamp rectangle too small to read", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, X: 40, Y: 40, Width: 2, Height: 2}}, signing.CodePAdESOptionInvalid},
+		{"unknown logo position", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, Width: 100, Height: 50}, Stamp: signing.StampOptions{LogoPosition: "right"}}, signing.CodePAdESOptionInvalid},
+		{"font size out of range", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, Width: 100, Height: 50}, Stamp: signing.StampOptions{FontSize: 500}}, signing.CodePAdESOptionInvalid},
 		{"logo not an image", plain, signing.PAdESOptions{Placement: signing.Placement{Page: 1, Width: 100, Height: 50}, Stamp: signing.StampOptions{Logo: []byte("GIF89a")}}, signing.CodeStampLogoInvalid},
 	}
 	for _, tt := range tests {

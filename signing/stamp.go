@@ -40,6 +40,34 @@ type StampOptions struct {
 	FontSize float64
 }
 
+// maxStampFont is the largest font size StampOptions accepts, in points.
+const maxStampFont = 200
+
+// Validate checks the options as a stamp uses them: a known logo position,
+// a font size from 0 (fit) to 200 points, a logo that decodes as PNG or
+// JPEG. Each error's message starts with the option's name (logoPosition,
+// fontSize, logo), so that a configuration can point at the setting.
+func (o StampOptions) Validate() error {
+	switch o.LogoPosition {
+	case "", LogoLeft, LogoTop:
+	default:
+		return fault.New(fault.Invalid, CodePAdESOptionInvalid, "logoPosition: %q is not left or top", o.LogoPosition)
+	}
+	if o.FontSize < 0 || o.FontSize > maxStampFont {
+		return fault.New(fault.Invalid, CodePAdESOptionInvalid, "fontSize: %g is not between 0 (fit) and %d points", o.FontSize, maxStampFont)
+	}
+	if len(o.Logo) > 0 {
+		if _, err := cachedLogo(o.Logo, pdfaProfile{}); err != nil {
+			msg := err.Error()
+			if e := fault.As(err); e != nil {
+				msg = e.Msg
+			}
+			return fault.New(fault.Invalid, CodeStampLogoInvalid, "logo: %s", msg)
+		}
+	}
+	return nil
+}
+
 // stampContent is what a stamp says, and what the document demands of it.
 type stampContent struct {
 	lines []string
@@ -161,9 +189,7 @@ var logoCache = newBoundedCache[*logoXObject](16)
 // logoImage adds the logo as an image XObject the way the document allows
 // it and returns it with its size in pixels.
 func logoImage(u *pdf.Update, data []byte, pdfa pdfaProfile) (pdf.Ref, int, int, error) {
-	sum := sha256.Sum256(data)
-	key := fmt.Sprintf("%x/%d/%t", sum, pdfa.intentN, pdfa.softMasks())
-	l, err := logoCache.get(key, func() (*logoXObject, error) { return makeLogo(data, pdfa) })
+	l, err := cachedLogo(data, pdfa)
 	if err != nil {
 		return pdf.Ref{}, 0, 0, err
 	}
@@ -172,6 +198,13 @@ func logoImage(u *pdf.Update, data []byte, pdfa pdfaProfile) (pdf.Ref, int, int,
 		dict["SMask"] = u.Add(&pdf.Stream{Dict: l.mask.Dict.Clone(), Data: l.mask.Data})
 	}
 	return u.Add(&pdf.Stream{Dict: dict, Data: l.image.Data}), l.width, l.height, nil
+}
+
+// cachedLogo is makeLogo, once per logo and kind of document.
+func cachedLogo(data []byte, pdfa pdfaProfile) (*logoXObject, error) {
+	sum := sha256.Sum256(data)
+	key := fmt.Sprintf("%x/%d/%t", sum, pdfa.intentN, pdfa.softMasks())
+	return logoCache.get(key, func() (*logoXObject, error) { return makeLogo(data, pdfa) })
 }
 
 // makeLogo makes the logo into an image for the document (see
