@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/sealgate/sealgate/signing/pdf"
@@ -31,15 +33,15 @@ import (
 // must not be visible: it would draw over the signed content. A signature
 // dictionary added later that no field refers to is reported too: it is a
 // signature whose field was taken away.
-func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, ends []int64, sigRefs map[uint32]bool, covers map[uint32]int64) []string {
-	old, err := pdf.Open(io.NewSectionReader(r, 0, end), end)
+func laterChanges(doc *pdf.Reader, revs *revisions, end int64, sigRefs map[uint32]bool, covers map[uint32]int64) []string {
+	old, err := pdf.Open(io.NewSectionReader(revs.r, 0, end), end)
 	if err != nil {
 		return []string{fmt.Sprintf("the signed revision cannot be read: %v", err)}
 	}
 	c := &changeCheck{old: old, doc: doc, covers: covers}
 	c.chain(end)
 	c.trailer()
-	c.unlisted(r, end, ends)
+	c.unlisted(revs, end)
 	for num := uint32(1); num < old.NextNumber(); num++ {
 		if old.Exists(num) && !doc.Exists(num) {
 			c.report("object %d was deleted", num)
@@ -88,7 +90,7 @@ func laterChanges(doc *pdf.Reader, r io.ReaderAt, end int64, ends []int64, sigRe
 			}
 		}
 	}
-	c.referencedBefore(r, end, added)
+	c.referencedBefore(revs, end, added)
 	return c.changes
 }
 
@@ -162,38 +164,111 @@ func scan(r io.ReaderAt, from, to int64, re *regexp.Regexp, found func(at int64,
 	}
 }
 
-// unlisted reports objects written after end that no later revision's
-// cross-reference section lists. Readers ignore them, but viewers that
+// revisions is what the change checks of all a document's signatures
+// share, each found once and only when needed: where each object number is
+// first referred to in the file's bytes, the numbers each object stream
+// refers to, and the objects each later cross-reference section lists.
+type revisions struct {
+	r    io.ReaderAt
+	size int64
+	ends []int64 // where each revision ends, ascending
+
+	firstRef   map[uint32]int64
+	streamRefs map[int64]map[uint32]bool // by the object stream's offset
+	listed     map[int64][]int64         // by the section's offset
+}
+
+func newRevisions(r io.ReaderAt, size int64, ends []int64) *revisions {
+	return &revisions{r: r, size: size, ends: ends, streamRefs: map[int64]map[uint32]bool{}, listed: map[int64][]int64{}}
+}
+
+// firstReferences maps each object number referred to in the file's bytes
+// to the offset of its first reference.
+func (v *revisions) firstReferences() map[uint32]int64 {
+	if v.firstRef == nil {
+		v.firstRef = map[uint32]int64{}
+		scan(v.r, 0, v.size, reference, func(at int64, num, _ []byte) bool {
+			if n, err := strconv.ParseUint(string(num), 10, 32); err == nil {
+				if _, ok := v.firstRef[uint32(n)]; !ok {
+					v.firstRef[uint32(n)] = at
+				}
+			}
+			return true
+		})
+	}
+	return v.firstRef
+}
+
+// objStmRefs returns the numbers object stream num of rd refers to.
+func (v *revisions) objStmRefs(rd *pdf.Reader, num uint32) map[uint32]bool {
+	off, _ := rd.ObjectOffset(num)
+	if refs, ok := v.streamRefs[off]; ok {
+		return refs
+	}
+	refs := map[uint32]bool{}
+	v.streamRefs[off] = refs
+	st, err := rd.Get(pdf.Ref{Num: num})
+	s, ok := st.(*pdf.Stream)
+	if err != nil || !ok {
+		return refs
+	}
+	data, err := rd.StreamData(s)
+	if err != nil {
+		return refs
+	}
+	scan(bytes.NewReader(data), 0, int64(len(data)), reference, func(_ int64, num, _ []byte) bool {
+		if n, err := strconv.ParseUint(string(num), 10, 32); err == nil {
+			refs[uint32(n)] = true
+		}
+		return true
+	})
+	return refs
+}
+
+// sectionObjects returns the offsets of the objects the section at off
+// lists, read from the revision it closes: the first prefix of the file
+// whose newest section it is. A "revision" hidden in stream data, with its
+// own table and %%EOF, is no prefix whose newest section is the document's.
+func (v *revisions) sectionObjects(off int64) []int64 {
+	if objs, ok := v.listed[off]; ok {
+		return objs
+	}
+	var objs []int64
+	for _, e := range v.ends {
+		if e <= off {
+			continue
+		}
+		rev, err := pdf.Open(io.NewSectionReader(v.r, 0, e), e)
+		if err != nil || len(rev.Sections) == 0 || rev.Sections[0].Offset != off {
+			continue
+		}
+		for _, num := range rev.Sections[0].Objects {
+			if o, ok := rev.ObjectOffset(num); ok {
+				objs = append(objs, o)
+			}
+		}
+		break
+	}
+	v.listed[off] = objs
+	return objs
+}
+
+// unlisted reports objects written after end that no later section of the
+// document's own chain lists. Readers ignore them, but viewers that
 // rebuild a damaged table from the objects found in the file show them.
-// Only sections of the document's own chain count: a "revision" hidden in
-// stream data, with its own table and %%EOF, lists nothing.
-func (c *changeCheck) unlisted(r io.ReaderAt, end int64, ends []int64) {
+func (c *changeCheck) unlisted(revs *revisions, end int64) {
 	listed := map[int64]bool{}
 	for _, sec := range c.doc.Sections {
 		if sec.Offset < end {
 			continue
 		}
 		listed[sec.Offset] = true
-		// The revision this section closes: the first prefix of the file
-		// whose newest section it is.
-		for _, e := range ends {
-			if e <= sec.Offset {
-				continue
-			}
-			rev, err := pdf.Open(io.NewSectionReader(r, 0, e), e)
-			if err != nil || len(rev.Sections) == 0 || rev.Sections[0].Offset != sec.Offset {
-				continue
-			}
-			for _, num := range rev.Sections[0].Objects {
-				if off, ok := rev.ObjectOffset(num); ok {
-					listed[off] = true
-				}
-			}
-			break
+		for _, o := range revs.sectionObjects(sec.Offset) {
+			listed[o] = true
 		}
 	}
 	reported := 0
-	scan(r, end, c.doc.Size(), objectHeader, func(at int64, num, gen []byte) bool {
+	scan(revs.r, end, revs.size, objectHeader, func(at int64, num, gen []byte) bool {
 		for k := int64(0); k <= 2; k++ {
 			if listed[at-k] {
 				return true
@@ -211,30 +286,24 @@ func (c *changeCheck) unlisted(r io.ReaderAt, end int64, ends []int64) {
 // signer never saw. References live in objects and object streams, never
 // in content streams, so the signed bytes and its object streams are
 // searched.
-func (c *changeCheck) referencedBefore(r io.ReaderAt, end int64, added map[uint32]bool) {
+func (c *changeCheck) referencedBefore(revs *revisions, end int64, added map[uint32]bool) {
 	if len(added) == 0 {
 		return
 	}
-	check := func(num []byte) bool {
-		n, err := strconv.ParseUint(string(num), 10, 32)
-		if err == nil && added[uint32(n)] {
-			c.report("object %d: the signed revision refers to this number, which it did not define", n)
-			delete(added, uint32(n))
-		}
-		return len(added) > 0
-	}
-	scan(r, 0, end, reference, func(_ int64, num, _ []byte) bool { return check(num) })
+	first := revs.firstReferences()
+	var inStreams []map[uint32]bool
 	for _, n := range c.old.ObjectStreams() {
-		st, err := c.old.Get(pdf.Ref{Num: n})
-		s, ok := st.(*pdf.Stream)
-		if err != nil || !ok {
-			continue
+		inStreams = append(inStreams, revs.objStmRefs(c.old, n))
+	}
+	for _, n := range slices.Sorted(maps.Keys(added)) {
+		at, ok := first[n]
+		found := ok && at < end
+		for _, refs := range inStreams {
+			found = found || refs[n]
 		}
-		data, err := c.old.StreamData(s)
-		if err != nil {
-			continue
+		if found {
+			c.report("object %d: the signed revision refers to this number, which it did not define", n)
 		}
-		scan(bytes.NewReader(data), 0, int64(len(data)), reference, func(_ int64, num, _ []byte) bool { return check(num) })
 	}
 }
 

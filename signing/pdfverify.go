@@ -180,10 +180,11 @@ func VerifyPDF(ctx context.Context, r io.ReaderAt, size int64, opts PDFVerifyOpt
 		rep.Signatures = append(rep.Signatures, s)
 	}
 	sort.SliceStable(rep.Signatures, func(i, j int) bool { return rep.Signatures[i].end < rep.Signatures[j].end })
+	revs := newRevisions(r, size, ends)
 	for i := range rep.Signatures {
 		s := &rep.Signatures[i]
 		if s.end < size && s.ByteRangeValid {
-			s.LaterChanges = laterChanges(doc, r, s.end, ends, sigRefs, covers)
+			s.LaterChanges = laterChanges(doc, revs, s.end, sigRefs, covers)
 		}
 		// A certification allowing no changes still allows validation data
 		// and document timestamps (ETSI EN 319 142-1 §5.4), not signatures.
