@@ -103,6 +103,21 @@ func (ca *CA) IssueTSA(pub crypto.PublicKey, org string, validity time.Duration)
 		[]pkix.Extension{{Id: oidExtKeyUsage, Critical: true, Value: eku}})
 }
 
+// CRL issues a certificate revocation list of the CA, valid from an hour
+// ago (for clocks that lag) for validity from now, listing the given
+// certificates as revoked an hour ago.
+func (ca *CA) CRL(validity time.Duration, revoked ...*x509.Certificate) ([]byte, error) {
+	now := time.Now()
+	entries := make([]x509.RevocationListEntry, 0, len(revoked))
+	for _, c := range revoked {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: now.Add(-time.Hour)})
+	}
+	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(now.UnixNano()), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(validity),
+		RevokedCertificateEntries: entries,
+	}, ca.Cert, ca.Key)
+}
+
 func (ca *CA) issue(pub crypto.PublicKey, name pkix.Name, validity time.Duration, ku x509.KeyUsage, extra []pkix.Extension) (*x509.Certificate, error) {
 	// Back-dated an hour for clocks that lag; validity counts from now.
 	now := time.Now()

@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,9 +143,7 @@ func Prepare(ctx context.Context, dir string, listen string, log *slog.Logger) (
 	}
 	// The development CA publishes its CRL as a file the configuration
 	// names, so that B-LT seals carry revocation data for the whole chain.
-	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(3 * 365 * 24 * time.Hour),
-	}, ca.Cert, ca.Key)
+	crl, err := ca.CRL(3 * 365 * 24 * time.Hour)
 	if err != nil {
 		return nil, fmt.Errorf("devsetup: CRL: %w", err)
 	}

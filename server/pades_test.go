@@ -3,15 +3,12 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,9 +91,7 @@ func TestStampAndRevocationSettings(t *testing.T) {
 		s["stamp"] = map[string]any{"logo": writeLogo(t, dir), "logoPosition": "left"}
 		s["revocation"] = map[string]any{"fetch": false, "crl": []string{crlFile}}
 	})
-	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
-	}, n.CA.Cert, n.CA.Key)
+	crl, err := n.CA.CRL(24 * time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

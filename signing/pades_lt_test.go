@@ -37,15 +37,7 @@ type crlSeal struct {
 // certificates as revoked an hour ago.
 func (p *testPKI) crl(t testing.TB, revoked ...*x509.Certificate) []byte {
 	t.Helper()
-	now := time.Now()
-	var entries []x509.RevocationListEntry
-	for _, c := range revoked {
-		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: now.Add(-time.Hour)})
-	}
-	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(now.UnixNano()), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour),
-		RevokedCertificateEntries: entries,
-	}, p.ca.Cert, p.ca.Key)
+	crl, err := p.ca.CRL(24*time.Hour, revoked...)
 	if err != nil {
 		t.Fatal(err)
 	}
