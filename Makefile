@@ -45,10 +45,11 @@ test: deps-test check
 # benchmarks run in their own processes: peak RSS is per process.
 BENCH = $(GO) test -run '^$$' -benchmem
 bench:
-	$(BENCH) -bench 'SigningRawSoftHSM|SigningPool' -benchtime 3s ./signing/
-	$(BENCH) -bench 'SigningCAdES100KB|SigningPAdES100KB|SigningPAdESVsToken|SigningPdfsign100KB' -benchtime 3s ./signing/
-	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/
-	$(BENCH) -bench 'SigningPAdES200MBRSS' -benchtime 1x ./signing/
+	$(BENCH) -bench 'SigningRawSoftHSM|SigningPool' -benchtime 3s ./signing/pkcs11/
+	$(BENCH) -bench 'SigningCAdES100KB' -benchtime 3s ./signing/cms/
+	$(BENCH) -bench 'SigningPAdES100KB|SigningPAdESVsToken|SigningPdfsign100KB' -benchtime 3s ./signing/pades/
+	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/cms/
+	$(BENCH) -bench 'SigningPAdES200MBRSS' -benchtime 1x ./signing/pades/
 	$(BENCH) -bench 'Seal' -benchtime 3s ./server/
 	$(BENCH) -bench 'Evidence' ./evidence/
 	$(BENCH) -bench 'AccessDecide' -benchtime 50000x ./access/

@@ -14,6 +14,9 @@ import (
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
+	"github.com/sealgate/sealgate/signing/pkcs11"
+	"github.com/sealgate/sealgate/signing/softkey"
 )
 
 // prepare runs Prepare on a new directory and loads the pool it configured.
@@ -36,7 +39,7 @@ func prepare(t *testing.T) (*Result, *signing.Pool, string) {
 	if err != nil || !ok {
 		t.Fatalf("signing section: %v %v", ok, err)
 	}
-	pool, err := signing.NewPool(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	pool, err := signing.NewPool(ctx, pc, slog.New(slog.NewTextHandler(io.Discard, nil)), pkcs11.Backend{}, softkey.Backend{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +68,7 @@ func checkDevSeal(t *testing.T, pool *signing.Pool, dir string) {
 	if ou := key.Chain()[0].Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != devpki.NotQualified {
 		t.Errorf("seal certificate OU %q, want %q", ou, devpki.NotQualified)
 	}
-	if _, err := signing.CAdES(context.Background(), key, strings.NewReader("probe"), signing.CAdESOptions{}); err != nil {
+	if _, err := cms.CAdES(context.Background(), key, strings.NewReader("probe"), cms.CAdESOptions{}); err != nil {
 		t.Errorf("development seal does not sign: %v", err)
 	}
 	// The CA's CRL, named in the configuration, covers the seal for B-LT.

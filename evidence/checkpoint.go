@@ -17,6 +17,7 @@ import (
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 )
 
 // Checkpoint is a signed statement of the log's state: the tree of Size
@@ -189,7 +190,7 @@ func insertATS(ctx context.Context, tx *sql.Tx, checkpoint uint64, chain, seq in
 		}
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO evidence_archive_timestamps (checkpoint, chain, seq, digest, root, reduced, token, made_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		int64(checkpoint), chain, seq, signing.HashName(a.hash), root, reduced, a.token, time.Now().UTC().Format(storedTime))
+		int64(checkpoint), chain, seq, cms.HashName(a.hash), root, reduced, a.token, time.Now().UTC().Format(storedTime))
 	if err != nil {
 		return fmt.Errorf("evidence: store archive timestamp of checkpoint %d: %w", checkpoint, err)
 	}

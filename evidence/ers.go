@@ -13,6 +13,7 @@ import (
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 )
 
 // RFC 4998 (Evidence Record Syntax) hash trees differ from the log's RFC 6962
@@ -254,7 +255,7 @@ func VerifyEvidenceRecord(record []byte, digests map[crypto.Hash][]byte, verifyT
 				leaf = ersParent(h, digests[h], digest(h, atsc))
 			}
 			if len(leaf) == 0 {
-				fail("chain %d timestamp %d: no %s digest of the document given", c, s, signing.HashName(h))
+				fail("chain %d timestamp %d: no %s digest of the document given", c, s, cms.HashName(h))
 				continue
 			}
 			root, err := ersRootFromReduced(h, leaf, ats.ReducedHashtree)

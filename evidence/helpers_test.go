@@ -20,6 +20,8 @@ import (
 
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
+	"github.com/sealgate/sealgate/signing/softkey"
 	"github.com/sealgate/sealgate/store"
 	"github.com/sealgate/sealgate/tsa"
 	"github.com/sealgate/sealgate/tsa/tsatest"
@@ -92,7 +94,7 @@ func newDevPKI(t testing.TB) *devPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.seal, err = signing.NewSoftKey(sk, []*x509.Certificate{sc, ca.Cert}); err != nil {
+	if p.seal, err = softkey.New(sk, []*x509.Certificate{sc, ca.Cert}); err != nil {
 		t.Fatal(err)
 	}
 	authority := tsatest.Start(t, ca)
@@ -109,7 +111,7 @@ func newDevPKI(t testing.TB) *devPKI {
 
 // Seal makes a detached CAdES signature with the seal key (Options.Sealer).
 func (p *devPKI) Seal(ctx context.Context, content []byte) ([]byte, error) {
-	res, err := signing.CAdES(ctx, p.seal, bytes.NewReader(content), signing.CAdESOptions{})
+	res, err := cms.CAdES(ctx, p.seal, bytes.NewReader(content), cms.CAdESOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/sealgate/sealgate/fault"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 )
 
 // Leaf is a stored entry with its position in the log.
@@ -142,7 +142,7 @@ func (l *Log) archiveTimestamps(ctx context.Context, checkpoint uint64) ([][]sto
 		if err := rows.Scan(&chain, &name, &reduced, &token); err != nil {
 			return nil, fmt.Errorf("evidence: archive timestamps of %d: %w", checkpoint, err)
 		}
-		h, _ := signing.HashByName(name)
+		h, _ := cms.HashByName(name)
 		a := storedATS{hash: h, token: token}
 		if reduced != nil {
 			if a.reduced, err = unmarshalReduced(reduced); err != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/pades"
 )
 
 // applyOptions reads the seal options named in DESIGN.md from query or
@@ -22,7 +22,7 @@ func applyOptions(req *seal.Request, v url.Values) error {
 	pdf.Field = v.Get("field")
 	pdf.Reason = v.Get("reason")
 	pdf.Location = v.Get("location")
-	certify, err := signing.ParsePermission(v.Get("certify"))
+	certify, err := pades.ParsePermission(v.Get("certify"))
 	if err != nil {
 		return err
 	}

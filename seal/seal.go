@@ -21,6 +21,9 @@ import (
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
+	"github.com/sealgate/sealgate/signing/pades"
+	"github.com/sealgate/sealgate/signing/stamp"
 	"github.com/sealgate/sealgate/store"
 )
 
@@ -51,7 +54,7 @@ const (
 	CodeFormatUnsupported fault.Code = "format_unsupported"
 	CodeLevelUnsupported  fault.Code = "level_unsupported"
 	CodeSealRequired      fault.Code = "seal_required"
-	CodeDocumentEmpty     fault.Code = signing.CodeDocumentEmpty
+	CodeDocumentEmpty     fault.Code = cms.CodeDocumentEmpty
 	CodeDocumentTooLarge  fault.Code = "document_too_large"
 	CodeInputUnreadable   fault.Code = signing.CodeInputUnreadable
 )
@@ -95,10 +98,10 @@ type Options struct {
 	// metrics): the format, "sealed" or "failed", the error code, the time taken.
 	Observe func(f Format, outcome string, code fault.Code, took time.Duration)
 	// Revocation tells B-LT where to find revocation data.
-	Revocation signing.RevocationOptions
+	Revocation pades.RevocationOptions
 	// Stamps is the look of visible stamps by seal id; the entry "" is for
 	// seals not named. A request that brings its own stamp options keeps them.
-	Stamps map[string]signing.StampOptions
+	Stamps map[string]stamp.Options
 	Log    *slog.Logger
 }
 
@@ -144,7 +147,7 @@ type Request struct {
 	// Name is the document's file name, for the event record only.
 	Name string
 	// PDF holds placement and stamp options for PAdES.
-	PDF signing.PAdESOptions
+	PDF pades.Options
 	// BatchSize is the number of documents in the batch this request belongs to (≥1).
 	BatchSize int
 }
@@ -357,7 +360,7 @@ func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
 
 func (s *Service) cades(ctx context.Context, key signing.Key, doc io.Reader, ts signing.Timestamper) (*Result, error) {
 	now := time.Now().UTC()
-	out, err := signing.CAdES(ctx, key, doc, signing.CAdESOptions{SigningTime: now, Timestamper: ts})
+	out, err := cms.CAdES(ctx, key, doc, cms.CAdESOptions{SigningTime: now, Timestamper: ts})
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +401,7 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 			opts.Stamp = s.opts.Stamps[""]
 		}
 	}
-	pr, err := signing.PAdES(ctx, key, in, size, out, opts)
+	pr, err := pades.Seal(ctx, key, in, size, out, opts)
 	if err != nil {
 		res.Close()
 		return nil, err

@@ -13,7 +13,8 @@ import (
 
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
+	"github.com/sealgate/sealgate/signing/pades"
 )
 
 // Prover finds a document's evidence; evidence.Log implements it.
@@ -53,10 +54,10 @@ type Report struct {
 	Size           int64  `json:"size"`
 	// Kind is "pdf" (PAdES), "cades" (detached signature) or "document"
 	// (neither: only the evidence log can speak for it).
-	Kind     string             `json:"kind"`
-	PDF      *signing.PDFReport `json:"pdf,omitempty"`
-	CMS      *signing.CMSReport `json:"cms,omitempty"`
-	Evidence *evidence.Report   `json:"evidence,omitempty"`
+	Kind     string           `json:"kind"`
+	PDF      *pades.Report    `json:"pdf,omitempty"`
+	CMS      *cms.Report      `json:"cms,omitempty"`
+	Evidence *evidence.Report `json:"evidence,omitempty"`
 	// InLog is true when the evidence log records this document.
 	InLog bool `json:"inLog"`
 	// EvidencePending is true when the document was recorded after the
@@ -85,7 +86,7 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 	var sum evidence.SHA256
 	copy(sum[:], h.Sum(nil))
 	rep := &Report{DocumentSHA256: hex.EncodeToString(sum[:]), Size: size}
-	opts := signing.CMSVerifyOptions{Roots: v.Roots}
+	opts := cms.VerifyOptions{Roots: v.Roots}
 
 	signed := true
 	lookup := sum
@@ -94,14 +95,14 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 		rep.Kind = "cades"
 		// An invalid signature is a finding in the report, not a failure
 		// to verify; only an unusable input ends verification.
-		if rep.CMS, err = signing.VerifyCMS(ctx, req.Signature, signing.SignedContent{Reader: io.NewSectionReader(f, 0, size)}, opts); rep.CMS == nil {
+		if rep.CMS, err = cms.Verify(ctx, req.Signature, cms.SignedContent{Reader: io.NewSectionReader(f, 0, size)}, opts); rep.CMS == nil {
 			return nil, err
 		}
 		// CAdES evidence is keyed by the signature file, the sealed artefact.
 		lookup = sha256.Sum256(req.Signature)
 	case isPDF(f):
 		rep.Kind = "pdf"
-		if rep.PDF, err = signing.VerifyPDF(ctx, f, size, signing.PDFVerifyOptions{Roots: v.Roots}); rep.PDF == nil {
+		if rep.PDF, err = pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: v.Roots}); rep.PDF == nil {
 			return nil, err
 		}
 	default:
@@ -164,7 +165,7 @@ func isPDF(r io.ReaderAt) bool {
 }
 
 func (v *Verifier) verifySeal(content, p7s []byte) error {
-	rep, err := signing.VerifyCMS(context.Background(), p7s, signing.SignedContent{Reader: bytes.NewReader(content)}, signing.CMSVerifyOptions{Roots: v.Roots})
+	rep, err := cms.Verify(context.Background(), p7s, cms.SignedContent{Reader: bytes.NewReader(content)}, cms.VerifyOptions{Roots: v.Roots})
 	if err != nil {
 		return err
 	}
@@ -177,15 +178,15 @@ func (v *Verifier) verifySeal(content, p7s []byte) error {
 // VerifyTimestamp checks an RFC 3161 token's signature and certificate against
 // the verifier's roots; the imprint is the caller's to check.
 func (v *Verifier) VerifyTimestamp(token []byte) error {
-	info, err := signing.ParseTimestampToken(token)
+	info, err := cms.ParseTimestampToken(token)
 	if err != nil {
 		return err
 	}
 	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512} {
 		if h.String() == info.Hash {
-			_, err := signing.VerifyTimestampToken(token, info.Imprint, h, signing.TimestampVerifyOptions{Roots: v.Roots})
+			_, err := cms.VerifyTimestampToken(token, info.Imprint, h, cms.TimestampVerifyOptions{Roots: v.Roots})
 			return err
 		}
 	}
-	return fault.New(fault.Invalid, signing.CodeTimestampInvalid, "timestamp hash %s is not supported", info.Hash)
+	return fault.New(fault.Invalid, cms.CodeTimestampInvalid, "timestamp hash %s is not supported", info.Hash)
 }

@@ -11,7 +11,8 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/sealgate/sealgate/fault"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/pades"
+	"github.com/sealgate/sealgate/signing/stamp"
 )
 
 // StampSettings is the look of visible PAdES stamps.
@@ -40,10 +41,10 @@ type RevocationSettings struct {
 // stamps reads the stamp settings: the entry "" is the default for every
 // seal, the others replace it for the seal they name. Logos are read and
 // checked now, so that a bad file stops the start, not every visible seal.
-func (s SealSettings) stamps() (map[string]signing.StampOptions, error) {
-	out := map[string]signing.StampOptions{}
+func (s SealSettings) stamps() (map[string]stamp.Options, error) {
+	out := map[string]stamp.Options{}
 	add := func(id, where string, st StampSettings) error {
-		o := signing.StampOptions{FontSize: st.FontSize, LogoPosition: signing.LogoPosition(st.LogoPosition)}
+		o := stamp.Options{FontSize: st.FontSize, LogoPosition: stamp.LogoPosition(st.LogoPosition)}
 		if st.Logo != "" {
 			b, err := os.ReadFile(st.Logo)
 			if err != nil {
@@ -70,9 +71,9 @@ func (s SealSettings) stamps() (map[string]signing.StampOptions, error) {
 }
 
 // revocation reads the configured revocation files and sets up fetching.
-func (s SealSettings) revocation() (signing.RevocationOptions, error) {
+func (s SealSettings) revocation() (pades.RevocationOptions, error) {
 	r := s.Revocation
-	var o signing.RevocationOptions
+	var o pades.RevocationOptions
 	if r.Fetch == nil || *r.Fetch {
 		timeout := r.Timeout
 		if timeout <= 0 {

@@ -29,6 +29,9 @@ import (
 	"github.com/sealgate/sealgate/ldapsync"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
+	"github.com/sealgate/sealgate/signing/pkcs11"
+	"github.com/sealgate/sealgate/signing/softkey"
 	"github.com/sealgate/sealgate/store"
 	"github.com/sealgate/sealgate/tsa"
 )
@@ -112,7 +115,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	if s.Pool, err = signing.NewPool(ctx, poolCfg, log); err != nil {
+	if s.Pool, err = signing.NewPool(ctx, poolCfg, log, pkcs11.Backend{}, softkey.Backend{}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Pool.Close)
@@ -280,7 +283,7 @@ func (s *Server) checkpointSealer(sealID string) func(context.Context, []byte) (
 		if err != nil {
 			return nil, err
 		}
-		res, err := signing.CAdES(ctx, key, bytes.NewReader(text), signing.CAdESOptions{})
+		res, err := cms.CAdES(ctx, key, bytes.NewReader(text), cms.CAdESOptions{})
 		if err != nil {
 			return nil, err
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/secret"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 )
 
 // Error codes of the client.
@@ -87,7 +87,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	h, ok := crypto.SHA256, true
 	if cfg.Hash != "" {
-		h, ok = signing.HashByName(cfg.Hash)
+		h, ok = cms.HashByName(cfg.Hash)
 	}
 	if !ok {
 		return nil, fault.New(fault.Invalid, CodeConfigInvalid, "tsa hash %q is not one of sha256, sha384, sha512", cfg.Hash)
@@ -136,7 +136,7 @@ func (c *Client) TimestampHash() crypto.Hash { return c.Hash }
 // and returns the DER TimeStampToken.
 func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash) ([]byte, error) {
 	if hash.Available() && len(digest) != hash.Size() {
-		return nil, fault.New(fault.Invalid, signing.CodeDigestMismatch, "a %s digest has %d bytes, not %d", hash, hash.Size(), len(digest))
+		return nil, fault.New(fault.Invalid, cms.CodeDigestMismatch, "a %s digest has %d bytes, not %d", hash, hash.Size(), len(digest))
 	}
 	nonce, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
 	if err != nil {
@@ -154,7 +154,7 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash)
 	if err != nil {
 		return nil, err
 	}
-	info, err := signing.ParseTimestampToken(token)
+	info, err := cms.ParseTimestampToken(token)
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, CodeTSAUnreachable, "%s returned a token that cannot be decoded", c.URL)
 	}
@@ -166,7 +166,7 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash)
 	case info.Certificate == nil:
 		return nil, fault.New(fault.Unavailable, CodeTSAUnreachable, "%s returned a token without its certificate although certReq was set", c.URL)
 	}
-	if err := signing.CheckTimestampingEKU(info.Certificate); err != nil {
+	if err := cms.CheckTimestampingEKU(info.Certificate); err != nil {
 		return nil, fault.Wrap(err, fault.Unavailable, CodeTSAUnreachable, "%s signs with an unsuitable certificate", c.URL)
 	}
 	return token, nil
@@ -213,7 +213,7 @@ func (c *Client) post(ctx context.Context, query []byte) ([]byte, error) {
 // Request returns a DER TimeStampReq (RFC 3161 §2.4.1) for digest made with
 // hash, with the nonce (if not nil) and certReq set.
 func Request(digest []byte, hash crypto.Hash, nonce *big.Int) ([]byte, error) {
-	oid, err := signing.HashOID(hash)
+	oid, err := cms.HashOID(hash)
 	if err != nil {
 		return nil, err
 	}
@@ -288,14 +288,14 @@ func failureName(f FailureInfo) string {
 }
 
 // TokenInfo describes a verified token.
-type TokenInfo = signing.TimestampInfo
+type TokenInfo = cms.TimestampInfo
 
 // VerifyOptions controls Verify.
-type VerifyOptions = signing.TimestampVerifyOptions
+type VerifyOptions = cms.TimestampVerifyOptions
 
 // Verify checks token over digest (made with hash): imprint, signature,
 // the authority's critical timeStamping key usage and its chain to
-// opts.Roots. See signing.VerifyTimestampToken.
+// opts.Roots. See cms.VerifyTimestampToken.
 func Verify(token, digest []byte, hash crypto.Hash, opts VerifyOptions) (*TokenInfo, error) {
-	return signing.VerifyTimestampToken(token, digest, hash, opts)
+	return cms.VerifyTimestampToken(token, digest, hash, opts)
 }

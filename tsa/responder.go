@@ -24,6 +24,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 )
 
 // Media types of RFC 3161 §3.4.
@@ -82,7 +83,7 @@ type Responder struct {
 	count  atomic.Uint64 // serials issued by this responder
 }
 
-// tsaKey pairs the authority's signer with its chain for signing.SignCMS.
+// tsaKey pairs the authority's signer with its chain for cms.Sign.
 type tsaKey struct {
 	crypto.Signer
 	chain []*x509.Certificate
@@ -99,7 +100,7 @@ func NewResponder(key crypto.Signer, chain []*x509.Certificate, opts ResponderOp
 	if err := signing.CheckKeyMatches(key.Public(), chain[0]); err != nil {
 		return nil, err
 	}
-	if err := signing.CheckTimestampingEKU(chain[0]); err != nil {
+	if err := cms.CheckTimestampingEKU(chain[0]); err != nil {
 		return nil, err
 	}
 	if opts.Policy == nil {
@@ -147,7 +148,7 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // timeStampReq is RFC 3161 §2.4.1 TimeStampReq.
 type timeStampReq struct {
 	Version        int
-	MessageImprint signing.MessageImprintASN
+	MessageImprint cms.MessageImprintASN
 	ReqPolicy      asn1.ObjectIdentifier `asn1:"optional"`
 	Nonce          *big.Int              `asn1:"optional"`
 	CertReq        bool                  `asn1:"optional,default:false"`
@@ -164,7 +165,7 @@ func (r *Responder) Respond(ctx context.Context, query []byte) []byte {
 	if q.Version != 1 {
 		return rejection(FailBadDataFormat, fmt.Sprintf("TimeStampReq version %d is not 1", q.Version))
 	}
-	h, ok := signing.HashByOID(q.MessageImprint.HashAlgorithm.Algorithm)
+	h, ok := cms.HashByOID(q.MessageImprint.HashAlgorithm.Algorithm)
 	if !ok {
 		return rejection(FailBadAlg, fmt.Sprintf("hash algorithm %s is not accepted (SHA-256, SHA-384, SHA-512 are)", q.MessageImprint.HashAlgorithm.Algorithm))
 	}
@@ -233,8 +234,8 @@ func (r *Responder) token(ctx context.Context, q timeStampReq) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return signing.SignCMS(ctx, r.key, nil, r.opts.Hash, signing.CMSOptions{
-		ContentType:      signing.OIDTSTInfo,
+	return cms.Sign(ctx, r.key, nil, r.opts.Hash, cms.Options{
+		ContentType:      cms.OIDTSTInfo,
 		Content:          tst,
 		SigningTime:      genTime,
 		OmitCertificates: !q.CertReq,

@@ -29,6 +29,7 @@ import (
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/secret"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 	"github.com/sealgate/sealgate/tsa"
 )
 
@@ -172,8 +173,8 @@ func TestClientTokensVerifyWithOpenSSLAndVerify(t *testing.T) {
 			}
 
 			other := sum(tc.hash, []byte("other data"))
-			if _, err := tsa.Verify(token, other, tc.hash, tsa.VerifyOptions{Roots: a.roots}); fault.CodeOf(err) != signing.CodeTimestampInvalid {
-				t.Errorf("token verified over other data: got %v, want %s", err, signing.CodeTimestampInvalid)
+			if _, err := tsa.Verify(token, other, tc.hash, tsa.VerifyOptions{Roots: a.roots}); fault.CodeOf(err) != cms.CodeTimestampInvalid {
+				t.Errorf("token verified over other data: got %v, want %s", err, cms.CodeTimestampInvalid)
 			}
 			if out, err := openssl(t, "ts", "-verify", "-data", write(t, "other", []byte("other data")), "-in", tokenPath, "-token_in",
 				"-CAfile", a.caPEM, "-untrusted", a.tsaPEM); err == nil {
@@ -212,7 +213,7 @@ func TestResponderAnswersOpenSSLQueries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := signing.ParseTimestampToken(token)
+		info, err := cms.ParseTimestampToken(token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +237,7 @@ func TestResponderSerialsAreUnique(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := signing.ParseTimestampToken(token)
+		info, err := cms.ParseTimestampToken(token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,8 +325,8 @@ func TestNewResponderRequiresTimestampingCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tsa.NewResponder(key, []*x509.Certificate{seal, ca.Cert}, tsa.ResponderOptions{}); fault.CodeOf(err) != signing.CodeTimestampInvalid {
-		t.Errorf("seal certificate as TSA: got %v, want %s", err, signing.CodeTimestampInvalid)
+	if _, err := tsa.NewResponder(key, []*x509.Certificate{seal, ca.Cert}, tsa.ResponderOptions{}); fault.CodeOf(err) != cms.CodeTimestampInvalid {
+		t.Errorf("seal certificate as TSA: got %v, want %s", err, cms.CodeTimestampInvalid)
 	}
 	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -354,11 +355,11 @@ func TestVerifyRequiresTrustedAuthority(t *testing.T) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(stranger.Cert)
-	if _, err := tsa.Verify(token, d, crypto.SHA256, tsa.VerifyOptions{Roots: roots}); fault.CodeOf(err) != signing.CodeChainUntrusted {
-		t.Errorf("unknown root: got %v, want %s", err, signing.CodeChainUntrusted)
+	if _, err := tsa.Verify(token, d, crypto.SHA256, tsa.VerifyOptions{Roots: roots}); fault.CodeOf(err) != cms.CodeChainUntrusted {
+		t.Errorf("unknown root: got %v, want %s", err, cms.CodeChainUntrusted)
 	}
-	if _, err := tsa.Verify(token, d, crypto.SHA256, tsa.VerifyOptions{Roots: a.roots, At: time.Now().AddDate(2, 0, 0)}); fault.CodeOf(err) != signing.CodeChainUntrusted {
-		t.Errorf("after the TSA certificate expired: got %v, want %s", err, signing.CodeChainUntrusted)
+	if _, err := tsa.Verify(token, d, crypto.SHA256, tsa.VerifyOptions{Roots: a.roots, At: time.Now().AddDate(2, 0, 0)}); fault.CodeOf(err) != cms.CodeChainUntrusted {
+		t.Errorf("after the TSA certificate expired: got %v, want %s", err, cms.CodeChainUntrusted)
 	}
 }
 

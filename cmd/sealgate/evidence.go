@@ -14,7 +14,7 @@ import (
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/server"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 )
 
 func init() { register(newEvidenceCmd) }
@@ -124,7 +124,7 @@ to -o (default: FILE.ers, replaced atomically).`,
 
 // renewRecordHashTree is `evidence renew --record`: RFC 4998 hash-tree renewal.
 func renewRecordHashTree(cmd *cobra.Command, l *evidence.Log, record, docFile, hashName, out string) error {
-	h, ok := signing.HashByName(hashName)
+	h, ok := cms.HashByName(hashName)
 	if !ok {
 		return fault.New(fault.Invalid, "bad_request", "--hash %q: use sha256, sha384 or sha512", hashName)
 	}

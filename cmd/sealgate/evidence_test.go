@@ -22,7 +22,7 @@ import (
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/cms"
 	"github.com/sealgate/sealgate/signing/signingtest"
 	"github.com/sealgate/sealgate/store"
 	"github.com/sealgate/sealgate/tsa/tsatest"
@@ -125,7 +125,7 @@ func TestEvidenceCommands(t *testing.T) {
 		rr, err := evidence.VerifyEvidenceRecord(rec, map[crypto.Hash][]byte{crypto.SHA256: docs[1][:]}, func(token []byte) error {
 			f := filepath.Join(dir, "token.tst")
 			os.WriteFile(f, token, 0o600)
-			info, err := signing.ParseTimestampToken(token)
+			info, err := cms.ParseTimestampToken(token)
 			if err != nil {
 				return err
 			}

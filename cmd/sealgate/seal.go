@@ -15,7 +15,7 @@ import (
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/server"
-	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/pades"
 )
 
 func init() { register(newSealCmd) }
@@ -42,7 +42,7 @@ uses data/dev-credentials.json).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			var err error
-			if req.PDF.Certify, err = signing.ParsePermission(certify); err != nil {
+			if req.PDF.Certify, err = pades.ParsePermission(certify); err != nil {
 				return err
 			}
 			cfg, err := a.config()

@@ -15,6 +15,8 @@ import (
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/pkcs11"
+	"github.com/sealgate/sealgate/signing/softkey"
 )
 
 func init() { register(newTokenCmd) }
@@ -61,7 +63,7 @@ status 2 when a seal has no card in service.`,
 			if err != nil {
 				return err
 			}
-			pool, err := signing.NewPool(cmd.Context(), cfg, a.logger())
+			pool, err := signing.NewPool(cmd.Context(), cfg, a.logger(), pkcs11.Backend{}, softkey.Backend{})
 			if err != nil {
 				return err
 			}
@@ -162,16 +164,16 @@ The card must be listed in the signing section's tokens (module and PIN).`,
 			if err != nil {
 				return err
 			}
-			name, err := signing.ParseSubject(subject)
+			name, err := pkcs11.ParseSubject(subject)
 			if err != nil {
 				return err
 			}
-			key, err := signing.OpenTokenKey(&cfg, ref)
+			key, err := pkcs11.OpenTokenKey(&cfg, ref)
 			if err != nil {
 				return err
 			}
 			defer key.Close()
-			der, err := signing.CreateCSR(key, name)
+			der, err := pkcs11.CreateCSR(key, name)
 			if err != nil {
 				return err
 			}
@@ -230,7 +232,7 @@ Restart sealgate to seal with the new certificate.`,
 			if err != nil {
 				return fault.Wrap(err, fault.Invalid, signing.CodeInputUnreadable, "reading the chain %s", args[0])
 			}
-			var keys []*signing.TokenKey
+			var keys []*pkcs11.TokenKey
 			defer func() {
 				for _, k := range keys {
 					k.Close()
@@ -238,14 +240,14 @@ Restart sealgate to seal with the new certificate.`,
 			}()
 			signers := make([]crypto.Signer, 0, len(refs))
 			for _, r := range refs {
-				k, err := signing.OpenTokenKey(&cfg, r)
+				k, err := pkcs11.OpenTokenKey(&cfg, r)
 				if err != nil {
 					return err
 				}
 				keys = append(keys, k)
 				signers = append(signers, k)
 			}
-			chain, err := signing.ImportChain(chainPEM, sc.Certificate, signers...)
+			chain, err := pkcs11.ImportChain(chainPEM, sc.Certificate, signers...)
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,9 @@
 // Package signingtest gives tests of every package real seal cards: SoftHSM2
 // tokens made per test with softhsm2-util and pkcs11-tool, and development
-// seals on them ready for signing.NewPool.
+// seals on them ready for signing.NewPool. It also holds what the tests of
+// the signing packages share: a development PKI with keys of every seal
+// type, a timestamp authority on loopback, the independent verifiers
+// (openssl, pdfsig, qpdf) run over their output, and benchmark helpers.
 //
 // SoftHSM reads SOFTHSM2_CONF when its library is initialised, and a
 // process initialises it once: a test using these tokens must not run in
