@@ -29,9 +29,10 @@ import (
 
 // daemon is a `sealgate serve` process started by a test.
 type daemon struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *syncBuffer
+	cmd *exec.Cmd
+	url string
+	// output is everything the process wrote, stdout and stderr.
+	output *syncBuffer
 }
 
 // buildSealgate compiles the binary once per test run.
@@ -58,23 +59,23 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServe runs `sealgate serve --data data --listen addr` and waits until
-// it answers /healthz.
-func startServe(t *testing.T, data, addr string) *daemon {
+// startServe runs `sealgate serve --data data --listen addr [flags]` and
+// waits until it answers /healthz.
+func startServe(t *testing.T, data, addr string, flags ...string) *daemon {
 	t.Helper()
 	bin, err := buildSealgate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--data", data, "--listen", addr)
+	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--listen", addr}, flags...)...)
 	// The development setup must find its own SoftHSM tokens, not a test's.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	d := &daemon{cmd: cmd, url: "http://" + addr, stderr: &syncBuffer{}}
-	cmd.Stderr = d.stderr
+	d := &daemon{cmd: cmd, url: "http://" + addr, output: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = d.output, d.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func startServe(t *testing.T, data, addr string) *daemon {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("sealgate serve did not answer on %s:\n%s", addr, d.stderr)
+	t.Fatalf("sealgate serve did not answer on %s:\n%s", addr, d.output)
 	return nil
 }
 
@@ -165,8 +166,8 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 	addr := freeAddr(t)
 	d := startServe(t, data, addr)
 	creds := readCredentials(t, data)
-	if want := "its one-time password is in " + filepath.Join(data, "dev-credentials.json"); !strings.Contains(d.stderr.String(), want) {
-		t.Errorf("first start does not name the file holding the admin's one-time password (%q):\n%s", want, d.stderr)
+	if want := "its one-time password is in " + filepath.Join(data, "dev-credentials.json"); !strings.Contains(d.output.String(), want) {
+		t.Errorf("first start does not name the file holding the admin's one-time password (%q):\n%s", want, d.output)
 	}
 
 	// The README's first example.
@@ -234,7 +235,7 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 	}
 
 	d2 := startServe(t, data, addr)
-	if strings.Contains(d2.stderr.String(), "one-time password") {
+	if strings.Contains(d2.output.String(), "one-time password") {
 		t.Error("a restart printed the admin password again")
 	}
 	if out, err := exec.Command(bin, "evidence", "checkpoint", "--data", data).CombinedOutput(); err != nil {
@@ -277,7 +278,7 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	output := d.stderr.String() + d2.stderr.String()
+	output := d.output.String() + d2.output.String()
 	for name, secret := range map[string]string{"admin password": creds.AdminPassword, "client secret": creds.ClientSecret, "card PIN": strings.TrimSpace(string(pin))} {
 		if strings.Contains(output, secret) {
 			t.Errorf("the %s appears in the server output", name)
