@@ -63,18 +63,25 @@ func freeAddr(t *testing.T) string {
 // waits until it answers /healthz.
 func startServe(t *testing.T, data, addr string, flags ...string) *daemon {
 	t.Helper()
+	return startDaemon(t, "http://"+addr, http.DefaultClient, append([]string{"serve", "--data", data, "--listen", addr}, flags...)...)
+}
+
+// startDaemon runs sealgate with args and waits until client gets an
+// answer from url's /healthz.
+func startDaemon(t *testing.T, url string, client *http.Client, args ...string) *daemon {
+	t.Helper()
 	bin, err := buildSealgate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"serve", "--data", data, "--listen", addr}, flags...)...)
+	cmd := exec.Command(bin, args...)
 	// The development setup must find its own SoftHSM tokens, not a test's.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	d := &daemon{cmd: cmd, url: "http://" + addr, output: &syncBuffer{}}
+	d := &daemon{cmd: cmd, url: url, output: &syncBuffer{}}
 	cmd.Stdout, cmd.Stderr = d.output, d.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -87,7 +94,7 @@ func startServe(t *testing.T, data, addr string, flags ...string) *daemon {
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(d.url + "/healthz"); err == nil {
+		if resp, err := client.Get(d.url + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return d
@@ -95,7 +102,7 @@ func startServe(t *testing.T, data, addr string, flags ...string) *daemon {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("sealgate serve did not answer on %s:\n%s", addr, d.output)
+	t.Fatalf("sealgate %s did not answer on %s:\n%s", strings.Join(args, " "), url, d.output)
 	return nil
 }
 
