@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -210,6 +211,21 @@ func TestTLSClientCertificates(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("token by certificate", func(t *testing.T) {
+		// RFC 8705 tls_client_auth: the certificate is the client authentication.
+		resp, err := tn.client(pinned).PostForm(tn.URL+"/api/v1/oauth/token", url.Values{"grant_type": {"client_credentials"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(tok.AccessToken, access.BearerTokenPrefix) {
+			t.Fatalf("token for the certificate: %s, %v", resp.Status, err)
+		}
+	})
 
 	t.Run("TLS 1.1", func(t *testing.T) {
 		c := tn.client(pinned)

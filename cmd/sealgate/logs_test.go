@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,14 +24,9 @@ import (
 // and a restart, then looks for every secret the run made or received in
 // every line the server and the commands wrote.
 func TestNoSecretInLogs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the sealgate binary")
-	}
-	bin, err := buildSealgate()
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := filepath.Join(t.TempDir(), "data")
+	var commandErrors bytes.Buffer
+	cli := runner(t, data, &commandErrors)
 	addr := freeAddr(t)
 	d := startServe(t, data, addr, "--log-level", "debug")
 	creds := readCredentials(t, data)
@@ -46,17 +40,6 @@ func TestNoSecretInLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 		secrets[name] = strings.TrimSpace(string(b))
-	}
-	var commandErrors bytes.Buffer
-	cli := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, append([]string{"--data", data, "--log-level", "debug"}, args...)...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &commandErrors
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("sealgate %s: %v\n%s", strings.Join(args, " "), err, commandErrors.String())
-		}
-		return out.String()
 	}
 	call := func(method, path string, header http.Header, body string) int {
 		t.Helper()
@@ -116,7 +99,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	expect("token in the query", call("POST", seal+"&access_token="+secrets["access token"], nil, "x"), 401)
 
 	// TOTP for the admin, then an admin call with password and recovery code.
-	enroll := cli("user", "totp-enroll", "admin")
+	enroll := cli("--log-level", "debug", "user", "totp-enroll", "admin")
 	m := regexp.MustCompile(`otpauth://\S+`).FindString(enroll)
 	u, err := url.Parse(m)
 	if err != nil || u.Query().Get("secret") == "" {
@@ -127,7 +110,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	confirmed := cli("user", "totp-confirm", "admin", code)
+	confirmed := cli("--log-level", "debug", "user", "totp-confirm", "admin", code)
 	recovery := regexp.MustCompile(`(?m)^\S{8,}$`).FindAllString(confirmed, -1)
 	if len(recovery) < 2 {
 		t.Fatalf("totp-confirm printed %q", confirmed)

@@ -49,6 +49,35 @@ var buildSealgate = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// sealgateBinary builds the binary, or skips a short test run.
+func sealgateBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the sealgate binary")
+	}
+	bin, err := buildSealgate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// runner returns a function running `sealgate --data data ARGS...` to
+// completion, returning its stdout; its stderr goes to stderr.
+func runner(t *testing.T, data string, stderr *bytes.Buffer) func(args ...string) string {
+	bin := sealgateBinary(t)
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--data", data}, args...)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("sealgate %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		return out.String()
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

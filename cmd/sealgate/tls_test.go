@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -25,23 +25,10 @@ import (
 // no other credential, Basic still works over HTTPS, plain HTTP is refused,
 // and SIGHUP makes new connections get a rotated server certificate.
 func TestServeTLSDevelopment(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the sealgate binary")
-	}
-	bin, err := buildSealgate()
-	if err != nil {
-		t.Fatal(err)
-	}
 	data := filepath.Join(t.TempDir(), "data")
 	l := devsetup.Layout{Dir: data}
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command(bin, append([]string{"--data", data}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("sealgate %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	var stderr bytes.Buffer
+	run := runner(t, data, &stderr)
 	run("init")
 	run("dev-client-cert", "dev")
 	run("process", "add-cert", "dev", "--cert", l.Path("pki", "dev-client.pem"))
