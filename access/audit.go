@@ -89,6 +89,15 @@ func (s *Service) appendAudit(ctx context.Context, tx *sql.Tx, e Event) (auditHe
 	if e.Outcome == "" {
 		e.Outcome = OutcomeOK
 	}
+	// Actors and subjects may be what a caller typed, a secret included.
+	e.Actor, e.Subject = Redact(e.Actor), Redact(e.Subject)
+	if len(e.Detail) > 0 {
+		clean := make(map[string]string, len(e.Detail))
+		for k, v := range e.Detail {
+			clean[k] = Redact(v)
+		}
+		e.Detail = clean
+	}
 	var h auditHead
 	err := tx.QueryRowContext(ctx, `SELECT last_id, count, hash FROM access_audit_head WHERE id = 1`).Scan(&h.lastID, &h.count, &h.hash)
 	switch {

@@ -317,9 +317,9 @@ func (s *Service) AuthenticateClientSecret(ctx context.Context, clientID, secret
 
 // AuthenticateClientCert maps a TLS client certificate to a process. A
 // pinned fingerprint matches the certificate alone; a subject DN matches
-// only when chainVerified says the TLS listener verified the chain
-// (tls.Config.ClientAuth = RequireAndVerifyClientCert), since anyone can
-// make a certificate with any subject.
+// only when chainVerified says the TLS listener verified the chain (the
+// server's tls.clientAuth request or require), since anyone can make a
+// certificate with any subject.
 func (s *Service) AuthenticateClientCert(ctx context.Context, cert *x509.Certificate, chainVerified bool, src netip.Addr) (Principal, error) {
 	if _, err := s.checkLocked(ctx, "", "", src); err != nil {
 		return Principal{}, err

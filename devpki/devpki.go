@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"time"
 )
@@ -84,7 +85,7 @@ func (ca *CA) IssueSeal(pub crypto.PublicKey, subj SealSubject, validity time.Du
 	if subj.OrganizationIdentifier != "" {
 		name.ExtraNames = append(name.ExtraNames, pkix.AttributeTypeAndValue{Type: oidOrganizationIdentifier, Value: subj.OrganizationIdentifier})
 	}
-	return ca.issue(pub, name, validity, x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment, nil)
+	return ca.issue(pub, validity, &x509.Certificate{Subject: name, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment})
 }
 
 var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
@@ -99,8 +100,39 @@ func (ca *CA) IssueTSA(pub crypto.PublicKey, org string, validity time.Duration)
 		return nil, err
 	}
 	name := pkix.Name{CommonName: org + " Development TSA", Organization: []string{org}, OrganizationalUnit: []string{NotQualified}}
-	return ca.issue(pub, name, validity, x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment,
-		[]pkix.Extension{{Id: oidExtKeyUsage, Critical: true, Value: eku}})
+	return ca.issue(pub, validity, &x509.Certificate{Subject: name, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		ExtraExtensions: []pkix.Extension{{Id: oidExtKeyUsage, Critical: true, Value: eku}}})
+}
+
+// IssueServer issues a TLS server certificate for pub naming hosts (DNS
+// names or IP addresses) as subject alternative names.
+func (ca *CA) IssueServer(pub crypto.PublicKey, hosts []string, validity time.Duration) (*x509.Certificate, error) {
+	if len(hosts) == 0 {
+		return nil, errors.New("devpki: a server certificate needs at least one host name")
+	}
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: hosts[0], Organization: ca.Cert.Subject.Organization, OrganizationalUnit: []string{NotQualified}},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	return ca.issue(pub, validity, tmpl)
+}
+
+// IssueClient issues a TLS client certificate for pub with common name cn,
+// as a process presents to authenticate (see `sealgate process add-cert`).
+func (ca *CA) IssueClient(pub crypto.PublicKey, cn string, validity time.Duration) (*x509.Certificate, error) {
+	return ca.issue(pub, validity, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn, Organization: ca.Cert.Subject.Organization, OrganizationalUnit: []string{NotQualified}},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
 }
 
 // CRL issues a certificate revocation list of the CA, valid from an hour
@@ -118,26 +150,23 @@ func (ca *CA) CRL(validity time.Duration, revoked ...*x509.Certificate) ([]byte,
 	}, ca.Cert, ca.Key)
 }
 
-func (ca *CA) issue(pub crypto.PublicKey, name pkix.Name, validity time.Duration, ku x509.KeyUsage, extra []pkix.Extension) (*x509.Certificate, error) {
+// issue completes tmpl (subject, key usages, extensions) with a serial,
+// validity and key identifier, and signs it. A negative validity makes a
+// certificate that has already expired (for tests of expiry handling).
+func (ca *CA) issue(pub crypto.PublicKey, validity time.Duration, tmpl *x509.Certificate) (*x509.Certificate, error) {
 	// Back-dated an hour for clocks that lag; validity counts from now.
 	now := time.Now()
-	notAfter := now.Add(validity)
-	if notAfter.After(ca.Cert.NotAfter) {
-		notAfter = ca.Cert.NotAfter
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(validity)
+	if validity < 0 {
+		tmpl.NotBefore = tmpl.NotAfter.Add(-time.Hour)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               name,
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              notAfter,
-		KeyUsage:              ku,
-		BasicConstraintsValid: true,
-		SubjectKeyId:          keyID(pub),
-		ExtraExtensions:       extra,
+	if tmpl.NotAfter.After(ca.Cert.NotAfter) {
+		tmpl.NotAfter = ca.Cert.NotAfter
 	}
+	tmpl.SerialNumber, tmpl.SubjectKeyId, tmpl.BasicConstraintsValid = serial(), keyID(pub), true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
-		return nil, fmt.Errorf("devpki: issue %q: %w", name.CommonName, err)
+		return nil, fmt.Errorf("devpki: issue %q: %w", tmpl.Subject.CommonName, err)
 	}
 	return x509.ParseCertificate(der)
 }

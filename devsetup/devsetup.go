@@ -59,6 +59,16 @@ func (l Layout) SoftHSMConf() string { return l.Path("softhsm", "softhsm2.conf")
 // trust store to see development seals as trusted.
 func (l Layout) CA() string { return l.Path("pki", "dev-ca.pem") }
 
+// CAKey is the development CA's private key (PEM, owner-readable only).
+func (l Layout) CAKey() string { return l.Path("pki", "dev-ca-key.pem") }
+
+// ServerCert is the development TLS server certificate (PEM, with the CA)
+// for localhost, 127.0.0.1 and ::1; ServerKey is its key.
+func (l Layout) ServerCert() string { return l.Path("pki", "dev-server.pem") }
+
+// ServerKey is the development TLS server certificate's private key.
+func (l Layout) ServerKey() string { return l.Path("pki", "dev-server-key.pem") }
+
 // CRL is the development CA's certificate revocation list (DER).
 func (l Layout) CRL() string { return l.Path("pki", "dev-ca.crl") }
 
@@ -81,6 +91,16 @@ func Prepare(ctx context.Context, dir string, listen string, log *slog.Logger) (
 	if _, err := os.Stat(l.Config()); err == nil {
 		_, err := os.Stat(l.SoftHSMConf())
 		res.SoftHSM = err == nil
+		// Setups made before there was a development server certificate get one.
+		if _, err := os.Stat(l.ServerCert()); errors.Is(err, fs.ErrNotExist) && IsDevelopment(dir) {
+			ca, err := l.readCA()
+			if err != nil {
+				return nil, err
+			}
+			if err := writeServerCert(l, ca); err != nil {
+				return nil, err
+			}
+		}
 		return res, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("devsetup: %w", err)
@@ -97,8 +117,11 @@ func Prepare(ctx context.Context, dir string, listen string, log *slog.Logger) (
 	if err := devpki.WriteCertsPEM(l.CA(), ca.Cert); err != nil {
 		return nil, fmt.Errorf("devsetup: %w", err)
 	}
-	if err := devpki.WriteKeyPEM(l.Path("pki", "dev-ca-key.pem"), ca.Key); err != nil {
+	if err := devpki.WriteKeyPEM(l.CAKey(), ca.Key); err != nil {
 		return nil, fmt.Errorf("devsetup: %w", err)
+	}
+	if err := writeServerCert(l, ca); err != nil {
+		return nil, err
 	}
 
 	seal := sealConfig{chain: l.Path("pki", "dev-seal-chain.pem")}
@@ -155,6 +178,73 @@ func Prepare(ctx context.Context, dir string, listen string, log *slog.Logger) (
 	}
 	res.Created = true
 	return res, nil
+}
+
+// devTLSValidity is how long development TLS certificates are valid.
+const devTLSValidity = 3 * 365 * 24 * time.Hour
+
+// writeServerCert issues the development TLS server certificate, for the
+// loopback names a development server is reached by.
+func writeServerCert(l Layout, ca *devpki.CA) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	cert, err := ca.IssueServer(key.Public(), []string{"localhost", "127.0.0.1", "::1"}, devTLSValidity)
+	if err != nil {
+		return err
+	}
+	if err := devpki.WriteKeyPEM(l.ServerKey(), key); err != nil {
+		return fmt.Errorf("devsetup: %w", err)
+	}
+	if err := devpki.WriteCertsPEM(l.ServerCert(), cert, ca.Cert); err != nil {
+		return fmt.Errorf("devsetup: %w", err)
+	}
+	return nil
+}
+
+// IssueClientCert issues a development TLS client certificate with common
+// name name from the development CA in dir, and writes it and its key to
+// pki/<name>-client.pem and pki/<name>-client-key.pem, whose paths it
+// returns. Registering it for a process is `sealgate process add-cert`.
+func IssueClientCert(dir, name string) (certFile, keyFile string, err error) {
+	l := Layout{Dir: dir}
+	if name == "" || filepath.Base(name) != name || name[0] == '.' {
+		return "", "", fmt.Errorf("devsetup: %q cannot name a certificate file", name)
+	}
+	ca, err := l.readCA()
+	if err != nil {
+		return "", "", err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	cert, err := ca.IssueClient(key.Public(), name, devTLSValidity)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = l.Path("pki", name+"-client.pem"), l.Path("pki", name+"-client-key.pem")
+	if err := devpki.WriteKeyPEM(keyFile, key); err != nil {
+		return "", "", fmt.Errorf("devsetup: %w", err)
+	}
+	if err := devpki.WriteCertsPEM(certFile, cert, ca.Cert); err != nil {
+		return "", "", fmt.Errorf("devsetup: %w", err)
+	}
+	return certFile, keyFile, nil
+}
+
+// readCA reads the development CA's certificate and key.
+func (l Layout) readCA() (*devpki.CA, error) {
+	certs, err := devpki.ReadCertsPEM(l.CA())
+	if err != nil {
+		return nil, fmt.Errorf("devsetup: development CA %s: %w", l.CA(), err)
+	}
+	key, err := devpki.ReadKeyPEM(l.CAKey())
+	if err != nil {
+		return nil, fmt.Errorf("devsetup: development CA key: %w", err)
+	}
+	return &devpki.CA{Cert: certs[0], Key: key}, nil
 }
 
 // sealConfig is where the development seal's key and chain ended up.

@@ -2,6 +2,7 @@ package devsetup
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"log/slog"
@@ -122,4 +123,58 @@ func TestPrepareWithoutSoftHSMUsesASoftwareKey(t *testing.T) {
 		t.Fatalf("seals %+v, want one software-key seal", seals)
 	}
 	checkDevSeal(t, pool, dir)
+}
+
+// The development setup has a TLS server certificate for the loopback
+// names, and issues client certificates from its CA; a setup made before
+// there were server certificates gets one on the next start.
+func TestDevelopmentTLSCertificates(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // the software key is enough here
+	_, _, dir := prepare(t)
+	l := Layout{Dir: dir}
+	ca, err := devpki.ReadCertsPEM(l.CA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca[0])
+	check := func(file string, usage x509.ExtKeyUsage, name string) {
+		t.Helper()
+		pair, err := tls.LoadX509KeyPair(file, strings.Replace(file, ".pem", "-key.pem", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			t.Errorf("%s: %v", file, err)
+		}
+	}
+	for _, host := range []string{"localhost", "127.0.0.1", "::1"} {
+		check(l.ServerCert(), x509.ExtKeyUsageServerAuth, host)
+	}
+	certFile, keyFile, err := IssueClientCert(dir, "erp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certFile != l.Path("pki", "erp-client.pem") || keyFile != l.Path("pki", "erp-client-key.pem") {
+		t.Errorf("client certificate written to %s, %s", certFile, keyFile)
+	}
+	check(certFile, x509.ExtKeyUsageClientAuth, "")
+	for _, f := range []string{l.ServerKey(), keyFile} {
+		if st, err := os.Stat(f); err != nil || st.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: %v, mode %v; want owner-only", f, err, st.Mode())
+		}
+	}
+	for _, bad := range []string{"", "../erp", ".hidden", "a/b"} {
+		if _, _, err := IssueClientCert(dir, bad); err == nil {
+			t.Errorf("client certificate named %q was issued", bad)
+		}
+	}
+
+	if err := os.Remove(l.ServerCert()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Prepare(context.Background(), dir, "127.0.0.1:8080", slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	check(l.ServerCert(), x509.ExtKeyUsageServerAuth, "127.0.0.1")
 }

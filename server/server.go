@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -85,9 +86,13 @@ type Server struct {
 	metrics  *metrics
 	devTSA   *tsa.Responder
 	devTSACA *x509.Certificate
-	log      *slog.Logger
-	handler  http.Handler
-	closers  []func() error
+	// tls is the listener's configuration with the "tls" section, else nil;
+	// certs keeps its certificate in step with the files.
+	tls     *tls.Config
+	certs   *certReloader
+	log     *slog.Logger
+	handler http.Handler
+	closers []func() error
 }
 
 // New builds a node from cfg. It fails only on configuration errors; a card
@@ -101,6 +106,18 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}()
 	if _, err := cfg.Section("seal", &s.settings); err != nil {
 		return nil, err
+	}
+	var tlsSettings TLSSettings
+	if ok, err := cfg.Section("tls", &tlsSettings); err != nil {
+		return nil, err
+	} else if ok {
+		if s.tls, s.certs, err = tlsSettings.tlsConfig(log); err != nil {
+			return nil, err
+		}
+		// The default public URL names the scheme the node now serves.
+		if cfg.PublicURL == "http://"+cfg.Listen {
+			cfg.PublicURL = "https://" + cfg.Listen
+		}
 	}
 	evCfg, err := evidence.LoadConfig(cfg)
 	if err != nil {
@@ -382,8 +399,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	problem.WriteJSON(w, status, out)
 }
 
-// Run serves HTTP on the configured address until ctx ends, and runs the
-// evidence log's checkpoint loop.
+// ReloadTLS reads the TLS certificate and key again (sealgate serve calls
+// it on SIGHUP); new handshakes get them, open connections keep theirs.
+// Without a tls section it does nothing.
+func (s *Server) ReloadTLS() error {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.Reload()
+}
+
+// Run serves HTTP (HTTPS with a tls section) on the configured address
+// until ctx ends, and runs the evidence log's checkpoint loop.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.Config.Listen)
 	if err != nil {
@@ -399,6 +426,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// ServeTLS adds HTTP/2 to a copy; a plain HTTP request on the TLS
+		// port gets net/http's 400 "Client sent an HTTP request to an HTTPS
+		// server" and the connection is closed.
+		TLSConfig: s.tls,
 	}
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
@@ -412,7 +443,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	go s.anchorLoop(loopCtx)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if s.tls != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err

@@ -61,6 +61,17 @@ func newNode(t testing.TB, edits ...func(doc map[string]any)) *node {
 // startNode starts the node nodeConfig prepared.
 func startNode(t testing.TB, n *node, cfg *config.File) *node {
 	t.Helper()
+	n.open(t, cfg)
+	hs := httptest.NewServer(n.Handler())
+	t.Cleanup(hs.Close)
+	n.URL = hs.URL
+	return n
+}
+
+// open assembles the node nodeConfig prepared, with its processes erp and
+// intruder and erp's rule, without serving it.
+func (n *node) open(t testing.TB, cfg *config.File) {
+	t.Helper()
 	ctx := context.Background()
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -68,9 +79,6 @@ func startNode(t testing.TB, n *node, cfg *config.File) *node {
 	}
 	t.Cleanup(func() { srv.Close() })
 	n.Server = srv
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	n.URL = hs.URL
 
 	if _, n.ERPSecret, err = srv.Access.AddProcess(ctx, "erp", "invoicing", nil, "test"); err != nil {
 		t.Fatal(err)
@@ -83,7 +91,6 @@ func startNode(t testing.TB, n *node, cfg *config.File) *node {
 	if _, err := srv.Access.AddRule(ctx, access.Rule{Name: "erp-seals", Subject: access.Subject{Kind: access.SubjectProcess, Name: "erp"}, Seals: []string{"acme"}}, "test"); err != nil {
 		t.Fatal(err)
 	}
-	return n
 }
 
 // nodeConfig makes a node's tokens, development CA and TSA, and writes and

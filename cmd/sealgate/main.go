@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devsetup"
 	"github.com/sealgate/sealgate/store"
@@ -91,7 +92,7 @@ func (a *app) config() (*config.File, error) {
 	return cfg, nil
 }
 
-// logger returns the process logger (JSON lines on stderr).
+// logger returns the process logger (text lines on stderr).
 func (a *app) logger() *slog.Logger {
 	if a.log == nil {
 		lvl := slog.LevelWarn
@@ -100,7 +101,8 @@ func (a *app) logger() *slog.Logger {
 				lvl = slog.LevelInfo
 			}
 		}
-		a.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+		// Every line passes the redaction: a secret is never logged, whatever field it came in.
+		a.log = slog.New(access.RedactingHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 	}
 	return a.log
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +17,7 @@ import (
 func init() {
 	register(newServeCmd)
 	register(newInitCmd)
+	register(newDevClientCertCmd)
 }
 
 func newServeCmd(a *app) *cobra.Command {
@@ -36,12 +40,55 @@ defaults on first start (see sealgate init).`,
 				return err
 			}
 			defer srv.Close()
-			a.logger().Info("sealgate listening", "addr", srv.Config.Listen, "data", srv.Config.Data)
+			a.logger().Info("sealgate listening", "addr", srv.Config.Listen, "url", srv.Config.PublicURL, "data", srv.Config.Data)
+			go reloadOnHangup(cmd.Context(), srv, a.logger())
 			return srv.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default from the configuration, 127.0.0.1:8080)")
 	return cmd
+}
+
+// reloadOnHangup reloads the TLS certificate and key on every SIGHUP until
+// ctx ends; a pair that does not load leaves the one in use serving.
+func reloadOnHangup(ctx context.Context, srv *server.Server, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := srv.ReloadTLS(); err != nil {
+				log.Error("SIGHUP: TLS certificate not reloaded; the previous one stays in use", "err", err)
+			}
+		}
+	}
+}
+
+func newDevClientCertCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "dev-client-cert NAME",
+		Short: "Issue a development TLS client certificate from the development CA",
+		Long: `Issue a TLS client certificate with common name NAME from the development CA
+in the data directory, written to data/pki/NAME-client.pem and NAME-client-key.pem.
+Map it to a process with: sealgate process add-cert CLIENT_ID --cert data/pki/NAME-client.pem
+Development only: it is marked "development — not qualified".`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			certFile, keyFile, err := devsetup.IssueClientCert(cfg.Data, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "certificate %s\nkey         %s\n", certFile, keyFile)
+			return nil
+		},
+	}
 }
 
 func newInitCmd(a *app) *cobra.Command {
@@ -111,8 +158,9 @@ func pick(a, b string) string {
 	return b
 }
 
-// printDevBanner says where everything is; the admin password only the
-// first time, when it was just made.
+// printDevBanner says where everything is. The admin's one-time password
+// is never printed — console output ends up in service logs — only the
+// file holding it is named, the first time, when it was just made.
 func printDevBanner(data, db, url string, c *devsetup.Credentials, made bool) {
 	l := devsetup.Layout{Dir: data}
 	fmt.Fprintf(os.Stderr, `
@@ -125,7 +173,7 @@ sealgate — DEVELOPMENT setup (not qualified)
   credentials   %s   (process client %q for the README examples)
 `, url, data, db, l.Config(), l.CA(), l.CredentialsFile(), c.ClientID)
 	if made {
-		fmt.Fprintf(os.Stderr, "  admin         login %q, one-time password %s — shown once; also in the credentials file\n", c.AdminLogin, c.AdminPassword)
+		fmt.Fprintf(os.Stderr, "  admin         login %q; its one-time password is in %s (adminPassword)\n", c.AdminLogin, l.CredentialsFile())
 	}
 	fmt.Fprintln(os.Stderr)
 }

@@ -29,9 +29,10 @@ import (
 
 // daemon is a `sealgate serve` process started by a test.
 type daemon struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *syncBuffer
+	cmd *exec.Cmd
+	url string
+	// output is everything the process wrote, stdout and stderr.
+	output *syncBuffer
 }
 
 // buildSealgate compiles the binary once per test run.
@@ -48,6 +49,35 @@ var buildSealgate = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
+// sealgateBinary builds the binary, or skips a short test run.
+func sealgateBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the sealgate binary")
+	}
+	bin, err := buildSealgate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// runner returns a function running `sealgate --data data ARGS...` to
+// completion, returning its stdout; its stderr goes to stderr.
+func runner(t *testing.T, data string, stderr *bytes.Buffer) func(args ...string) string {
+	bin := sealgateBinary(t)
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"--data", data}, args...)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("sealgate %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+		return out.String()
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -58,23 +88,30 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServe runs `sealgate serve --data data --listen addr` and waits until
-// it answers /healthz.
-func startServe(t *testing.T, data, addr string) *daemon {
+// startServe runs `sealgate serve --data data --listen addr [flags]` and
+// waits until it answers /healthz.
+func startServe(t *testing.T, data, addr string, flags ...string) *daemon {
+	t.Helper()
+	return startDaemon(t, "http://"+addr, http.DefaultClient, append([]string{"serve", "--data", data, "--listen", addr}, flags...)...)
+}
+
+// startDaemon runs sealgate with args and waits until client gets an
+// answer from url's /healthz.
+func startDaemon(t *testing.T, url string, client *http.Client, args ...string) *daemon {
 	t.Helper()
 	bin, err := buildSealgate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--data", data, "--listen", addr)
+	cmd := exec.Command(bin, args...)
 	// The development setup must find its own SoftHSM tokens, not a test's.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	d := &daemon{cmd: cmd, url: "http://" + addr, stderr: &syncBuffer{}}
-	cmd.Stderr = d.stderr
+	d := &daemon{cmd: cmd, url: url, output: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = d.output, d.output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +123,7 @@ func startServe(t *testing.T, data, addr string) *daemon {
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(d.url + "/healthz"); err == nil {
+		if resp, err := client.Get(d.url + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return d
@@ -94,7 +131,7 @@ func startServe(t *testing.T, data, addr string) *daemon {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("sealgate serve did not answer on %s:\n%s", addr, d.stderr)
+	t.Fatalf("sealgate %s did not answer on %s:\n%s", strings.Join(args, " "), url, d.output)
 	return nil
 }
 
@@ -164,10 +201,10 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	addr := freeAddr(t)
 	d := startServe(t, data, addr)
-	if !strings.Contains(d.stderr.String(), "one-time password") {
-		t.Errorf("first start does not print the admin's one-time password:\n%s", d.stderr)
-	}
 	creds := readCredentials(t, data)
+	if want := "its one-time password is in " + filepath.Join(data, "dev-credentials.json"); !strings.Contains(d.output.String(), want) {
+		t.Errorf("first start does not name the file holding the admin's one-time password (%q):\n%s", want, d.output)
+	}
 
 	// The README's first example.
 	resp, sealed, err := sealCAdES(d.url, creds, []byte("README example\n"))
@@ -234,7 +271,7 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 	}
 
 	d2 := startServe(t, data, addr)
-	if strings.Contains(d2.stderr.String(), "one-time password") {
+	if strings.Contains(d2.output.String(), "one-time password") {
 		t.Error("a restart printed the admin password again")
 	}
 	if out, err := exec.Command(bin, "evidence", "checkpoint", "--data", data).CombinedOutput(); err != nil {
@@ -271,18 +308,14 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 	d2.cmd.Process.Signal(syscall.SIGTERM)
 	d2.cmd.Wait()
 
-	// No secret in what the server wrote: the admin's one-time password
-	// appears once, in the first start's banner, as promised; the client
-	// secret and the card PIN never.
+	// No secret in what the server wrote: the admin's one-time password,
+	// the client secret and the card PIN never appear.
 	pin, err := os.ReadFile(filepath.Join(data, "secrets", "dev-seal-pin"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	output := d.stderr.String() + d2.stderr.String()
-	if n := strings.Count(output, creds.AdminPassword); n != 1 {
-		t.Errorf("the admin password appears %d times in the server output, want once (the first banner)", n)
-	}
-	for name, secret := range map[string]string{"client secret": creds.ClientSecret, "card PIN": strings.TrimSpace(string(pin))} {
+	output := d.output.String() + d2.output.String()
+	for name, secret := range map[string]string{"admin password": creds.AdminPassword, "client secret": creds.ClientSecret, "card PIN": strings.TrimSpace(string(pin))} {
 		if strings.Contains(output, secret) {
 			t.Errorf("the %s appears in the server output", name)
 		}
