@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sealgate/sealgate/fault"
 )
@@ -55,7 +56,8 @@ func TestSourceLockoutCountsIPv6PerPrefix(t *testing.T) {
 			}
 			for _, src := range tt.locked {
 				err := login("alice", "correct horse battery", src)
-				if fault.CodeOf(err) != CodeAccountLocked || !strings.Contains(err.Error(), "for "+tt.lockName+";") {
+				if fault.CodeOf(err) != CodeAccountLocked || !strings.Contains(err.Error(), "from "+tt.lockName+";") ||
+					fault.As(err).RetryAfter > time.Minute || fault.As(err).RetryAfter < 50*time.Second {
 					t.Errorf("alice from %s: %v, want %s naming %s", src, err, CodeAccountLocked, tt.lockName)
 				}
 			}
