@@ -5,11 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"math/big"
@@ -105,8 +103,7 @@ func TestTokenEndpointClientCredentialsGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert := clientCert(t)
-	sum := sha256.Sum256(cert.Leaf.Raw)
-	if err := svc.AddProcessCert(ctx, "certproc", access.ProcessCert{Fingerprint: hex.EncodeToString(sum[:])}, "test"); err != nil {
+	if err := svc.AddProcessCert(ctx, "certproc", access.ProcessCert{Fingerprint: fingerprintOf(cert.Leaf)}, "test"); err != nil {
 		t.Fatal(err)
 	}
 	srv := tokenServer(t, svc)
