@@ -95,7 +95,9 @@ func loadProxySettings(c fileOptions, path string) (ProxySettings, error) {
 			path, HeaderXForwardedFor, HeaderForwarded, c.ForwardedHeader)
 	}
 	if c.ClientCertHeader != "" {
-		if strings.ContainsFunc(c.ClientCertHeader, func(r rune) bool { return !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z') }) {
+		if strings.ContainsFunc(c.ClientCertHeader, func(r rune) bool {
+			return !(r == '-' || r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z')
+		}) {
 			return ProxySettings{}, fault.New(fault.Invalid, CodeConfigInvalid, "access.clientCertHeader in %s: %q is not a header name", path, c.ClientCertHeader)
 		}
 		if len(ps.TrustedProxies) == 0 {
