@@ -87,7 +87,7 @@ func TestUserLoginWithPasswordAndTOTP(t *testing.T) {
 func TestUnknownAccountAndWrongPasswordLookTheSame(t *testing.T) {
 	ctx := context.Background()
 	// Lockout has its own test; here every attempt must reach the password check.
-	env := openTestService(t, func(o *Options) { o.Lockout = LockoutPolicy{AccountFailures: 1000} })
+	env := openTestService(t, func(o *Options) { o.Lockout = LockoutPolicy{PairFailures: 1000, AccountFailures: 1000} })
 	svc := env.svc
 	if _, err := svc.AddUser(ctx, NewUser{Login: "alice", Password: "correct horse battery"}, "cli"); err != nil {
 		t.Fatal(err)

@@ -7,14 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,6 +23,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/internal/loopback"
 )
 
@@ -318,7 +316,17 @@ func TestTrustedProxy(t *testing.T) {
 
 	// A client certificate passed on by the proxy, URL-encoded as nginx's
 	// $ssl_client_escaped_cert, maps to the process pinned to it.
-	cert := clientCertificate(t, "erp.example.test")
+	// The proxy verified it against the client CA; sealgate pins its
+	// fingerprint, whatever the certificate's purpose, so one from the
+	// node's development CA will do.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := n.CA.IssueSeal(&key.PublicKey, devpki.SealSubject{Organization: "ERP client"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sum := sha256.Sum256(cert.Raw)
 	if err := n.Access.AddProcessCert(context.Background(), "erp", access.ProcessCert{Fingerprint: hex.EncodeToString(sum[:])}, "test"); err != nil {
 		t.Fatal(err)
@@ -334,25 +342,4 @@ func TestTrustedProxy(t *testing.T) {
 	if r := call(t, proxy, http.MethodGet, n.URL+"/api/v1/seals", "", nil, map[string]string{"X-Client-Cert": "garbage"}); r.status != http.StatusBadRequest || r.code() != "client_cert_header_invalid" {
 		t.Fatalf("garbage certificate header from the proxy: %d %s", r.status, r.raw)
 	}
-}
-
-// clientCertificate makes a self-signed TLS client certificate, which a
-// pinned fingerprint maps to a process without any CA.
-func clientCertificate(t *testing.T, cn string) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
 }

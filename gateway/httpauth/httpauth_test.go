@@ -65,6 +65,7 @@ func tokenServer(t *testing.T, svc *access.Service) *httptest.Server {
 type tokenReply struct {
 	status      int
 	wwwAuth     string
+	retryAfter  string
 	cacheCtl    string
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
@@ -85,7 +86,8 @@ func postToken(t *testing.T, client *http.Client, srvURL string, form url.Values
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	r := tokenReply{status: resp.StatusCode, wwwAuth: resp.Header.Get("WWW-Authenticate"), cacheCtl: resp.Header.Get("Cache-Control")}
+	r := tokenReply{status: resp.StatusCode, wwwAuth: resp.Header.Get("WWW-Authenticate"), cacheCtl: resp.Header.Get("Cache-Control"),
+		retryAfter: resp.Header.Get("Retry-After")}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +182,7 @@ func TestTokenEndpointLocksOutGuessing(t *testing.T) {
 		}
 	}
 	r := postToken(t, srv.Client(), srv.URL, grant, []string{"erp", secret})
-	if r.status != http.StatusTooManyRequests || r.Error != "invalid_client" || !strings.Contains(r.Description, "try again") {
+	if r.status != http.StatusTooManyRequests || r.Error != "invalid_client" || !strings.Contains(r.Description, "try again") || r.retryAfter != "60" {
 		t.Fatalf("right secret while locked: %+v", r)
 	}
 }
