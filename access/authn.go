@@ -84,7 +84,7 @@ func (s *Service) AuthenticateUser(ctx context.Context, c UserCredentials) (Prin
 			p.Factors = append(p.Factors, FactorTOTP)
 		}
 		secondOK = true
-		if err := clearFailures(ctx, tx, KindUser, c.Login); err != nil {
+		if err := s.clearFailures(ctx, tx, KindUser, c.Login, c.Source); err != nil {
 			return err
 		}
 		return audit(Event{Type: "login", Actor: p.String(), Source: addrString(c.Source), Detail: map[string]string{"factors": factorList(p.Factors)}})
@@ -222,16 +222,17 @@ func (s *Service) storeToken(ctx context.Context, tx *sql.Tx, kind string, p Pri
 		return "", time.Time{}, internal(err, "delete stale tokens")
 	}
 	exp := now + ttl.Milliseconds()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO access_tokens (hash, kind, principal_kind, principal_id, factors, issued_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, tokenHash(tok), kind, string(p.Kind), p.ID, factorList(p.Factors), now, exp); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO access_tokens (hash, kind, principal_kind, principal_id, factors, issued_at, expires_at, last_used_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tokenHash(tok), kind, string(p.Kind), p.ID, factorList(p.Factors), now, exp, now); err != nil {
 		return "", time.Time{}, internal(err, "store token")
 	}
 	return tok, time.UnixMilli(exp), nil
 }
 
-// StartSession opens a browser session for an authenticated user and
-// returns its token (for a cookie) and expiry. The session carries the
-// factors proved at login, never a standing approval.
+// StartSession opens a session for an authenticated user and returns its
+// token and expiry. The session carries the factors proved at login, never
+// a standing approval; it also ends after Options.SessionIdleTimeout
+// without use.
 func (s *Service) StartSession(ctx context.Context, p Principal) (string, time.Time, error) {
 	if p.Kind != KindUser {
 		return "", time.Time{}, fault.New(fault.Invalid, CodeInvalidInput, "sessions are for users, not %s", p.String())
@@ -246,6 +247,32 @@ func (s *Service) StartSession(ctx context.Context, p Principal) (string, time.T
 		return audit(Event{Type: "session.start", Actor: p.String(), Source: addrString(p.Source)})
 	})
 	return tok, exp, err
+}
+
+// Session is a person's login: the token to present as a bearer token,
+// and when the session ends.
+type Session struct {
+	Token     string
+	Principal Principal
+	// ExpiresAt is the latest end; IdleTimeout ends it sooner when unused.
+	ExpiresAt   time.Time
+	IdleTimeout time.Duration
+}
+
+// Login authenticates a user as AuthenticateUser does (password, and TOTP
+// where the user has it or a group requires it; failures count toward the
+// lockout) and opens a session, so a person proves both factors once
+// rather than on every request.
+func (s *Service) Login(ctx context.Context, c UserCredentials) (Session, error) {
+	p, err := s.AuthenticateUser(ctx, c)
+	if err != nil {
+		return Session{}, err
+	}
+	tok, exp, err := s.StartSession(ctx, p)
+	if err != nil {
+		return Session{}, err
+	}
+	return Session{Token: tok, Principal: p, ExpiresAt: exp, IdleTimeout: s.opts.SessionIdleTimeout}, nil
 }
 
 // AuthenticateSession returns the user of a live session.
@@ -278,20 +305,41 @@ func (s *Service) EndToken(ctx context.Context, token, actor string) error {
 	})
 }
 
+// sessionTouchEvery bounds how often a session's last use is written: the
+// idle timeout needs only this precision, and a write per request would
+// cost more than the lookup.
+const sessionTouchEvery = time.Minute
+
 func (s *Service) authenticateToken(ctx context.Context, kind, token string, src netip.Addr) (Principal, error) {
 	if _, err := s.checkLocked(ctx, "", "", src); err != nil {
 		return Principal{}, err
 	}
 	var pkind, factors string
-	var pid, exp int64
+	var pid, exp, lastUsed int64
 	var revoked sql.NullInt64
-	err := s.db.Read().QueryRowContext(ctx, `SELECT principal_kind, principal_id, factors, expires_at, revoked_at
-		FROM access_tokens WHERE hash = ? AND kind = ?`, tokenHash(token), kind).Scan(&pkind, &pid, &factors, &exp, &revoked)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (revoked.Valid || exp <= s.nowMS())) {
+	err := s.db.Read().QueryRowContext(ctx, `SELECT principal_kind, principal_id, factors, expires_at, revoked_at, last_used_at
+		FROM access_tokens WHERE hash = ? AND kind = ?`, tokenHash(token), kind).Scan(&pkind, &pid, &factors, &exp, &revoked, &lastUsed)
+	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, s.recordFailure(ctx, "", "", src, kind)
 	}
 	if err != nil {
 		return Principal{}, internal(err, "read token")
+	}
+	// A token sealgate issued is no guess: once ended it is refused, but
+	// not counted toward the source's lockout (a browser holding an
+	// expired session would lock its own address).
+	now := s.nowMS()
+	idle := s.opts.SessionIdleTimeout.Milliseconds()
+	if revoked.Valid || exp <= now || (kind == tokenSession && now-lastUsed > idle) {
+		return Principal{}, fault.New(fault.Unauthenticated, CodeUnauthenticated, "the %s token has expired or was revoked", kind)
+	}
+	if kind == tokenSession && now-lastUsed >= min(sessionTouchEvery.Milliseconds(), idle/2) {
+		if err := s.db.Write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE access_tokens SET last_used_at = ? WHERE hash = ?`, now, tokenHash(token))
+			return err
+		}); err != nil {
+			return Principal{}, internal(err, "record session use")
+		}
 	}
 	var p Principal
 	switch Kind(pkind) {

@@ -1,8 +1,10 @@
 package access
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +29,20 @@ func TestLoadOptions(t *testing.T) {
   password: {memoryKiB: 32768, time: 3, threads: 1}
   lockout: {accountFailures: 3, baseLock: 30s, ipv6Prefix: 56}
   secretsKey: {env: SEALGATE_SECRETS_KEY}
-`, Options{TokenTTL: 5 * time.Minute, SessionTTL: time.Hour, TOTPIssuer: "Example sealgate",
+  sessionIdleTimeout: 15m
+  trustedProxies: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32"]
+  forwardedHeader: forwarded
+  clientCertHeader: x-client-cert
+  clientCertVerified: true
+`, Options{TokenTTL: 5 * time.Minute, SessionTTL: time.Hour, SessionIdleTimeout: 15 * time.Minute, TOTPIssuer: "Example sealgate",
 			Password: PasswordParams{MemoryKiB: 32768, Time: 3, Threads: 1}, Lockout: LockoutPolicy{AccountFailures: 3, BaseLock: 30 * time.Second, IPv6Prefix: 56},
-			SecretsKey: secret.Ref{Env: "SEALGATE_SECRETS_KEY"}}, ""},
+			SecretsKey: secret.Ref{Env: "SEALGATE_SECRETS_KEY"},
+			Proxy: ProxySettings{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
+				ForwardedHeader: HeaderForwarded, ClientCertHeader: "X-Client-Cert", ClientCertVerified: true}}, ""},
+		{"bad proxy network", "access:\n  trustedProxies: [10.0.0.0/33]\n", Options{}, `"10.0.0.0/33" is neither a CIDR nor an address`},
+		{"unknown forwarding header", "access:\n  forwardedHeader: X-Real-IP\n", Options{}, "must be X-Forwarded-For or Forwarded"},
+		{"certificate header without proxies", "access:\n  clientCertHeader: X-Client-Cert\n", Options{}, "needs access.trustedProxies"},
+		{"negative idle timeout", "access:\n  sessionIdleTimeout: -1m\n", Options{}, "sessionIdleTimeout"},
 		{"weak argon2id", "access:\n  password: {memoryKiB: 1024, time: 1, threads: 1}\n", Options{}, "memoryKiB >= 19456"},
 		{"typo", "access:\n  tokenTtl: 5m\n", Options{}, "tokenTtl"},
 		{"negative duration", "access:\n  sessionTTL: -1h\n", Options{}, "sessionTTL"},
@@ -56,8 +69,12 @@ func TestLoadOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.TokenTTL != tt.want.TokenTTL || got.SessionTTL != tt.want.SessionTTL || got.TOTPIssuer != tt.want.TOTPIssuer ||
-				got.Password != tt.want.Password || got.Lockout != tt.want.Lockout || got.SecretsKey != tt.want.SecretsKey {
+			if tt.want.Proxy.ForwardedHeader == "" {
+				tt.want.Proxy.ForwardedHeader = HeaderXForwardedFor
+			}
+			if got.TokenTTL != tt.want.TokenTTL || got.SessionTTL != tt.want.SessionTTL || got.SessionIdleTimeout != tt.want.SessionIdleTimeout ||
+				got.TOTPIssuer != tt.want.TOTPIssuer || got.Password != tt.want.Password || got.Lockout != tt.want.Lockout ||
+				got.SecretsKey != tt.want.SecretsKey || !reflect.DeepEqual(got.Proxy, tt.want.Proxy) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 			if want := filepath.Join(f.Data, "secrets.key"); got.SecretsKeyFile != want {

@@ -26,6 +26,8 @@ type Process struct {
 	Revoked     bool          `json:"revoked"`
 	Secrets     int           `json:"activeSecrets"`
 	Certs       []ProcessCert `json:"certificates"`
+	// Locks in force against the client id (Service.Unlock lifts them).
+	Locks []Lock `json:"locks,omitempty"`
 }
 
 // ProcessCert maps TLS client certificates to a process: by the SHA-256
@@ -183,7 +185,17 @@ func (s *Service) loadProcesses(ctx context.Context, where string, args ...any) 
 			out[i].Certs = append(out[i].Certs, c)
 		}
 	}
-	return out, crows.Err()
+	if err := crows.Err(); err != nil {
+		return nil, internal(err, "read process certificates")
+	}
+	locks, err := s.locks(ctx, KindProcess)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Locks = locks[out[i].ClientID]
+	}
+	return out, nil
 }
 
 // RotateSecret issues a new secret for a process. The old secrets stop
@@ -306,7 +318,7 @@ func (s *Service) AuthenticateClientSecret(ctx context.Context, clientID, secret
 		return Principal{}, err
 	}
 	if hadFailures {
-		if err := s.db.Write(ctx, func(tx *sql.Tx) error { return clearFailures(ctx, tx, KindProcess, clientID) }); err != nil {
+		if err := s.db.Write(ctx, func(tx *sql.Tx) error { return s.clearFailures(ctx, tx, KindProcess, clientID, src) }); err != nil {
 			return Principal{}, err
 		}
 	}

@@ -220,7 +220,7 @@ func TestPerBatchApprovalNeedsAFreshTOTP(t *testing.T) {
 	if _, err := svc.Decide(ctx, approved, batch); fault.CodeOf(err) != CodeSealNotPermitted || !strings.Contains(err.Error(), "already used") {
 		t.Fatalf("second batch on one approval: %v", err)
 	}
-	if _, err := svc.Approve(ctx, session, code); fault.CodeOf(err) != CodeUnauthenticated {
+	if _, err := svc.Approve(ctx, session, code); fault.CodeOf(err) != CodeTOTPReplayed {
 		t.Fatalf("replayed TOTP code: %v", err)
 	}
 

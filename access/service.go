@@ -23,6 +23,7 @@ const (
 	CodeTOTPRequired          fault.Code = "totp_required"
 	CodeTOTPEnrollment        fault.Code = "totp_enrollment_required"
 	CodeTOTPInvalid           fault.Code = "totp_invalid"
+	CodeTOTPReplayed          fault.Code = "totp_replayed"
 	CodeSealNotPermitted      fault.Code = "seal_not_permitted"
 	CodeOperationNotPermitted fault.Code = "operation_not_permitted"
 	CodeUserUnknown           fault.Code = "user_unknown"
@@ -52,6 +53,9 @@ type Options struct {
 	TokenTTL time.Duration
 	// SessionTTL is the lifetime of user sessions. Default 8 hours.
 	SessionTTL time.Duration
+	// SessionIdleTimeout ends a session unused for this long. Default 30
+	// minutes.
+	SessionIdleTimeout time.Duration
 	// Lockout is the brute-force policy. Zero fields take defaults.
 	Lockout LockoutPolicy
 	// Directories verify the passwords of directory users, by source name.
@@ -66,6 +70,9 @@ type Options struct {
 	// creates it with a new random key (mode 0600) when it is missing.
 	// Default: secrets.key beside the database file.
 	SecretsKeyFile string
+	// Proxy names the reverse proxies in front of sealgate, for the HTTP
+	// transports; the Service itself does not use it.
+	Proxy ProxySettings
 	// OnAuditHead, when set, is called after each committed audit append
 	// with the new chain head and event count, so an external log can
 	// anchor the audit trail (a deleted tail is only detectable that way).
@@ -200,6 +207,16 @@ var migrations = []string{
 		last_id INTEGER NOT NULL,
 		count INTEGER NOT NULL,
 		hash BLOB NOT NULL)`,
+	// Failures are counted per account and source as well: the columns
+	// name what a row counts, so an account's locks can be listed and lifted.
+	`ALTER TABLE access_failures ADD COLUMN account TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE access_failures ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
+	`UPDATE access_failures SET account = substr(key, 9) WHERE key LIKE 'account:%'`,
+	`UPDATE access_failures SET source = substr(key, 8) WHERE key LIKE 'source:%'`,
+	`CREATE INDEX access_failures_account ON access_failures (account)`,
+	// Sessions end after an idle time as well as at their expiry.
+	`ALTER TABLE access_tokens ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0`,
+	`UPDATE access_tokens SET last_used_at = issued_at`,
 }
 
 // Open prepares the access tables in db and returns the Service.
@@ -221,6 +238,9 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 	}
 	if opts.SessionTTL == 0 {
 		opts.SessionTTL = 8 * time.Hour
+	}
+	if opts.SessionIdleTimeout == 0 {
+		opts.SessionIdleTimeout = 30 * time.Minute
 	}
 	if opts.TOTPIssuer == "" {
 		opts.TOTPIssuer = "sealgate"

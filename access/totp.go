@@ -90,7 +90,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, login, code, actor string) ([
 		if err != nil {
 			return err
 		}
-		step, ok := matchTOTP(pending, code, s.now().Unix(), 0)
+		step, ok, _ := matchTOTP(pending, code, s.now().Unix(), 0)
 		if !ok {
 			return fault.New(fault.Invalid, CodeTOTPInvalid, "the code does not match the new TOTP key of user %q", login)
 		}
@@ -133,36 +133,43 @@ func (s *Service) ResetTOTP(ctx context.Context, login, actor string) error {
 
 // matchTOTP returns the time step (Unix seconds / 30) whose code equals
 // code, within the allowed skew, and only if that step is later than
-// lastStep: a code, once used, is refused when replayed.
-func matchTOTP(secret, code string, unix, lastStep int64) (int64, bool) {
+// lastStep: a code, once used, is refused when replayed, and replayed
+// reports that case (the code was right, but used already).
+func matchTOTP(secret, code string, unix, lastStep int64) (step int64, ok, replayed bool) {
 	now := unix / totpPeriod
 	for step := now - totpSkew; step <= now+totpSkew; step++ {
-		if step <= lastStep {
-			continue
-		}
 		want, err := hotp.GenerateCodeCustom(secret, uint64(step), totpOpts)
 		if err != nil {
-			return 0, false
+			return 0, false, false
 		}
 		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
-			return step, true
+			if step <= lastStep {
+				replayed = true
+				continue
+			}
+			return step, true, false
 		}
 	}
-	return 0, false
+	return 0, false, replayed
 }
 
 // verifySecondFactor checks code as a TOTP code, or else as an unused
 // recovery code, and records its use in tx so it cannot be used again.
 // When the TOTP key does not open (another secrets key), recovery codes,
 // which are hashed, still work; anything else gets secrets_key_mismatch.
+// A code used already gets totp_replayed: it proves the caller saw a right
+// code, so it is no guess and callers do not count it as a failure.
 func (s *Service) verifySecondFactor(ctx context.Context, tx *sql.Tx, u *userRow, code string) (bool, error) {
 	var last int64
 	if err := tx.QueryRowContext(ctx, `SELECT totp_last_step FROM access_users WHERE id = ?`, u.ID).Scan(&last); err != nil {
 		return false, internal(err, "read totp state")
 	}
 	secret, openErr := s.box.open(u, colTOTPSecret, u.totpSecret)
+	replayed := false
 	if openErr == nil {
-		if step, ok := matchTOTP(secret, code, s.now().Unix(), last); ok {
+		step, ok, again := matchTOTP(secret, code, s.now().Unix(), last)
+		replayed = again
+		if ok {
 			if _, err := tx.ExecContext(ctx, `UPDATE access_users SET totp_last_step = ? WHERE id = ?`, step, u.ID); err != nil {
 				return false, internal(err, "record totp step")
 			}
@@ -176,6 +183,10 @@ func (s *Service) verifySecondFactor(ctx context.Context, tx *sql.Tx, u *userRow
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
 		return true, nil
+	}
+	if replayed {
+		s.log.Warn("TOTP code replayed", "principal", "user:"+u.Login)
+		return false, fault.New(fault.Unauthenticated, CodeTOTPReplayed, "the TOTP code for user %q was used already; wait for the next code", u.Login)
 	}
 	return false, openErr
 }

@@ -30,6 +30,8 @@ type User struct {
 	Roles       []string `json:"roles"`
 	TOTP        bool     `json:"totpEnrolled"`
 	Groups      []string `json:"groups"`
+	// Locks in force against the account (Service.Unlock lifts them).
+	Locks []Lock `json:"locks,omitempty"`
 }
 
 // NewUser describes a local user to create.
@@ -201,7 +203,11 @@ func (s *Service) User(ctx context.Context, login string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	return u.User, nil
+	us, err := s.withLocks(ctx, []*userRow{u})
+	if err != nil {
+		return User{}, err
+	}
+	return us[0], nil
 }
 
 // Users lists all users, local and external.
@@ -210,9 +216,19 @@ func (s *Service) Users(ctx context.Context) ([]User, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.withLocks(ctx, us)
+}
+
+// withLocks returns the users with the locks in force against them.
+func (s *Service) withLocks(ctx context.Context, us []*userRow) ([]User, error) {
+	locks, err := s.locks(ctx, KindUser)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]User, len(us))
 	for i, u := range us {
 		out[i] = u.User
+		out[i].Locks = locks[u.Login]
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is a stable, machine-readable error code such as "seal_unknown".
@@ -49,6 +50,9 @@ type Error struct {
 	Msg string
 	// Err is the underlying cause, for logs and errors.Is; it is not shown to callers.
 	Err error
+	// RetryAfter, for TooMany, is how long the caller should wait before
+	// trying again (a lockout's remaining time); zero when unknown.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -78,6 +82,15 @@ func As(err error) *Error {
 		return e
 	}
 	return nil
+}
+
+// RetryAfterOf returns how long err asks the caller to wait, zero when it
+// does not say.
+func RetryAfterOf(err error) time.Duration {
+	if e := As(err); e != nil {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // CodeOf returns err's code, "internal" for errors without one and "" for nil.

@@ -83,6 +83,8 @@ type Server struct {
 	anchored       uint64
 
 	settings SealSettings
+	// proxy names the reverse proxies whose forwarding headers are believed.
+	proxy    access.ProxySettings
 	metrics  *metrics
 	devTSA   *tsa.Responder
 	devTSACA *x509.Certificate
@@ -149,6 +151,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		return nil, err
 	}
 	accOpts.Logger = log
+	s.proxy = accOpts.Proxy
 	ldapCfg, hasLDAP, err := ldapsync.LoadConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -339,6 +342,8 @@ func (s *Server) routes() http.Handler {
 	rest := &gateway.REST{Seal: s.Seal, Verifier: s.Verifier, Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	rest.Register(mux)
 	mux.Handle("POST /api/v1/oauth/token", auth.TokenHandler())
+	mux.Handle("POST /api/v1/sessions", auth.LoginHandler())
+	mux.Handle("DELETE /api/v1/sessions/current", auth.LogoutHandler())
 	adminOpts := adminapi.Options{Logger: s.log}
 	if s.Directory != nil {
 		adminOpts.Directory = s.Directory
@@ -353,7 +358,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
-	return mux
+	return httpauth.NewProxies(s.proxy, s.log).Handler(mux)
 }
 
 // Handler returns the node's HTTP handler.

@@ -148,7 +148,7 @@ func newUserCmd(a *app) *cobra.Command {
 					return err
 				}
 				return printJSONOr(cmd.OutOrStdout(), asJSON, us, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "LOGIN\tSOURCE\tSTATE\tTOTP\tROLES\tGROUPS")
+					fmt.Fprintln(tw, "LOGIN\tSOURCE\tSTATE\tTOTP\tLOCKED\tROLES\tGROUPS")
 					for _, u := range us {
 						src, state, totp := "local", "enabled", "no"
 						if u.Source != "" {
@@ -160,7 +160,7 @@ func newUserCmd(a *app) *cobra.Command {
 						if u.TOTP {
 							totp = "yes"
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Login, src, state, totp, strings.Join(u.Roles, ","), strings.Join(u.Groups, ","))
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Login, src, state, totp, lockState(u.Locks), strings.Join(u.Roles, ","), strings.Join(u.Groups, ","))
 					}
 				})
 			})
@@ -279,7 +279,7 @@ func newUserCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(add, list, disable, passwd, enroll, confirm, reset, setRoles, remove)
+	cmd.AddCommand(add, list, disable, passwd, enroll, confirm, reset, setRoles, remove, unlockCmd(a, access.KindUser, "LOGIN"))
 	return cmd
 }
 
@@ -392,13 +392,13 @@ func newProcessCmd(a *app) *cobra.Command {
 					return err
 				}
 				return printJSONOr(cmd.OutOrStdout(), asJSON, ps, func(tw *tabwriter.Writer) {
-					fmt.Fprintln(tw, "CLIENT ID\tSTATE\tSECRETS\tCERTIFICATES\tROLES\tDESCRIPTION")
+					fmt.Fprintln(tw, "CLIENT ID\tSTATE\tSECRETS\tCERTIFICATES\tLOCKED\tROLES\tDESCRIPTION")
 					for _, p := range ps {
 						state := "active"
 						if p.Revoked {
 							state = "revoked"
 						}
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", p.ClientID, state, p.Secrets, len(p.Certs), strings.Join(p.Roles, ","), p.Description)
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.ClientID, state, p.Secrets, len(p.Certs), lockState(p.Locks), strings.Join(p.Roles, ","), p.Description)
 					}
 				})
 			})
@@ -462,8 +462,52 @@ func newProcessCmd(a *app) *cobra.Command {
 	addCert.Flags().StringVar(&pc.Fingerprint, "fingerprint", "", "SHA-256 fingerprint of the DER certificate (hex, colons allowed)")
 	addCert.Flags().StringVar(&pc.Subject, "subject", "", "subject DN, matched when the TLS listener verified the chain")
 
-	cmd.AddCommand(add, list, rotate, revoke, addCert)
+	cmd.AddCommand(add, list, rotate, revoke, addCert, unlockCmd(a, access.KindProcess, "CLIENT_ID"))
 	return cmd
+}
+
+// unlockCmd is `user unlock` / `process unlock`: lift an account's locks
+// at once, from every source (a running server sees it on the next attempt).
+func unlockCmd(a *app, kind access.Kind, arg string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unlock " + arg,
+		Short: "lift the lockouts of a " + string(kind) + " after failed logins, from every source, at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withAccess(cmd, a, func(ctx context.Context, svc *access.Service) error {
+				n, err := svc.Unlock(ctx, kind, args[0], cliActor())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s unlocked (%d locks lifted)\n", kind, args[0], n)
+				return nil
+			})
+		},
+	}
+}
+
+// lockState says in a list column whether and until when an account is
+// locked: for everyone, or for how many sources.
+func lockState(locks []access.Lock) string {
+	if len(locks) == 0 {
+		return "no"
+	}
+	var until time.Time
+	everyone := false
+	for _, l := range locks {
+		if l.Until.After(until) {
+			until = l.Until
+		}
+		everyone = everyone || l.Source == ""
+	}
+	who := fmt.Sprintf("%d sources", len(locks))
+	switch {
+	case everyone:
+		who = "all sources"
+	case len(locks) == 1:
+		who = locks[0].Source
+	}
+	return fmt.Sprintf("until %s (%s)", until.UTC().Format(time.RFC3339), who)
 }
 
 func newRuleCmd(a *app) *cobra.Command {

@@ -1,5 +1,6 @@
 // Package adminapi serves sealgate's administration REST API under
-// /api/v1/admin: users, groups, processes, rules and the audit trail.
+// /api/v1/admin: users, groups, processes, their lockouts, rules and the
+// audit trail.
 // It is a thin adapter: every request is authenticated by httpauth and
 // authorized by access.Service.Decide (admin-read, admin-write or
 // audit-read), the one decision point; the changes themselves are
@@ -66,6 +67,7 @@ func New(svc *access.Service, auth *httpauth.Authenticator, opts Options) http.H
 		{"PUT /api/v1/admin/users/{login}/password", write, a.setPassword},
 		{"POST /api/v1/admin/users/{login}/totp", write, a.enrollTOTP},
 		{"DELETE /api/v1/admin/users/{login}/totp", write, a.resetTOTP},
+		{"POST /api/v1/admin/users/{login}/unlock", write, a.unlock(access.KindUser, "login")},
 		{"GET /api/v1/admin/groups", read, a.listGroups},
 		{"POST /api/v1/admin/groups", write, a.addGroup},
 		{"POST /api/v1/admin/groups/{name}/members", write, a.addMember},
@@ -75,6 +77,7 @@ func New(svc *access.Service, auth *httpauth.Authenticator, opts Options) http.H
 		{"POST /api/v1/admin/processes/{clientId}/secret", write, a.rotateSecret},
 		{"POST /api/v1/admin/processes/{clientId}/revoke", write, a.revokeProcess},
 		{"POST /api/v1/admin/processes/{clientId}/certificates", write, a.addCert},
+		{"POST /api/v1/admin/processes/{clientId}/unlock", write, a.unlock(access.KindProcess, "clientId")},
 		{"GET /api/v1/admin/rules", read, a.listRules},
 		{"POST /api/v1/admin/rules", write, a.addRule},
 		{"DELETE /api/v1/admin/rules/{name}", write, a.removeRule},
@@ -235,6 +238,21 @@ func (a *api) resetTOTP(w http.ResponseWriter, r *http.Request, p access.Princip
 	a.changed(p, "user.totp.reset", login)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// unlock lifts the locks of the user or process the path names in param.
+func (a *api) unlock(kind access.Kind, param string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p access.Principal) error {
+		name := r.PathValue(param)
+		n, err := a.svc.Unlock(r.Context(), kind, name, p.String())
+		if err != nil {
+			return err
+		}
+		a.changed(p, string(kind)+".unlock", name)
+		return writeJSON(w, http.StatusOK, struct {
+			LocksLifted int `json:"locksLifted"`
+		}{n})
+	}
 }
 
 func (a *api) listGroups(w http.ResponseWriter, r *http.Request, _ access.Principal) error {

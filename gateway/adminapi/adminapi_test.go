@@ -118,7 +118,7 @@ func newWorld(t *testing.T) *world {
 		Password: access.PasswordParams{MemoryKiB: 8 * 1024, Time: 1, Threads: 1},
 		// The matrix fails on purpose many times with one account from one
 		// address; lockout has its own tests.
-		Lockout: access.LockoutPolicy{AccountFailures: 10000, SourceFailures: 10000},
+		Lockout: access.LockoutPolicy{PairFailures: 10000, AccountFailures: 10000, SourceFailures: 10000},
 	})
 	if err != nil {
 		t.Fatal(err)

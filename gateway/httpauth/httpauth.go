@@ -8,7 +8,8 @@
 //     user's login and password, with the TOTP code in the Sealgate-OTP header;
 //   - Authorization: Bearer — an OAuth access token from the token endpoint,
 //     or a user's session token (access.Service.StartSession);
-//   - a TLS client certificate mapped to a process.
+//   - a TLS client certificate mapped to a process: the connection's own,
+//     or one a trusted reverse proxy passed on (see Proxies).
 //
 // A request without credentials is anonymous; access.Service.Decide says
 // what anonymous callers may do. A Sealgate-OTP header on a user's request
@@ -19,7 +20,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -67,10 +67,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (access.Principal, error) 
 	scheme, cred, _ := strings.Cut(authz, " ")
 	switch {
 	case authz == "":
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		cert, verified := clientCert(r)
+		if cert == nil {
 			return access.Principal{Source: src}, nil
 		}
-		p, err = a.svc.AuthenticateClientCert(ctx, r.TLS.PeerCertificates[0], len(r.TLS.VerifiedChains) > 0, src)
+		p, err = a.svc.AuthenticateClientCert(ctx, cert, verified, src)
 	case strings.EqualFold(scheme, "Basic"):
 		name, secret, ok := r.BasicAuth()
 		switch {
@@ -98,16 +99,6 @@ func (a *Authenticator) Authenticate(r *http.Request) (access.Principal, error) 
 		return a.svc.Approve(ctx, p, otp)
 	}
 	return p, nil
-}
-
-// RemoteAddr is the caller's address from the connection (proxies are not
-// trusted: a forwarded-for header is the caller's claim, not a fact).
-func RemoteAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // tokenError is an RFC 6749 §5.2 error response.
@@ -157,6 +148,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 				desc := "client authentication failed"
 				if status == http.StatusTooManyRequests {
 					desc = fault.As(err).Msg
+					problem.SetRetryAfter(w.Header(), err)
 				} else {
 					status = http.StatusUnauthorized
 				}
@@ -201,8 +193,9 @@ func (a *Authenticator) tokenClient(r *http.Request) (access.Principal, bool, er
 	case formSecret != "":
 		p, err := a.svc.AuthenticateClientSecret(ctx, formID, formSecret, src)
 		return p, false, err
-	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
-		p, err := a.svc.AuthenticateClientCert(ctx, r.TLS.PeerCertificates[0], len(r.TLS.VerifiedChains) > 0, src)
+	}
+	if cert, verified := clientCert(r); cert != nil {
+		p, err := a.svc.AuthenticateClientCert(ctx, cert, verified, src)
 		if err == nil && formID != "" && formID != p.Name {
 			return access.Principal{}, false, fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "client certificate does not belong to client_id %q", formID)
 		}

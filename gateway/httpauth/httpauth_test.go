@@ -5,11 +5,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"math/big"
@@ -67,6 +65,7 @@ func tokenServer(t *testing.T, svc *access.Service) *httptest.Server {
 type tokenReply struct {
 	status      int
 	wwwAuth     string
+	retryAfter  string
 	cacheCtl    string
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
@@ -87,7 +86,8 @@ func postToken(t *testing.T, client *http.Client, srvURL string, form url.Values
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	r := tokenReply{status: resp.StatusCode, wwwAuth: resp.Header.Get("WWW-Authenticate"), cacheCtl: resp.Header.Get("Cache-Control")}
+	r := tokenReply{status: resp.StatusCode, wwwAuth: resp.Header.Get("WWW-Authenticate"), cacheCtl: resp.Header.Get("Cache-Control"),
+		retryAfter: resp.Header.Get("Retry-After")}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +105,7 @@ func TestTokenEndpointClientCredentialsGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	cert := clientCert(t)
-	sum := sha256.Sum256(cert.Leaf.Raw)
-	if err := svc.AddProcessCert(ctx, "certproc", access.ProcessCert{Fingerprint: hex.EncodeToString(sum[:])}, "test"); err != nil {
+	if err := svc.AddProcessCert(ctx, "certproc", access.ProcessCert{Fingerprint: fingerprintOf(cert.Leaf)}, "test"); err != nil {
 		t.Fatal(err)
 	}
 	srv := tokenServer(t, svc)
@@ -183,7 +182,7 @@ func TestTokenEndpointLocksOutGuessing(t *testing.T) {
 		}
 	}
 	r := postToken(t, srv.Client(), srv.URL, grant, []string{"erp", secret})
-	if r.status != http.StatusTooManyRequests || r.Error != "invalid_client" || !strings.Contains(r.Description, "try again") {
+	if r.status != http.StatusTooManyRequests || r.Error != "invalid_client" || !strings.Contains(r.Description, "try again") || r.retryAfter != "60" {
 		t.Fatalf("right secret while locked: %+v", r)
 	}
 }

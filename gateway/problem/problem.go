@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/sealgate/sealgate/fault"
 )
@@ -68,6 +70,7 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if p.Status >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", p.Code, "err", err)
 	}
+	SetRetryAfter(w.Header(), err)
 	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="sealgate", Bearer realm="sealgate"`)
 	}
@@ -75,6 +78,17 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// SetRetryAfter tells a caller refused with 429 when to try again: the
+// Retry-After header (RFC 9110 §10.2.3) in whole seconds, rounded up so a
+// client that waits that long is let in.
+func SetRetryAfter(h http.Header, err error) {
+	if StatusOf(err) != http.StatusTooManyRequests {
+		return
+	}
+	secs := int64((fault.RetryAfterOf(err) + time.Second - 1) / time.Second)
+	h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 }
 
 // WriteJSON writes v as indented JSON with status.
