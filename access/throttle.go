@@ -110,7 +110,9 @@ func (p LockoutPolicy) counters(kind Kind, name string, src netip.Addr) []counte
 	var cs []counter
 	block := p.sourceBlock(src)
 	if name != "" {
-		account := string(kind) + ":" + name
+		// A secret typed as a login name must not be stored as a key:
+		// all such attempts count against one redacted name.
+		account := string(kind) + ":" + Redact(name)
 		if block != "" {
 			cs = append(cs, counter{key: "pair:" + account + "@" + block, account: account, source: block, threshold: p.PairFailures})
 		}
