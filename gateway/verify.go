@@ -26,7 +26,7 @@ func (a *REST) postVerification(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
-	req := seal.VerifyRequest{Document: u.document, Signature: u.fields["signature"]}
+	req := seal.VerifyRequest{Document: u.document, Signature: []byte(u.fields.Get("signature"))}
 	rep, err := a.Verifier.Verify(r.Context(), req)
 	if err != nil {
 		problem.Write(w, r, a.Log, err)

@@ -346,7 +346,7 @@ func TestSealRefusals(t *testing.T) {
 		{"not a pdf", "", n.ERPID, n.ERPSecret, "application/pdf", strings.NewReader("hello, not a PDF"), 400, "pdf_malformed"},
 		{"truncated pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf[:len(pdf)/2]), 400, "pdf_malformed"},
 		{"encrypted pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(encrypted), 400, "pdf_encrypted"},
-		{"page out of range", "?page=7", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "pdf_page_out_of_range"},
+		{"page out of range", "?page=7&x=10&y=10&width=100&height=50", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "pdf_page_out_of_range"},
 		{"bad page number", "?page=first", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "bad_request"},
 		{"unknown field", "?field=Nope", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 404, "pdf_field_unknown"},
 	}
