@@ -66,6 +66,9 @@ type Options struct {
 	// creates it with a new random key (mode 0600) when it is missing.
 	// Default: secrets.key beside the database file.
 	SecretsKeyFile string
+	// Seals are the ids of the node's configured seals. When not nil, a new
+	// rule naming another seal is refused (rule_invalid, listing them).
+	Seals []string
 	// OnAuditHead, when set, is called after each committed audit append
 	// with the new chain head and event count, so an external log can
 	// anchor the audit trail (a deleted tail is only detectable that way).
