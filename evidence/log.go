@@ -309,6 +309,10 @@ func (l *Log) VerifierKey() string { return l.vkey }
 // Timestamper returns the TSA the log timestamps with (nil without one).
 func (l *Log) Timestamper() signing.Timestamper { return l.opts.Timestamper }
 
+// RenewAfter returns the age after which archive timestamps are renewed
+// (0: never automatically).
+func (l *Log) RenewAfter() time.Duration { return l.opts.RenewAfter }
+
 // Origin returns the log's origin line.
 func (l *Log) Origin() string { return l.opts.Origin }
 
