@@ -344,6 +344,7 @@ func TestSealRefusals(t *testing.T) {
 		{"multipart without document", "", n.ERPID, n.ERPSecret, ct, noDoc, 400, "document_empty"},
 		{"multipart field too large", "", n.ERPID, n.ERPSecret, ctBig, bigField, 400, "bad_request"},
 		{"not a pdf", "", n.ERPID, n.ERPSecret, "application/pdf", strings.NewReader("hello, not a PDF"), 400, "pdf_malformed"},
+		{"bytes after %%EOF", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(append(bytes.Clone(pdf), bytes.Repeat([]byte{0xA5, '7'}, 3000)...)), 400, "pdf_malformed"},
 		{"truncated pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf[:len(pdf)/2]), 400, "pdf_malformed"},
 		{"encrypted pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(encrypted), 400, "pdf_encrypted"},
 		{"page out of range", "?page=7&x=10&y=10&width=100&height=50", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "pdf_page_out_of_range"},
