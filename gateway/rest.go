@@ -137,7 +137,9 @@ func setResultHeaders(h http.Header, res *seal.Result) {
 	if n := len(res.RevocationUnavailable); n > 0 {
 		h.Set("Sealgate-Revocation-Unavailable", strconv.Itoa(n))
 	}
-	h.Set("Link", fmt.Sprintf(`</api/v1/evidence/%s>; rel="evidence"`, sealed))
+	// The link names the seal's own leaf: the digest alone would also find
+	// later seals of this document.
+	h.Set("Link", fmt.Sprintf(`</api/v1/evidence/%s?index=%d>; rel="evidence"`, sealed, res.EvidenceIndex))
 }
 
 func contentDisposition(name string, f seal.Format) string {

@@ -416,6 +416,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	// The log publishes a checkpoint (of the empty tree, when fresh) before
+	// the first request: GET /log/checkpoint answers from the start.
+	if _, err := s.Evidence.Checkpoint(ctx); err != nil {
+		s.log.Error("evidence checkpoint failed", "err", err)
+	}
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()
 	go func() {
