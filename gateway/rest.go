@@ -50,7 +50,7 @@ const CodeBadRequest = seal.CodeBadRequest
 // each read up to the length any text option may have.
 var sealFields = func() map[string]int {
 	m := map[string]int{}
-	for _, name := range seal.OptionNames {
+	for _, name := range seal.OptionNames() {
 		m[name] = seal.MaxTextLength
 	}
 	return m

@@ -27,25 +27,29 @@ const MaxTextLength = 1024
 // pages are at most 14,400 units a side.
 const maxCoordinate = 14400
 
-// OptionNames are the options a seal request takes, as transports name them
-// (query parameters, multipart fields, and as far as they go, CLI flags).
-var OptionNames = []string{"seal", "format", "level", "name", "field", "page", "x", "y", "width", "height", "reason", "location", "certify"}
+// optionNames are the options a seal request takes, as transports name them.
+var optionNames = []string{"seal", "format", "level", "name", "field", "page", "x", "y", "width", "height", "reason", "location", "certify"}
 
-// rectNames are the options of a stamp's rectangle.
-var rectNames = []string{"x", "y", "width", "height"}
+// RectNames are the options of a stamp's rectangle, in the order x, y,
+// width, height.
+func RectNames() []string { return []string{"x", "y", "width", "height"} }
+
+// OptionNames are the options ParseOptions takes, as transports name them
+// (query parameters, multipart fields, and as far as they go, CLI flags).
+func OptionNames() []string { return slices.Clone(optionNames) }
 
 // ParseOptions sets req's options from named fields as a transport carries
 // them: seal, format, level, name, field, page, x, y, width, height, reason,
 // location and certify (no-changes, form-filling or annotations). An empty
 // value counts as not given. Unknown and repeated options are refused, so a
-// typo never silently falls back to a default, and a rectangle is given whole
-// (a page alone would put a stamp over the page's content).
-// The result is checked as CheckOptions does; every error names
-// the option and has the code bad_request (pades_option_invalid for certify).
+// typo never silently falls back to a default, and a rectangle is given
+// whole (a page alone would put a stamp over the page's content). The
+// result is checked as CheckOptions does; every error names the option and
+// has the code bad_request (pades_option_invalid for certify).
 func ParseOptions(req *Request, fields map[string][]string) error {
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
-		if !slices.Contains(OptionNames, name) {
-			return fault.New(fault.Invalid, CodeBadRequest, "unknown option %q: the options are %s", name, strings.Join(OptionNames, ", "))
+		if !slices.Contains(optionNames, name) {
+			return fault.New(fault.Invalid, CodeBadRequest, "unknown option %q: the options are %s", name, strings.Join(optionNames, ", "))
 		}
 		if n := len(fields[name]); n > 1 {
 			return fault.New(fault.Invalid, CodeBadRequest, "option %q is given %d times: give it once", name, n)
@@ -77,7 +81,7 @@ func ParseOptions(req *Request, fields map[string][]string) error {
 		}
 		pdf.Placement.Page = n
 	}
-	given := 0
+	given, rectNames := 0, RectNames()
 	for i, dst := range []*float64{&pdf.Placement.X, &pdf.Placement.Y, &pdf.Placement.Width, &pdf.Placement.Height} {
 		s := get(rectNames[i])
 		if s == "" {
@@ -116,7 +120,7 @@ func (r *Request) CheckOptions() error {
 			return err
 		}
 	}
-	pl := r.PDF.Placement
+	pl, rectNames := r.PDF.Placement, RectNames()
 	if pl.Page < 0 {
 		return fault.New(fault.Invalid, CodeBadRequest, "page: %d is not a page number (1, 2, ...)", pl.Page)
 	}

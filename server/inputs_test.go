@@ -40,6 +40,30 @@ func multipartBody(t *testing.T, parts ...part) (string, io.Reader) {
 	return mw.FormDataContentType(), &b
 }
 
+// problemDetail is an RFC 7807 answer as a client reads it.
+type problemDetail struct {
+	Code   string `json:"code"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// readProblem reads an answer that must be problem+json whose status
+// member is the HTTP status.
+func readProblem(t *testing.T, resp *http.Response, body []byte) problemDetail {
+	t.Helper()
+	var p problemDetail
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("status %d, body is not problem+json: %.200q", resp.StatusCode, body)
+	}
+	if p.Status != resp.StatusCode {
+		t.Errorf("problem status %d in an answer of status %d", p.Status, resp.StatusCode)
+	}
+	return p
+}
+
 // sealEvents counts the node's seal events by outcome.
 func (n *node) sealEvents(t *testing.T) (sealed, failed int) {
 	t.Helper()
@@ -123,16 +147,9 @@ func TestSealInputsRefused(t *testing.T) {
 			_, failedBefore := n.sealEvents(t)
 			q, ct, body := c.request(t)
 			resp, b := n.post(t, "/api/v1/seals?"+q, n.ERPID, n.ERPSecret, ct, body)
-			var p struct {
-				Code   string `json:"code"`
-				Status int    `json:"status"`
-				Detail string `json:"detail"`
-			}
-			if err := json.Unmarshal(b, &p); err != nil {
-				t.Fatalf("status %d, body is not problem+json: %.200q", resp.StatusCode, b)
-			}
-			if resp.StatusCode != http.StatusBadRequest || p.Status != http.StatusBadRequest || p.Code != "bad_request" {
-				t.Errorf("got %d %q (%s), want 400 bad_request", resp.StatusCode, p.Code, p.Detail)
+			p := readProblem(t, resp, b)
+			if p.Status != http.StatusBadRequest || p.Code != "bad_request" {
+				t.Errorf("got %d %q (%s), want 400 bad_request", p.Status, p.Code, p.Detail)
 			}
 			if !strings.Contains(p.Detail, c.detail) {
 				t.Errorf("detail %q does not say %q", p.Detail, c.detail)

@@ -354,28 +354,13 @@ func TestSealRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := n.post(t, "/api/v1/seals"+c.query, c.id, c.secret, c.ctype, c.body)
-			var p struct {
-				Code   string `json:"code"`
-				Status int    `json:"status"`
-				Detail string `json:"detail"`
-			}
-			if err := json.Unmarshal(body, &p); err != nil {
-				t.Fatalf("status %d, body is not problem+json: %q", resp.StatusCode, body)
-			}
-			if resp.StatusCode != c.status || p.Code != c.code || p.Status != c.status {
-				t.Errorf("got %d %q (%s), want %d %q", resp.StatusCode, p.Code, p.Detail, c.status, c.code)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
-				t.Errorf("Content-Type %q", ct)
+			p := readProblem(t, resp, body)
+			if p.Status != c.status || p.Code != c.code {
+				t.Errorf("got %d %q (%s), want %d %q", p.Status, p.Code, p.Detail, c.status, c.code)
 			}
 		})
 	}
-	var sealed, failed int
-	if err := n.DB.Read().QueryRow(`SELECT
-		COALESCE(SUM(CASE WHEN outcome = 'sealed' THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END), 0) FROM seal_events`).Scan(&sealed, &failed); err != nil {
-		t.Fatal(err)
-	}
+	sealed, failed := n.sealEvents(t)
 	if sealed != 0 || n.Evidence.Size() != 0 {
 		t.Errorf("refused requests left %d sealed events and %d evidence leaves", sealed, n.Evidence.Size())
 	}

@@ -108,7 +108,7 @@ uses data/dev-credentials.json).`,
 func optionFlags(cmd *cobra.Command, rect string) (map[string][]string, error) {
 	fields := map[string][]string{}
 	cmd.Flags().Visit(func(f *pflag.Flag) {
-		if slices.Contains(seal.OptionNames, f.Name) {
+		if slices.Contains(seal.OptionNames(), f.Name) {
 			fields[f.Name] = []string{f.Value.String()}
 		}
 	})
@@ -119,7 +119,7 @@ func optionFlags(cmd *cobra.Command, rect string) (map[string][]string, error) {
 	if len(values) != 4 {
 		return nil, fault.New(fault.Invalid, seal.CodeBadRequest, "--rect takes x,y,width,height: %q has %d values", rect, len(values))
 	}
-	for i, name := range []string{"x", "y", "width", "height"} {
+	for i, name := range seal.RectNames() {
 		fields[name] = []string{strings.TrimSpace(values[i])}
 	}
 	return fields, nil
