@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sealgate/sealgate/fault"
@@ -179,6 +180,9 @@ func (s *Service) AddRule(ctx context.Context, r Rule, actor string) (Rule, erro
 	if err := r.validate(); err != nil {
 		return Rule{}, err
 	}
+	if err := s.checkRuleSeals(r); err != nil {
+		return Rule{}, err
+	}
 	cond, err := json.Marshal(conditions{Rule: &r})
 	if err != nil {
 		return Rule{}, internal(err, "encode rule")
@@ -213,6 +217,24 @@ func (s *Service) AddRule(ctx context.Context, r Rule, actor string) (Rule, erro
 		return Rule{}, err
 	}
 	return r, nil
+}
+
+// checkRuleSeals refuses a rule naming a seal the node does not have, when
+// its seals are known: a typo would otherwise grant nothing, silently.
+func (s *Service) checkRuleSeals(r Rule) error {
+	if s.opts.Seals == nil {
+		return nil
+	}
+	for _, id := range r.Seals {
+		if id == AnySeal || slices.Contains(s.opts.Seals, id) {
+			continue
+		}
+		if len(s.opts.Seals) == 0 {
+			return ruleInvalid(r, "seal %q is not configured: no seal is", id)
+		}
+		return ruleInvalid(r, "seal %q is not configured; the configured seals are %s", id, strings.Join(s.opts.Seals, ", "))
+	}
+	return nil
 }
 
 // RemoveRule deletes a rule by name; the next decision no longer sees it.

@@ -441,3 +441,38 @@ func TestRemovedDirectoryUserLosesSessionsAndRules(t *testing.T) {
 		t.Fatalf("rules naming the removed user remain: %+v", rules)
 	}
 }
+
+// With the node's seals known, a rule may name only those (or AnySeal);
+// with none configured, none; unknown, as for a bare database, any.
+func TestRuleSealsMustBeConfigured(t *testing.T) {
+	ctx := context.Background()
+	rule := func(name string, seals ...string) Rule {
+		return Rule{Name: name, Subject: Subject{SubjectGroup, "finance"}, Seals: seals}
+	}
+	for _, tc := range []struct {
+		name       string
+		configured []string
+		rule       Rule
+		says       string
+	}{
+		{"configured seal", []string{"company", "hr"}, rule("a", "company"), ""},
+		{"any seal", []string{"company"}, rule("b", AnySeal), ""},
+		{"typo", []string{"company", "hr"}, rule("c", "company", "compnay"), `seal "compnay" is not configured; the configured seals are company, hr`},
+		{"no seal configured", []string{}, rule("d", "company"), `seal "company" is not configured: no seal is`},
+		{"seals unknown", nil, rule("e", "anything"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := openTestService(t, func(o *Options) { o.Seals = tc.configured }).svc
+			if _, err := svc.AddGroup(ctx, "finance", false, "cli"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := svc.AddRule(ctx, tc.rule, "cli")
+			switch {
+			case tc.says == "" && err != nil:
+				t.Fatalf("AddRule: %v", err)
+			case tc.says != "" && (fault.CodeOf(err) != CodeRuleInvalid || !strings.Contains(err.Error(), tc.says)):
+				t.Fatalf("AddRule: %v, want %s saying %q", err, CodeRuleInvalid, tc.says)
+			}
+		})
+	}
+}

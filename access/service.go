@@ -73,6 +73,9 @@ type Options struct {
 	// Proxy names the reverse proxies in front of sealgate, for the HTTP
 	// transports; the Service itself does not use it.
 	Proxy ProxySettings
+	// Seals are the ids of the node's configured seals. When not nil, a new
+	// rule naming another seal is refused (rule_invalid, listing them).
+	Seals []string
 	// OnAuditHead, when set, is called after each committed audit append
 	// with the new chain head and event count, so an external log can
 	// anchor the audit trail (a deleted tail is only detectable that way).

@@ -50,6 +50,10 @@ func (l *Log) Audit(ctx context.Context) error {
 	for _, s := range sizes {
 		want[s] = true
 	}
+	if want[0] {
+		empty, _ := tlog.TreeHash(0, nil)
+		roots[0] = empty
+	}
 	for rows.Next() {
 		var idx int64
 		var data, stored []byte

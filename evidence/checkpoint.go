@@ -104,10 +104,7 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 		return nil, err
 	}
 	size := l.Size()
-	if size == 0 || latest != nil && latest.Size >= size {
-		if latest == nil {
-			return nil, fault.New(fault.NotFound, CodeNotFound, "the evidence log %s is empty", l.opts.Origin)
-		}
+	if latest != nil && latest.Size >= size {
 		return latest, nil
 	}
 	var prev uint64
@@ -116,6 +113,8 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	}
 	// Checkpoints cover at most checkpointStep new leaves each, so the
 	// RFC 4998 tree over their documents stays small after a bulk load.
+	// An empty log publishes the empty tree's checkpoint, as RFC 6962 logs
+	// do: the log answers at once, and later checkpoints extend it.
 	for {
 		cp, err := l.makeCheckpoint(ctx, prev, min(size, prev+l.checkpointStep))
 		if err != nil || cp.Size == size {
@@ -152,6 +151,9 @@ func (l *Log) makeCheckpoint(ctx context.Context, prev, size uint64) (*Checkpoin
 		if cp.Timestamp, err = l.timestamp(ctx, crypto.SHA256, signed); err != nil {
 			l.opts.Logger.Error("evidence checkpoint left without timestamp", "size", size, "err", err)
 		}
+	}
+	// The empty tree's checkpoint has no documents to archive-timestamp.
+	if l.opts.Timestamper != nil && size > 0 {
 		a, root, err := l.firstATS(ctx, prev, size)
 		if err != nil {
 			l.opts.Logger.Error("evidence archive timestamp postponed", "size", size, "err", err)
@@ -301,21 +303,18 @@ func (l *Log) Checkpoints(ctx context.Context) ([]uint64, error) {
 	return out, rows.Err()
 }
 
-// Run makes a checkpoint every CheckpointInterval while there are new
-// leaves, and renews archive timestamps older than RenewAfter (when set)
+// Run makes a checkpoint at start and then every CheckpointInterval while
+// there are new leaves, and renews archive timestamps older than RenewAfter (when set)
 // once a day, until ctx ends. Failures are logged and retried at the next
 // tick; Run returns ctx's error.
 func (l *Log) Run(ctx context.Context) error {
 	tick := time.NewTicker(l.opts.CheckpointInterval)
 	defer tick.Stop()
 	var lastRenewal time.Time
+	// The first checkpoint is made at start, not an interval later: a fresh
+	// log publishes its empty tree, a restarted one what it appended last.
 	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		if _, err := l.Checkpoint(ctx); err != nil && fault.CodeOf(err) != CodeNotFound {
+		if _, err := l.Checkpoint(ctx); err != nil {
 			l.opts.Logger.Error("evidence checkpoint failed", "err", err)
 		}
 		if l.missingATS.Load() {
@@ -332,6 +331,11 @@ func (l *Log) Run(ctx context.Context) error {
 			} else if n > 0 {
 				l.opts.Logger.Info("evidence archive timestamps renewed", "checkpoints", n)
 			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
 		}
 	}
 }

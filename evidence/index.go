@@ -68,9 +68,8 @@ func (l *Log) index(ctx context.Context, upTo uint64) error {
 					rows.Close()
 					return fault.Wrap(err, fault.Internal, CodeCorrupt, "leaf %d does not decode", idx)
 				}
-				pairs = append(pairs, pair{digestKey(e.SealedSHA256), idx})
-				if e.OriginalSHA256 != e.SealedSHA256 {
-					pairs = append(pairs, pair{digestKey(e.OriginalSHA256), idx})
+				for _, k := range e.documentKeys() {
+					pairs = append(pairs, pair{k, idx})
 				}
 			}
 			rows.Close()
@@ -95,9 +94,11 @@ func (l *Log) index(ctx context.Context, upTo uint64) error {
 			return err
 		}
 		l.mu.Lock()
-		for k, idx := range l.pending {
-			if idx < uint64(indexed) {
+		for k, idxs := range l.pending {
+			if idxs = slices.DeleteFunc(idxs, func(i uint64) bool { return i < uint64(indexed) }); len(idxs) == 0 {
 				delete(l.pending, k)
+			} else {
+				l.pending[k] = idxs
 			}
 		}
 		l.mu.Unlock()
@@ -108,9 +109,9 @@ func (l *Log) index(ctx context.Context, upTo uint64) error {
 }
 
 // Lookup returns the leaves whose entry names document h as the sealed or
-// the original document, newest first. Leaves appended by another process
-// are found once indexed (see indexEvery); of this process's unindexed
-// leaves, the newest naming h is found.
+// the original document, newest first; audit anchors name no document and
+// are never returned. Leaves appended by another process are found once
+// indexed (see indexEvery); this process's are found at once.
 func (l *Log) Lookup(ctx context.Context, h SHA256) ([]Leaf, error) {
 	k := digestKey(h)
 	idxs := []any{}
@@ -131,7 +132,7 @@ func (l *Log) Lookup(ctx context.Context, h SHA256) ([]Leaf, error) {
 		return nil, fmt.Errorf("evidence: look up %s: %w", h, err)
 	}
 	l.mu.Lock()
-	if idx, ok := l.pending[k]; ok {
+	for _, idx := range l.pending[k] {
 		idxs = append(idxs, int64(idx))
 	}
 	l.mu.Unlock()
@@ -155,8 +156,9 @@ func (l *Log) Lookup(ctx context.Context, h SHA256) ([]Leaf, error) {
 		if err := e.UnmarshalBinary(data); err != nil {
 			return nil, fault.Wrap(err, fault.Internal, CodeCorrupt, "stored leaf %d does not decode", idx)
 		}
-		// The key holds 8 bytes of the digest; the entry decides.
-		if e.SealedSHA256 == h || e.OriginalSHA256 == h {
+		// The key holds 8 bytes of the digest; the entry decides. Anchors
+		// indexed by an earlier version are left out here.
+		if e.Format != FormatAuditHead && (e.SealedSHA256 == h || e.OriginalSHA256 == h) {
 			out = append(out, Leaf{Index: uint64(idx), Entry: e, Data: data})
 		}
 	}

@@ -140,7 +140,7 @@ type Log struct {
 
 	mu      sync.Mutex // guards tree (committed state) and pending
 	tree    frontier
-	pending map[int64]uint64 // digest key → newest leaf not yet in evidence_documents
+	pending map[int64][]uint64 // digest key → leaves not yet in evidence_documents
 
 	idxMu sync.Mutex // one index step at a time
 
@@ -171,7 +171,7 @@ type appendReq struct {
 type leafRow struct {
 	data []byte
 	hash tlog.Hash
-	keys [2]int64 // digest keys of the sealed and original documents
+	keys []int64 // digest keys of the entry's documents (Entry.documentKeys)
 }
 
 // maxBatch bounds one transaction so a flood of appends still commits in
@@ -197,7 +197,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{db: db, opts: opts,
-		pending:        map[int64]uint64{},
+		pending:        map[int64][]uint64{},
 		checkpointStep: maxCheckpointStep,
 		reqs:           make(chan *appendReq, 1024),
 		closing:        make(chan struct{}),
@@ -308,6 +308,10 @@ func (l *Log) VerifierKey() string { return l.vkey }
 
 // Timestamper returns the TSA the log timestamps with (nil without one).
 func (l *Log) Timestamper() signing.Timestamper { return l.opts.Timestamper }
+
+// RenewAfter returns the age after which archive timestamps are renewed
+// (0: never automatically).
+func (l *Log) RenewAfter() time.Duration { return l.opts.RenewAfter }
 
 // Origin returns the log's origin line.
 func (l *Log) Origin() string { return l.opts.Origin }
@@ -440,8 +444,7 @@ func (l *Log) append(ctx context.Context, entries []Entry) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		r.rows[i] = leafRow{data: data, hash: LeafHash(data),
-			keys: [2]int64{digestKey(e.SealedSHA256), digestKey(e.OriginalSHA256)}}
+		r.rows[i] = leafRow{data: data, hash: LeafHash(data), keys: e.documentKeys()}
 	}
 	select {
 	case l.reqs <- r:
@@ -470,6 +473,20 @@ func (l *Log) append(ctx context.Context, entries []Entry) (uint64, error) {
 
 // digestKey is the index key of a digest: its first 8 bytes.
 func digestKey(h SHA256) int64 { return int64(binary.BigEndian.Uint64(h[:8])) }
+
+// documentKeys are the digest keys under which the entry's documents are
+// found: the sealed and the original document's, once each. An audit
+// anchor names no document, so a document lookup never finds one.
+func (e Entry) documentKeys() []int64 {
+	if e.Format == FormatAuditHead {
+		return nil
+	}
+	sealed, original := digestKey(e.SealedSHA256), digestKey(e.OriginalSHA256)
+	if sealed == original {
+		return []int64{sealed}
+	}
+	return []int64{sealed, original}
+}
 
 // commit is the committer goroutine: it takes every request waiting, writes
 // them in one transaction, then releases their callers.
@@ -562,7 +579,7 @@ func (l *Log) write(batch []*appendReq) error {
 	for _, r := range batch {
 		for i, row := range r.rows {
 			for _, k := range row.keys {
-				l.pending[k] = uint64(r.first) + uint64(i)
+				l.pending[k] = append(l.pending[k], uint64(r.first)+uint64(i))
 			}
 		}
 	}

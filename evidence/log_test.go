@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"os"
@@ -236,8 +237,17 @@ func TestEveryLeafProvesAndCheckpointsAreConsistent(t *testing.T) {
 func TestProveAndConsistencyErrors(t *testing.T) {
 	ctx := context.Background()
 	l := openLog(t, t.TempDir(), Options{})
-	if _, err := l.Checkpoint(ctx); fault.CodeOf(err) != CodeNotFound {
-		t.Fatalf("checkpoint of an empty log: %v, want %s", err, CodeNotFound)
+	// An empty log publishes the empty tree (RFC 6962 §2.1: the root is the
+	// hash of the empty string), which later checkpoints extend.
+	empty, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatalf("checkpoint of an empty log: %v", err)
+	}
+	if h := sha256.Sum256(nil); empty.Size != 0 || !bytes.Equal(empty.Root, h[:]) {
+		t.Fatalf("empty log's checkpoint: size %d root %x, want 0 and %x", empty.Size, empty.Root, h)
+	}
+	if _, err := ParseCheckpoint([]byte(empty.Note), l.VerifierKey()); err != nil {
+		t.Fatalf("empty log's checkpoint note: %v", err)
 	}
 	if _, err := l.AppendBatch(ctx, testEntries(0, 10)); err != nil {
 		t.Fatal(err)
@@ -536,13 +546,14 @@ func TestTwoWritersShareOneTree(t *testing.T) {
 	}
 }
 
-// Run checkpoints new leaves on its own and stops with its context.
+// Run publishes the empty tree at start, checkpoints new leaves on its own
+// and stops with its context.
 func TestRunMakesCheckpoints(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := openLog(t, t.TempDir(), Options{CheckpointInterval: 10 * time.Millisecond})
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
-	for _, n := range []int{3, 7} {
+	for _, n := range []int{0, 3, 7} {
 		if _, err := l.AppendBatch(ctx, testEntries(n*10, n)); err != nil {
 			t.Fatal(err)
 		}
@@ -563,7 +574,7 @@ func TestRunMakesCheckpoints(t *testing.T) {
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("Run returned %v", err)
 	}
-	if sizes, _ := l.Checkpoints(context.Background()); len(sizes) != 2 {
+	if sizes, _ := l.Checkpoints(context.Background()); len(sizes) != 3 || sizes[0] != 0 {
 		t.Fatalf("checkpoints %v: want one per growth, none while idle", sizes)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -23,44 +25,173 @@ type Leaf struct {
 	Data []byte `json:"leaf"`
 }
 
-// Evidence is what the log shows about a document: the newest entry naming
-// it, and an RFC 9162 §2.1.3 inclusion proof of that entry's leaf in the
-// tree of Checkpoint.Size leaves.
+// Evidence is what the log shows about a document: an entry naming it, and
+// an RFC 9162 §2.1.3 inclusion proof of that entry's leaf in the tree of
+// Checkpoint.Size leaves.
 type Evidence struct {
 	Leaf
+	// Role is the part the document asked about plays in the entry.
+	Role Role `json:"role,omitempty"`
 	// InclusionProof is the audit path from the leaf to Checkpoint.Root.
 	InclusionProof [][]byte `json:"inclusionProof"`
 	// Checkpoint is the newest checkpoint, which the proof leads to.
 	Checkpoint *Checkpoint `json:"checkpoint"`
 }
 
-// Prove returns the evidence for document h against the newest checkpoint.
-// A document the log has never seen is evidence_not_found; one appended
-// after the newest checkpoint is evidence_pending until the next one.
-func (l *Log) Prove(ctx context.Context, h SHA256) (*Evidence, error) {
-	leaves, err := l.Lookup(ctx, h)
+// Role is the part a document plays in an entry: a sealed PDF is the
+// sealed document of its own seal and may be the original of a later one.
+type Role string
+
+// Roles.
+const (
+	// RoleSealed: the entry's seal produced the document (the sealed PDF,
+	// or the .p7s of a CAdES seal).
+	RoleSealed Role = "sealed"
+	// RoleOriginal: the document was handed in to be sealed.
+	RoleOriginal Role = "original"
+)
+
+func (e Entry) roleOf(h SHA256) Role {
+	if e.SealedSHA256 == h {
+		return RoleSealed
+	}
+	return RoleOriginal
+}
+
+// DocumentEvidence is the evidence for a document by role. Its embedded
+// Evidence is the entry that sealed the document when there is one, else
+// the newest entry that has it as original.
+type DocumentEvidence struct {
+	Evidence
+	// Sealed is the entry whose seal produced the document, if any.
+	Sealed *Evidence `json:"sealed,omitempty"`
+	// Original lists the entries that sealed the document, newest first.
+	Original []Evidence `json:"original,omitempty"`
+}
+
+// ProveDocument returns the evidence for document h against the newest
+// checkpoint, by role. A document the log has never seen is
+// evidence_not_found; one recorded only after the newest checkpoint, or
+// whose sealing entry is, is evidence_pending until the next one.
+func (l *Log) ProveDocument(ctx context.Context, h SHA256) (*DocumentEvidence, error) {
+	return l.proveRoles(ctx, h, RoleSealed, RoleOriginal)
+}
+
+// ProveRole is ProveDocument's entry for one role only: the verifier of a
+// sealed PDF asks for the entry that made it, not for later seals of it.
+func (l *Log) ProveRole(ctx context.Context, h SHA256, role Role) (*Evidence, error) {
+	d, err := l.proveRoles(ctx, h, role)
 	if err != nil {
 		return nil, err
 	}
+	return &d.Evidence, nil
+}
+
+// Prove returns ProveDocument's main entry: the one that sealed document
+// h, else the newest that has it as original.
+func (l *Log) Prove(ctx context.Context, h SHA256) (*Evidence, error) {
+	d, err := l.ProveDocument(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	return &d.Evidence, nil
+}
+
+func (l *Log) proveRoles(ctx context.Context, h SHA256, roles ...Role) (*DocumentEvidence, error) {
+	found, err := l.Lookup(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	leaves := slices.DeleteFunc(found, func(lf Leaf) bool { return !slices.Contains(roles, lf.Entry.roleOf(h)) })
 	if len(leaves) == 0 {
+		if len(found) > 0 {
+			return nil, fault.New(fault.NotFound, CodeNotFound, "document %s is in the evidence log, but not as the %s document", h, roles[0])
+		}
 		return nil, fault.New(fault.NotFound, CodeNotFound, "no seal of document %s is in the evidence log", h)
 	}
 	cp, err := l.Latest(ctx)
 	if err != nil && fault.CodeOf(err) != CodeNotFound {
 		return nil, err
 	}
+	pending := func(idx uint64) error {
+		return fault.New(fault.Unavailable, CodePending,
+			"the seal of document %s (leaf %d) is not in a checkpoint yet; retry after the next one", h, idx)
+	}
+	d := &DocumentEvidence{}
 	for _, lf := range leaves {
-		if cp == nil || lf.Index >= cp.Size {
+		role := lf.Entry.roleOf(h)
+		if role == RoleSealed && d.Sealed != nil {
 			continue
 		}
-		p, err := tlog.ProveRecord(int64(cp.Size), int64(lf.Index), l.hashReader(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("evidence: prove leaf %d in %d: %w", lf.Index, cp.Size, err)
+		if cp == nil || lf.Index >= cp.Size {
+			if role == RoleSealed {
+				return nil, pending(lf.Index)
+			}
+			continue
 		}
-		return &Evidence{Leaf: lf, InclusionProof: hashSlices(p), Checkpoint: cp}, nil
+		ev, err := l.proveLeaf(ctx, lf, cp)
+		if err != nil {
+			return nil, err
+		}
+		ev.Role = role
+		if role == RoleSealed {
+			d.Sealed = ev
+		} else {
+			d.Original = append(d.Original, *ev)
+		}
 	}
-	return nil, fault.New(fault.Unavailable, CodePending,
-		"the seal of document %s (leaf %d) is not in a checkpoint yet; retry after the next one", h, leaves[0].Index)
+	switch {
+	case d.Sealed != nil:
+		d.Evidence = *d.Sealed
+	case len(d.Original) > 0:
+		d.Evidence = d.Original[0]
+	default:
+		return nil, pending(leaves[0].Index)
+	}
+	return d, nil
+}
+
+// ProveLeaf returns the evidence of leaf idx, which must record document h
+// (as sealed or original document): the link a seal hands out names its
+// own leaf, so it keeps leading there when the document is sealed again.
+func (l *Log) ProveLeaf(ctx context.Context, h SHA256, idx uint64) (*Evidence, error) {
+	var data []byte
+	err := l.db.Read().QueryRowContext(ctx, `SELECT entry FROM evidence_leaves WHERE idx = ?`, int64(idx)).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fault.New(fault.NotFound, CodeNotFound, "the evidence log has no leaf %d", idx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence: read leaf %d: %w", idx, err)
+	}
+	lf := Leaf{Index: idx, Data: data}
+	if err := lf.Entry.UnmarshalBinary(data); err != nil {
+		return nil, fault.Wrap(err, fault.Internal, CodeCorrupt, "stored leaf %d does not decode", idx)
+	}
+	if lf.Entry.Format == FormatAuditHead || lf.Entry.SealedSHA256 != h && lf.Entry.OriginalSHA256 != h {
+		return nil, fault.New(fault.NotFound, CodeNotFound, "leaf %d of the evidence log does not record document %s", idx, h)
+	}
+	cp, err := l.Latest(ctx)
+	if err != nil && fault.CodeOf(err) != CodeNotFound {
+		return nil, err
+	}
+	if cp == nil || idx >= cp.Size {
+		return nil, fault.New(fault.Unavailable, CodePending, "leaf %d is not in a checkpoint yet; retry after the next one", idx)
+	}
+	ev, err := l.proveLeaf(ctx, lf, cp)
+	if err != nil {
+		return nil, err
+	}
+	ev.Role = lf.Entry.roleOf(h)
+	return ev, nil
+}
+
+// proveLeaf proves lf in the tree of checkpoint cp, which covers it.
+func (l *Log) proveLeaf(ctx context.Context, lf Leaf, cp *Checkpoint) (*Evidence, error) {
+	p, err := tlog.ProveRecord(int64(cp.Size), int64(lf.Index), l.hashReader(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("evidence: prove leaf %d in %d: %w", lf.Index, cp.Size, err)
+	}
+	return &Evidence{Leaf: lf, InclusionProof: hashSlices(p), Checkpoint: cp}, nil
 }
 
 // Consistency returns the RFC 9162 §2.1.4 consistency proof that the tree of
@@ -215,12 +346,13 @@ func (l *Log) Renew(ctx context.Context, olderThan time.Time) (int, error) {
 }
 
 // missingArchiveTimestamps lists, as (previous size, size), the checkpoints
-// without any archive timestamp.
+// without any archive timestamp (but the empty tree's, which has no
+// documents to timestamp).
 func (l *Log) missingArchiveTimestamps(ctx context.Context) ([][2]uint64, error) {
 	rows, err := l.db.Read().QueryContext(ctx, `SELECT c.size,
 		(SELECT COALESCE(MAX(p.size), 0) FROM evidence_checkpoints p WHERE p.size < c.size)
 		FROM evidence_checkpoints c
-		WHERE NOT EXISTS (SELECT 1 FROM evidence_archive_timestamps a WHERE a.checkpoint = c.size)
+		WHERE c.size > 0 AND NOT EXISTS (SELECT 1 FROM evidence_archive_timestamps a WHERE a.checkpoint = c.size)
 		ORDER BY c.size`)
 	if err != nil {
 		return nil, fmt.Errorf("evidence: checkpoints without archive timestamp: %w", err)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/evidence"
-	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -43,8 +42,19 @@ type REST struct {
 	Log      *slog.Logger
 }
 
-// CodeBadRequest is returned for malformed HTTP requests (bad query values, broken multipart).
-const CodeBadRequest fault.Code = "bad_request"
+// CodeBadRequest is returned for malformed HTTP requests (bad query values,
+// broken multipart): the same code as malformed seal options.
+const CodeBadRequest = seal.CodeBadRequest
+
+// sealFields are the multipart fields POST /seals takes: the seal options,
+// each read up to the length any text option may have.
+var sealFields = func() map[string]int {
+	m := map[string]int{}
+	for _, name := range seal.OptionNames() {
+		m[name] = seal.MaxTextLength
+	}
+	return m
+}()
 
 // Register adds the REST routes to mux.
 func (a *REST) Register(mux *http.ServeMux) {
@@ -77,27 +87,24 @@ func (a *REST) listSeals(w http.ResponseWriter, r *http.Request) {
 
 // postSeal seals one document: the raw body, or the multipart part
 // "document". Options come from the query or from multipart fields placed
-// before the document part.
+// before the document part; an option given in both counts as given twice.
 func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
 	p, err := a.Auth.Authenticate(r)
 	if err != nil {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
-	u, err := readUpload(r, nil)
+	u, err := readUpload(r, sealFields)
 	if err != nil {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
 	fields := r.URL.Query()
 	for k, v := range u.fields {
-		fields.Set(k, string(v))
+		fields[k] = append(fields[k], v...)
 	}
 	req := seal.Request{Principal: p, Document: u.document, Size: u.size, Name: u.name}
-	if req.Name == "" {
-		req.Name = fields.Get("name")
-	}
-	if err := applyOptions(&req, fields); err != nil {
+	if err := seal.ParseOptions(&req, fields); err != nil {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
@@ -130,7 +137,9 @@ func setResultHeaders(h http.Header, res *seal.Result) {
 	if n := len(res.RevocationUnavailable); n > 0 {
 		h.Set("Sealgate-Revocation-Unavailable", strconv.Itoa(n))
 	}
-	h.Set("Link", fmt.Sprintf(`</api/v1/evidence/%s>; rel="evidence"`, sealed))
+	// The link names the seal's own leaf: the digest alone would also find
+	// later seals of this document.
+	h.Set("Link", fmt.Sprintf(`</api/v1/evidence/%s?index=%d>; rel="evidence"`, sealed, res.EvidenceIndex))
 }
 
 func contentDisposition(name string, f seal.Format) string {

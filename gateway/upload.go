@@ -1,18 +1,21 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
 )
-
-// maxFieldSize bounds a multipart form field other than those given limits.
-const maxFieldSize = 4 << 10
 
 // upload is a request body that carries one document: the raw body, or the
 // multipart part "document", with the form fields sent before it.
@@ -22,14 +25,17 @@ type upload struct {
 	name string
 	// size is the document's length, -1 when not announced.
 	size   int64
-	fields map[string][]byte
+	fields url.Values
 }
 
 // readUpload finds the document in r. Multipart fields before the part
-// "document" are read whole, each up to its entry in limits (default 4 KiB);
-// parts after the document are never read, since the document is streamed.
-func readUpload(r *http.Request, limits map[string]int) (*upload, error) {
-	u := &upload{document: r.Body, size: r.ContentLength, fields: map[string][]byte{}}
+// "document" are read whole; fields names each field the request takes with
+// its size limit, and any other part is refused by name, as is a field given
+// twice. The document is streamed, so what follows it is found only at its
+// end: a later part makes reading the document fail with an error naming it,
+// before anything is signed.
+func readUpload(r *http.Request, fields map[string]int) (*upload, error) {
+	u := &upload{document: r.Body, size: r.ContentLength, fields: url.Values{}}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
 		return u, nil
 	}
@@ -47,27 +53,67 @@ func readUpload(r *http.Request, limits map[string]int) (*upload, error) {
 		}
 		name := part.FormName()
 		if name == "document" {
-			u.document, u.name, u.size = part, filepath.Base(part.FileName()), -1
+			u.document, u.name, u.size = &documentPart{part: part, body: mr}, filepath.Base(part.FileName()), -1
 			return u, nil
 		}
-		limit, ok := limits[name]
+		limit, ok := fields[name]
 		if !ok {
-			limit = maxFieldSize
+			return nil, fault.New(fault.Invalid, CodeBadRequest, "the multipart part %q is not one this request takes: the fields are %s, then the part \"document\"",
+				name, strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
+		}
+		if u.fields.Has(name) {
+			return nil, fault.New(fault.Invalid, CodeBadRequest, "the multipart field %q is given twice: give it once", name)
 		}
 		v, err := io.ReadAll(io.LimitReader(part, int64(limit)+1))
 		if err != nil {
 			return nil, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart field %q could not be read", name)
 		}
 		if len(v) > limit {
-			return nil, fault.New(fault.Invalid, CodeBadRequest, "the multipart field %q is larger than %s", name, sizeString(limit))
+			return nil, fault.New(fault.Invalid, CodeBadRequest, "%s: longer than the limit of %s", name, sizeString(limit))
 		}
-		u.fields[name] = v
+		u.fields.Set(name, string(v))
 	}
 }
 
-func sizeString(n int) string {
-	if n >= 1<<20 {
-		return fmt.Sprintf("%d MiB", n>>20)
+// documentPart reads the part "document" and, at its end, makes sure no
+// part follows: an option after the document would come too late to apply,
+// and a second document would go unsealed.
+type documentPart struct {
+	part *multipart.Part
+	body *multipart.Reader
+	// end is what every read returns once the part is read: io.EOF, or why
+	// the body is wrong after the document.
+	end error
+}
+
+func (d *documentPart) Read(p []byte) (int, error) {
+	if d.end != nil {
+		return 0, d.end
 	}
-	return fmt.Sprintf("%d KiB", n>>10)
+	n, err := d.part.Read(p)
+	if !errors.Is(err, io.EOF) {
+		return n, err
+	}
+	next, err := d.body.NextPart()
+	switch {
+	case err == io.EOF:
+		d.end = io.EOF
+	case err != nil:
+		d.end = fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read after the document")
+	case next.FormName() == "document":
+		d.end = fault.New(fault.Invalid, CodeBadRequest, "the multipart body has a second part \"document\": send one document per request")
+	default:
+		d.end = fault.New(fault.Invalid, CodeBadRequest, "the multipart part %q comes after the document: fields must come before the part \"document\"", next.FormName())
+	}
+	return n, d.end
+}
+
+func sizeString(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -26,7 +26,7 @@ func (a *REST) postVerification(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
-	req := seal.VerifyRequest{Document: u.document, Signature: u.fields["signature"]}
+	req := seal.VerifyRequest{Document: u.document, Signature: []byte(u.fields.Get("signature"))}
 	rep, err := a.Verifier.Verify(r.Context(), req)
 	if err != nil {
 		problem.Write(w, r, a.Log, err)
@@ -39,18 +39,31 @@ func (a *REST) pathDigest(r *http.Request) (evidence.SHA256, error) {
 	return evidence.ParseSHA256(r.PathValue("sha256"))
 }
 
-// getEvidence returns the newest entry for a document with its inclusion
-// proof to the newest checkpoint.
+// getEvidence returns the entries naming a document by role, each with its
+// inclusion proof to the newest checkpoint; with ?index=N (the link a seal
+// hands out), the entry of leaf N alone, which must name the document.
 func (a *REST) getEvidence(w http.ResponseWriter, r *http.Request) {
 	h, err := a.pathDigest(r)
-	if err == nil {
-		var ev *evidence.Evidence
-		if ev, err = a.Evidence.Prove(r.Context(), h); err == nil {
-			problem.WriteJSON(w, http.StatusOK, ev)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	var ev any
+	if s := r.URL.Query().Get("index"); s != "" {
+		n, perr := strconv.ParseUint(s, 10, 64)
+		if perr != nil {
+			problem.Write(w, r, a.Log, fault.New(fault.Invalid, CodeBadRequest, "index %q is not a leaf index", s))
 			return
 		}
+		ev, err = a.Evidence.ProveLeaf(r.Context(), h, n)
+	} else {
+		ev, err = a.Evidence.ProveDocument(r.Context(), h)
 	}
-	problem.Write(w, r, a.Log, err)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	problem.WriteJSON(w, http.StatusOK, ev)
 }
 
 // getEvidenceRecord returns the RFC 4998 evidence record (DER) for a document.

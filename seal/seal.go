@@ -249,6 +249,9 @@ func (s *Service) observe(f Format, outcome string, code fault.Code, started tim
 }
 
 func (s *Service) normalize(req Request) (Request, error) {
+	if err := req.CheckOptions(); err != nil {
+		return req, err
+	}
 	if req.Seal == "" {
 		if s.opts.DefaultSeal == "" {
 			return req, fault.New(fault.Invalid, CodeSealRequired, "no seal named and no default seal configured")
@@ -286,15 +289,6 @@ func (s *Service) normalize(req Request) (Request, error) {
 	if req.Size > s.opts.MaxDocumentSize {
 		return req, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document of %d bytes exceeds the limit of %d bytes", req.Size, s.opts.MaxDocumentSize)
 	}
-	if pl := &req.PDF.Placement; pl.Page > 0 {
-		// A visible stamp needs a size; this default fits the organisation name and date.
-		if pl.Width == 0 {
-			pl.Width = 200
-		}
-		if pl.Height == 0 {
-			pl.Height = 60
-		}
-	}
 	if req.BatchSize < 1 {
 		req.BatchSize = 1
 	}
@@ -330,10 +324,7 @@ func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
 		res, err = s.pades(ctx, key, req, doc, ts)
 	}
 	if err != nil {
-		if doc.exceeded {
-			return nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", s.opts.MaxDocumentSize)
-		}
-		return nil, err
+		return nil, doc.cause(err, s.opts.MaxDocumentSize)
 	}
 	res.Seal, res.Format, res.Rule, res.Card = req.Seal, req.Format, dec.Rule, signedBy.Card
 	if res.Level == "" {
@@ -431,8 +422,8 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 	n, err := io.Copy(f, doc)
 	if err != nil {
 		cleanup()
-		if doc.exceeded {
-			return nil, 0, nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", s.opts.MaxDocumentSize)
+		if doc.exceeded || doc.failed != nil {
+			return nil, 0, nil, doc.cause(err, s.opts.MaxDocumentSize)
 		}
 		return nil, 0, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
 	}
@@ -454,14 +445,36 @@ func newID() string {
 }
 
 // limitedReader fails a read past n bytes, so an oversized upload is refused
-// instead of filling the disk.
+// instead of filling the disk. It also keeps a coded error of the reader it
+// wraps (a transport's, such as a multipart body that goes on after the
+// document), so that error reaches the caller rather than a generic one.
 type limitedReader struct {
 	r        io.Reader
 	n        int64
 	exceeded bool
+	failed   *fault.Error
+}
+
+// cause is the error to report for err, which reading through l led to.
+func (l *limitedReader) cause(err error, limit int64) error {
+	switch {
+	case l.exceeded:
+		return fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", limit)
+	case l.failed != nil:
+		return l.failed
+	}
+	return err
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
+	k, err := l.read(p)
+	if e := fault.As(err); e != nil && l.failed == nil {
+		l.failed = e
+	}
+	return k, err
+}
+
+func (l *limitedReader) read(p []byte) (int, error) {
 	if l.n <= 0 {
 		var one [1]byte
 		if k, _ := l.r.Read(one[:]); k > 0 {

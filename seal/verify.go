@@ -17,9 +17,9 @@ import (
 	"github.com/sealgate/sealgate/signing/pades"
 )
 
-// Prover finds a document's evidence; evidence.Log implements it.
+// Prover finds a document's evidence in a role; evidence.Log implements it.
 type Prover interface {
-	Prove(ctx context.Context, h evidence.SHA256) (*evidence.Evidence, error)
+	ProveRole(ctx context.Context, h evidence.SHA256, role evidence.Role) (*evidence.Evidence, error)
 	VerifierKey() string
 }
 
@@ -89,7 +89,9 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 	opts := cms.VerifyOptions{Roots: v.Roots}
 
 	signed := true
-	lookup := sum
+	// A signed document is looked up as the output of its seal, not as the
+	// original of a later one; a plain one as what a CAdES seal signed.
+	lookup, role := sum, evidence.RoleSealed
 	switch {
 	case len(req.Signature) > 0:
 		rep.Kind = "cades"
@@ -107,10 +109,10 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 		}
 	default:
 		rep.Kind = "document"
-		signed = false
+		signed, role = false, evidence.RoleOriginal
 	}
 	if v.Evidence != nil {
-		ev, err := v.Evidence.Prove(ctx, lookup)
+		ev, err := v.Evidence.ProveRole(ctx, lookup, role)
 		switch {
 		case fault.CodeOf(err) == evidence.CodePending:
 			// Recorded, but the next checkpoint (seconds away) will cover it.

@@ -97,6 +97,25 @@ type Server struct {
 	closers []func() error
 }
 
+// AccessOptions are the options access is opened with, by the node and by
+// the command line alike: the access section, and the configured seal ids,
+// so a rule can only name a seal the node has.
+func AccessOptions(cfg *config.File) (access.Options, error) {
+	opts, err := access.LoadOptions(cfg)
+	if err != nil {
+		return opts, err
+	}
+	poolCfg, ok, err := signing.LoadPoolConfig(cfg)
+	if err != nil || !ok {
+		return opts, err
+	}
+	opts.Seals = []string{}
+	for _, sc := range poolCfg.Seals {
+		opts.Seals = append(opts.Seals, sc.ID)
+	}
+	return opts, nil
+}
+
 // New builds a node from cfg. It fails only on configuration errors; a card
 // that cannot be reached is reported and retried by the pool.
 func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, err error) {
@@ -146,7 +165,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	accOpts, err := access.LoadOptions(cfg)
+	accOpts, err := AccessOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -435,6 +454,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// port gets net/http's 400 "Client sent an HTTP request to an HTTPS
 		// server" and the connection is closed.
 		TLSConfig: s.tls,
+	}
+	// The log publishes a checkpoint (of the empty tree, when fresh) before
+	// the first request: GET /log/checkpoint answers from the start.
+	if _, err := s.Evidence.Checkpoint(ctx); err != nil {
+		s.log.Error("evidence checkpoint failed", "err", err)
 	}
 	loopCtx, stopLoop := context.WithCancel(ctx)
 	defer stopLoop()

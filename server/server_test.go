@@ -351,37 +351,23 @@ func TestSealRefusals(t *testing.T) {
 		{"multipart without document", "", n.ERPID, n.ERPSecret, ct, noDoc, 400, "document_empty"},
 		{"multipart field too large", "", n.ERPID, n.ERPSecret, ctBig, bigField, 400, "bad_request"},
 		{"not a pdf", "", n.ERPID, n.ERPSecret, "application/pdf", strings.NewReader("hello, not a PDF"), 400, "pdf_malformed"},
+		{"bytes after %%EOF", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(append(bytes.Clone(pdf), bytes.Repeat([]byte{0xA5, '7'}, 3000)...)), 400, "pdf_malformed"},
 		{"truncated pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf[:len(pdf)/2]), 400, "pdf_malformed"},
 		{"encrypted pdf", "", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(encrypted), 400, "pdf_encrypted"},
-		{"page out of range", "?page=7", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "pdf_page_out_of_range"},
+		{"page out of range", "?page=7&x=10&y=10&width=100&height=50", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "pdf_page_out_of_range"},
 		{"bad page number", "?page=first", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 400, "bad_request"},
 		{"unknown field", "?field=Nope", n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(pdf), 404, "pdf_field_unknown"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			resp, body := n.post(t, "/api/v1/seals"+c.query, c.id, c.secret, c.ctype, c.body)
-			var p struct {
-				Code   string `json:"code"`
-				Status int    `json:"status"`
-				Detail string `json:"detail"`
-			}
-			if err := json.Unmarshal(body, &p); err != nil {
-				t.Fatalf("status %d, body is not problem+json: %q", resp.StatusCode, body)
-			}
-			if resp.StatusCode != c.status || p.Code != c.code || p.Status != c.status {
-				t.Errorf("got %d %q (%s), want %d %q", resp.StatusCode, p.Code, p.Detail, c.status, c.code)
-			}
-			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
-				t.Errorf("Content-Type %q", ct)
+			p := readProblem(t, resp, body)
+			if p.Status != c.status || p.Code != c.code {
+				t.Errorf("got %d %q (%s), want %d %q", p.Status, p.Code, p.Detail, c.status, c.code)
 			}
 		})
 	}
-	var sealed, failed int
-	if err := n.DB.Read().QueryRow(`SELECT
-		COALESCE(SUM(CASE WHEN outcome = 'sealed' THEN 1 ELSE 0 END), 0),
-		COALESCE(SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END), 0) FROM seal_events`).Scan(&sealed, &failed); err != nil {
-		t.Fatal(err)
-	}
+	sealed, failed := n.sealEvents(t)
 	if sealed != 0 || n.Evidence.Size() != 0 {
 		t.Errorf("refused requests left %d sealed events and %d evidence leaves", sealed, n.Evidence.Size())
 	}

@@ -43,7 +43,7 @@ func withAccess(cmd *cobra.Command, a *app, fn func(ctx context.Context, svc *ac
 	if err != nil {
 		return err
 	}
-	opts, err := access.LoadOptions(cfg)
+	opts, err := server.AccessOptions(cfg)
 	if err != nil {
 		return err
 	}

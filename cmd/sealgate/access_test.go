@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing/signingtest"
 	"github.com/sealgate/sealgate/store"
 )
 
@@ -176,4 +178,34 @@ func selfSigned(t *testing.T) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestRuleAddRefusesUnknownSeal: with seals configured, `rule add` refuses a
+// seal id the node does not have and names the configured ones.
+func TestRuleAddRefusesUnknownSeal(t *testing.T) {
+	dir := t.TempDir()
+	pool, _ := signingtest.DevSeal(t, signingtest.NewSoftHSM(t), signingtest.DevSealOptions{ID: "acme"})
+	cfg, err := yaml.Marshal(map[string]any{"data": dir, "signing": pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "sealgate.yaml")
+	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(newCmd func(*app) *cobra.Command, args ...string) (string, error) {
+		return runCLI(t, &app{configPath: cfgFile}, newCmd, args...)
+	}
+	if out, err := run(newProcessCmd, "add", "erp"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	_, err = run(newRuleCmd, "add", "erp-invoices", "--process", "erp", "--seal", "company-seal")
+	if fault.CodeOf(err) != access.CodeRuleInvalid || !strings.Contains(err.Error(), `seal "company-seal" is not configured; the configured seals are acme`) {
+		t.Fatalf("rule naming an unknown seal: %v", err)
+	}
+	for name, seal := range map[string]string{"erp-acme": "acme", "erp-any": "*"} {
+		if out, err := run(newRuleCmd, "add", name, "--process", "erp", "--seal", seal); err != nil {
+			t.Fatalf("rule naming seal %q: %v\n%s", seal, err, out)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/server"
 	"github.com/sealgate/sealgate/signing/cms"
 )
@@ -88,7 +89,8 @@ func newEvidenceRenewCmd(a *app) *cobra.Command {
 		Use:   "renew",
 		Short: "renew archive timestamps (RFC 4998 §5.2), or an evidence record's hash tree with --hash",
 		Long: `Without --record, renew has the archive timestamps of all checkpoints whose
-newest timestamp is older than --older-than timestamped again, in one request
+newest timestamp is older than --older-than (default: the configuration's
+evidence.renewAfter) timestamped again, in one request
 to the configured TSA, and gives checkpoints made without a TSA their first one.
 
 With --record FILE.ers --document FILE --hash sha512 it performs hash-tree
@@ -103,6 +105,11 @@ to -o (default: FILE.ers, replaced atomically).`,
 			}
 			defer done()
 			if record == "" {
+				if !cmd.Flags().Changed("older-than") {
+					if olderThan = l.RenewAfter(); olderThan == 0 {
+						return fault.New(fault.Invalid, seal.CodeBadRequest, "evidence.renewAfter is not configured: give --older-than (0s renews every checkpoint)")
+					}
+				}
 				n, err := l.Renew(cmd.Context(), time.Now().Add(-olderThan))
 				if err != nil {
 					return err
@@ -114,7 +121,7 @@ to -o (default: FILE.ers, replaced atomically).`,
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&olderThan, "older-than", 0, "renew only timestamps older than this (0: all)")
+	f.DurationVar(&olderThan, "older-than", 0, "renew only timestamps older than this (default: evidence.renewAfter; 0s: all)")
 	f.StringVar(&record, "record", "", "hash-tree renewal of this evidence record (.ers)")
 	f.StringVar(&doc, "document", "", "the document the record is for (with --record)")
 	f.StringVar(&hashName, "hash", "sha512", "the new hash algorithm: sha256, sha384 or sha512 (with --record)")

@@ -52,18 +52,22 @@ func TestEvidenceCommands(t *testing.T) {
 	devpki.WriteCertsPEM(tsaFile, tc)
 
 	cfgFile := filepath.Join(dir, "sealgate.yaml")
-	cfg, err := yaml.Marshal(map[string]any{
-		"data":     dir,
-		"signing":  pool,
-		"tsa":      map[string]string{"url": authority.URL},
-		"evidence": map[string]string{"origin": "seal.example.test/log", "seal": "log-seal"},
-	})
-	if err != nil {
-		t.Fatal(err)
+	writeConfig := func(evidence map[string]string) {
+		t.Helper()
+		cfg, err := yaml.Marshal(map[string]any{
+			"data":     dir,
+			"signing":  pool,
+			"tsa":      map[string]string{"url": authority.URL},
+			"evidence": evidence,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(map[string]string{"origin": "seal.example.test/log", "seal": "log-seal"})
 
 	// The sealing service appends; here the log is filled directly.
 	db, err := store.Open(ctx, filepath.Join(dir, "sealgate.db"), store.Options{})
@@ -142,8 +146,16 @@ func TestEvidenceCommands(t *testing.T) {
 	}
 	verifyRecord(1)
 
-	if out, err = runEvidence(t, cfgFile, "renew"); err != nil || !strings.Contains(out, "of 1 checkpoints") {
-		t.Fatalf("renew: %q, %v", out, err)
+	// renew takes its age from evidence.renewAfter, and without one asks for it.
+	if out, err = runEvidence(t, cfgFile, "renew"); fault.CodeOf(err) != "bad_request" || !strings.Contains(err.Error(), "--older-than") {
+		t.Fatalf("renew without renewAfter: %q, %v", out, err)
+	}
+	writeConfig(map[string]string{"origin": "seal.example.test/log", "seal": "log-seal", "renewAfter": "1h"})
+	if out, err = runEvidence(t, cfgFile, "renew"); err != nil || !strings.Contains(out, "of 0 checkpoints") {
+		t.Fatalf("renew of timestamps younger than renewAfter: %q, %v", out, err)
+	}
+	if out, err = runEvidence(t, cfgFile, "renew", "--older-than", "0s"); err != nil || !strings.Contains(out, "of 1 checkpoints") {
+		t.Fatalf("renew --older-than 0s: %q, %v", out, err)
 	}
 	if _, err := runEvidence(t, cfgFile, "show", docs[1].String(), "--record", record); err != nil {
 		t.Fatal(err)

@@ -6,16 +6,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/devsetup"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/server"
-	"github.com/sealgate/sealgate/signing/pades"
 )
 
 func init() { register(newSealCmd) }
@@ -23,14 +24,7 @@ func init() { register(newSealCmd) }
 // newSealCmd is `sealgate seal FILE`: seal a document on this machine through
 // the same sealing path as the server, authenticated as a process client.
 func newSealCmd(a *app) *cobra.Command {
-	var (
-		req                  seal.Request
-		format, level, out   string
-		clientID, secretFile string
-		certify              string
-		page                 int
-		rect                 []float64
-	)
+	var out, clientID, secretFile, rect string
 	cmd := &cobra.Command{
 		Use:   "seal FILE",
 		Short: "Seal a document locally (PAdES into the PDF, or a detached CAdES .p7s)",
@@ -41,8 +35,12 @@ uses data/dev-credentials.json).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var err error
-			if req.PDF.Certify, err = pades.ParsePermission(certify); err != nil {
+			fields, err := optionFlags(cmd, rect)
+			if err != nil {
+				return err
+			}
+			req := seal.Request{Name: filepath.Base(args[0])}
+			if err := seal.ParseOptions(&req, fields); err != nil {
 				return err
 			}
 			cfg, err := a.config()
@@ -68,15 +66,7 @@ uses data/dev-credentials.json).`,
 				return err
 			}
 			req.Principal = p
-			req.Format, req.Level = seal.Format(format), seal.Level(level)
-			req.Document, req.Size, req.Name = in, st.Size(), filepath.Base(args[0])
-			if page > 0 {
-				if len(rect) != 4 {
-					return fault.New(fault.Invalid, "bad_request", "--rect takes x,y,width,height")
-				}
-				req.PDF.Placement.Page = page
-				req.PDF.Placement.X, req.PDF.Placement.Y, req.PDF.Placement.Width, req.PDF.Placement.Height = rect[0], rect[1], rect[2], rect[3]
-			}
+			req.Document, req.Size = in, st.Size()
 			if out == "" {
 				out = defaultOutput(args[0], req.Format)
 			}
@@ -97,19 +87,42 @@ uses data/dev-credentials.json).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.Seal, "seal", "", "seal id (default: the configured default seal)")
-	f.StringVar(&format, "format", "pades", "pades (seal inside the PDF) or cades (detached .p7s)")
-	f.StringVar(&level, "level", "", "B-B, B-T, B-LT or B-LTA (default B-T with a TSA, else B-B)")
+	f.String("seal", "", "seal id (default: the configured default seal)")
+	f.String("format", "", "pades (seal inside the PDF, the default) or cades (detached .p7s)")
+	f.String("level", "", "B-B, B-T, B-LT or B-LTA (default B-T with a TSA, else B-B)")
 	f.StringVarP(&out, "output", "o", "", "output file (default FILE-sealed.pdf or FILE.p7s)")
-	f.StringVar(&req.PDF.Field, "field", "", "sign this existing empty signature field")
-	f.IntVar(&page, "page", 0, "put a visible stamp on this page (1-based)")
-	f.Float64SliceVar(&rect, "rect", nil, "stamp rectangle x,y,width,height in PDF units from the page's lower-left corner")
-	f.StringVar(&req.PDF.Reason, "reason", "", "reason shown in the signature and stamp")
-	f.StringVar(&req.PDF.Location, "location", "", "location shown in the signature and stamp")
-	f.StringVar(&certify, "certify", "", "make a certification seal allowing later no-changes, form-filling or annotations (DocMDP)")
+	f.String("field", "", "sign this existing empty signature field")
+	f.String("page", "", "put a visible stamp on this page (1-based); needs --rect")
+	f.StringVar(&rect, "rect", "", "stamp rectangle x,y,width,height in PDF units from the page's lower-left corner")
+	f.String("reason", "", "reason shown in the signature and stamp")
+	f.String("location", "", "location shown in the signature and stamp")
+	f.String("certify", "", "make a certification seal allowing later no-changes, form-filling or annotations (DocMDP)")
 	f.StringVar(&clientID, "client-id", "", "process client id (default from data/dev-credentials.json in a development setup)")
 	f.StringVar(&secretFile, "secret-file", "", "file holding the client secret (else $SEALGATE_CLIENT_SECRET)")
 	return cmd
+}
+
+// optionFlags gives the seal options set on the command line as the fields
+// seal.ParseOptions reads, so the command checks them as every transport
+// does; --rect x,y,width,height stands for the four rectangle options.
+func optionFlags(cmd *cobra.Command, rect string) (map[string][]string, error) {
+	fields := map[string][]string{}
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if slices.Contains(seal.OptionNames(), f.Name) {
+			fields[f.Name] = []string{f.Value.String()}
+		}
+	})
+	if rect == "" {
+		return fields, nil
+	}
+	values := strings.Split(rect, ",")
+	if len(values) != 4 {
+		return nil, fault.New(fault.Invalid, seal.CodeBadRequest, "--rect takes x,y,width,height: %q has %d values", rect, len(values))
+	}
+	for i, name := range seal.RectNames() {
+		fields[name] = []string{strings.TrimSpace(values[i])}
+	}
+	return fields, nil
 }
 
 func defaultOutput(in string, f seal.Format) string {

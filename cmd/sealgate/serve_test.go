@@ -35,12 +35,26 @@ type daemon struct {
 	output *syncBuffer
 }
 
+// binDir holds the binary buildSealgate compiles; TestMain removes it.
+var binDir string
+
+// TestMain removes the compiled binary after the package's tests: no test's
+// t.TempDir lives as long as the binary the tests share.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildSealgate compiles the binary once per test run.
 var buildSealgate = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sealgate-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "sealgate")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {

@@ -233,7 +233,7 @@ func printReport(w io.Writer, rep *seal.Report, rec *evidence.RecordReport) {
 	if ev := rep.Evidence; ev != nil {
 		fmt.Fprintf(w, "evidence  leaf %d of %d: %s (checkpoint seal checked: %v)\n", ev.Index, ev.Size, mark[ev.OK], ev.SealChecked)
 		for _, p := range ev.Problems {
-			fmt.Fprintf(w, "          %v\n", p)
+			fmt.Fprintf(w, "          %s: %s\n", p.Code, p.Message)
 		}
 	} else if rep.EvidencePending {
 		fmt.Fprintln(w, "evidence  recorded; the proof is published with the next checkpoint")
@@ -243,7 +243,7 @@ func printReport(w io.Writer, rep *seal.Report, rec *evidence.RecordReport) {
 	if rec != nil {
 		fmt.Fprintf(w, "record    RFC 4998 evidence record: %s, %d archive timestamp(s)\n", mark[rec.OK], len(rec.Timestamps))
 		for _, p := range rec.Problems {
-			fmt.Fprintf(w, "          %v\n", p)
+			fmt.Fprintf(w, "          %s: %s\n", p.Code, p.Message)
 		}
 	}
 }

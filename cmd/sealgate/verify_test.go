@@ -50,7 +50,24 @@ func TestSealAndVerifyCommands(t *testing.T) {
 	if err := os.WriteFile(pdf, pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 7"}}}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := sealgateCmd(t, "seal", "--data", data, pdf, "--page", "1", "--rect", "300,700,200,60", "--reason", "Invoice"); code != 0 || !strings.Contains(out, "pades B-T") {
+	// Options are checked as the REST API checks them, before anything is
+	// signed or recorded: the seal after these refusals is the log's first leaf.
+	for _, bad := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--page", "1", "--rect", "NaN,40,200,60"}, "bad_request: x: NaN is not a finite number"},
+		{[]string{"--page", "1", "--rect", "300,700,200"}, `bad_request: --rect takes x,y,width,height: "300,700,200" has 3 values`},
+		{[]string{"--page", "1"}, "bad_request: page 1 needs the stamp's rectangle"},
+		{[]string{"--reason", "a\x1bb"}, "bad_request: reason: control character U+001B at byte 1"},
+		{[]string{"--reason", strings.Repeat("r", 1025)}, "bad_request: reason: 1025 bytes is longer than the limit of 1024 bytes"},
+	} {
+		out, code := sealgateCmd(t, append([]string{"seal", "--data", data, pdf}, bad.args...)...)
+		if code != 1 || !strings.Contains(out, bad.says) {
+			t.Errorf("seal %q: exit %d, want 1 and %q:\n%s", bad.args, code, bad.says, out)
+		}
+	}
+	if out, code := sealgateCmd(t, "seal", "--data", data, pdf, "--page", "1", "--rect", "300,700,200,60", "--reason", "Invoice"); code != 0 || !strings.Contains(out, "pades B-T") || !strings.Contains(out, "evidence leaf 0,") {
 		t.Fatalf("seal: %d\n%s", code, out)
 	}
 	sealed := filepath.Join(dir, "invoice-sealed.pdf")
@@ -94,6 +111,11 @@ func TestSealAndVerifyCommands(t *testing.T) {
 	out, code := sealgateCmd(t, "verify", "--data", data, "--record", record, sealed)
 	if code != 0 || !strings.Contains(out, "evidence  leaf") || !strings.Contains(out, "record    RFC 4998 evidence record: VALID") {
 		t.Errorf("verify with record: %d\n%s", code, out)
+	}
+	// The record is the sealed PDF's, not the changed copy's: its problems are told in words.
+	out, code = sealgateCmd(t, "verify", "--data", data, "--record", record, changed)
+	if code != 1 || !strings.Contains(out, "record    RFC 4998 evidence record: NOT VALID") || !strings.Contains(out, "          record_invalid: ") || strings.Contains(out, "{") {
+		t.Errorf("verify with another document's record: %d\n%s", code, out)
 	}
 
 	d := startServe(t, data, freeAddr(t))

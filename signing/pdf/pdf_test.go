@@ -2,6 +2,8 @@ package pdf_test
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -217,24 +219,28 @@ func TestOpenRefusals(t *testing.T) {
 	xrefAt := bytes.LastIndex(good, []byte("xref\n0 "))
 	badXref := append([]byte(nil), good...)
 	copy(badXref[xrefAt:], "junk")
+	junk := make([]byte, 4096)
+	rand.NewChaCha8([32]byte{1}).Read(junk)
 	tests := []struct {
 		name string
 		data []byte
 		code fault.Code
+		says string
 	}{
-		{"empty", nil, pdf.CodeMalformed},
-		{"not a PDF", []byte("hello, this is plain text\n"), pdf.CodeMalformed},
-		{"truncated", good[:len(good)/2], pdf.CodeMalformed},
-		{"no startxref", []byte(strings.Replace(string(good), "startxref", "startxxxx", 1)), pdf.CodeMalformed},
-		{"startxref past the end", []byte(strings.Replace(string(good), "startxref\n", "startxref\n9", 1)), pdf.CodeMalformed},
-		{"xref overwritten", badXref, pdf.CodeMalformed},
-		{"encrypted", encrypted, pdf.CodeEncrypted},
+		{"bytes after %%EOF", append(append([]byte(nil), good...), junk...), pdf.CodeMalformed, "goes on for 4096 bytes after its last %%EOF marker"},
+		{"empty", nil, pdf.CodeMalformed, ""},
+		{"not a PDF", []byte("hello, this is plain text\n"), pdf.CodeMalformed, ""},
+		{"truncated", good[:len(good)/2], pdf.CodeMalformed, "truncated?"},
+		{"no startxref", []byte(strings.Replace(string(good), "startxref", "startxxxx", 1)), pdf.CodeMalformed, ""},
+		{"startxref past the end", []byte(strings.Replace(string(good), "startxref\n", "startxref\n9", 1)), pdf.CodeMalformed, ""},
+		{"xref overwritten", badXref, pdf.CodeMalformed, ""},
+		{"encrypted", encrypted, pdf.CodeEncrypted, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := pdf.Open(bytes.NewReader(tt.data), int64(len(tt.data)))
-			if fault.CodeOf(err) != tt.code {
-				t.Errorf("Open error %v, want code %s", err, tt.code)
+			if fault.CodeOf(err) != tt.code || !strings.Contains(fmt.Sprint(err), tt.says) {
+				t.Errorf("Open error %v, want code %s saying %q", err, tt.code, tt.says)
 			}
 		})
 	}

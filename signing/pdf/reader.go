@@ -131,7 +131,7 @@ func (r *Reader) findStartXref() (int64, error) {
 	}
 	i := bytes.LastIndex(tail, []byte("startxref"))
 	if i < 0 {
-		return 0, malformed("no startxref at the end of the document (truncated?)")
+		return 0, r.noStartXref()
 	}
 	l := &lexer{b: tail[i+len("startxref"):], eof: true}
 	o, err := l.object(0)
@@ -143,6 +143,22 @@ func (r *Reader) findStartXref() (int64, error) {
 		return 0, malformed("startxref points outside the document")
 	}
 	return int64(off), nil
+}
+
+// noStartXref says why the document's end has no startxref: bytes after
+// its last %%EOF marker (which readers that rebuild the cross-reference
+// table skip, qpdf calling the file damaged), or a document cut short.
+func (r *Reader) noStartXref() error {
+	n := min(r.size, 1<<20)
+	b := make([]byte, n)
+	if _, err := r.r.ReadAt(b, r.size-n); err != nil && !errors.Is(err, io.EOF) {
+		return fault.Wrap(err, fault.Invalid, CodeMalformed, "cannot read the document")
+	}
+	if i := bytes.LastIndex(b, []byte("%%EOF")); i >= 0 && bytes.Contains(b[:i], []byte("startxref")) {
+		rest := bytes.TrimLeft(b[i+len("%%EOF"):], "\x00\t\n\x0c\r ")
+		return malformed("the document goes on for %d bytes after its last %%%%EOF marker: remove what follows it", len(rest))
+	}
+	return malformed("no startxref at the end of the document (truncated?)")
 }
 
 // window reads up to n bytes at off.
