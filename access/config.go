@@ -6,6 +6,7 @@ import (
 
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/secret"
 )
 
@@ -19,15 +20,17 @@ const CodeConfigInvalid fault.Code = "access_config_invalid"
 //	  sessionTTL: 8h
 //	  totpIssuer: Example Corp sealgate
 //	  password: {memoryKiB: 65536, time: 2, threads: 2}
+//	  passwordChecks: {concurrency: 2, queue: 8, maxWait: 2s}   # default concurrency: GOMAXPROCS
 //	  lockout: {accountFailures: 5, sourceFailures: 20, baseLock: 1m, maxLock: 1h, window: 1h, ipv6Prefix: 64}
 //	  secretsKey: {file: /etc/sealgate/secrets.key}   # default <data>/secrets.key, created on first start
 type fileOptions struct {
-	TokenTTL   time.Duration  `yaml:"tokenTTL"`
-	SessionTTL time.Duration  `yaml:"sessionTTL"`
-	TOTPIssuer string         `yaml:"totpIssuer"`
-	Password   PasswordParams `yaml:"password"`
-	Lockout    LockoutPolicy  `yaml:"lockout"`
-	SecretsKey secret.Ref     `yaml:"secretsKey"`
+	TokenTTL       time.Duration      `yaml:"tokenTTL"`
+	SessionTTL     time.Duration      `yaml:"sessionTTL"`
+	TOTPIssuer     string             `yaml:"totpIssuer"`
+	Password       PasswordParams     `yaml:"password"`
+	PasswordChecks limit.GateSettings `yaml:"passwordChecks"`
+	Lockout        LockoutPolicy      `yaml:"lockout"`
+	SecretsKey     secret.Ref         `yaml:"secretsKey"`
 }
 
 // minPasswordMemoryKiB is OWASP's floor for argon2id (19 MiB); less would
@@ -54,9 +57,13 @@ func LoadOptions(f *config.File) (Options, error) {
 			return Options{}, fault.New(fault.Invalid, CodeConfigInvalid, "access.%s in %s is negative (%s)", name, f.Path, d)
 		}
 	}
+	if pc := c.PasswordChecks; pc.Concurrency < 0 || pc.Queue < 0 || pc.MaxWait < 0 {
+		return Options{}, fault.New(fault.Invalid, CodeConfigInvalid, "access.passwordChecks in %s must not be negative", f.Path)
+	}
 	if err := checkIPv6Prefix(c.Lockout.IPv6Prefix, " in "+f.Path); err != nil {
 		return Options{}, err
 	}
-	return Options{TokenTTL: c.TokenTTL, SessionTTL: c.SessionTTL, TOTPIssuer: c.TOTPIssuer, Password: c.Password, Lockout: c.Lockout,
+	return Options{TokenTTL: c.TokenTTL, SessionTTL: c.SessionTTL, TOTPIssuer: c.TOTPIssuer, Password: c.Password,
+		PasswordChecks: c.PasswordChecks, Lockout: c.Lockout,
 		SecretsKey: c.SecretsKey, SecretsKeyFile: filepath.Join(f.Data, "secrets.key")}, nil
 }

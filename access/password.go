@@ -1,6 +1,7 @@
 package access
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -32,6 +33,34 @@ const (
 )
 
 var b64 = base64.RawStdEncoding
+
+// hashing runs f, which computes argon2id, inside the password gate. Each
+// run takes MemoryKiB (64 MiB by default), so only PasswordChecks.Concurrency
+// run at once; a burst of logins queues briefly, then gets login_busy before
+// any hashing, and the process's memory stays bounded by the gate.
+func (s *Service) hashing(ctx context.Context, f func()) error {
+	leave, err := s.hashGate.Enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	f()
+	return nil
+}
+
+// newPasswordHash hashes a new password with the configured parameters.
+func (s *Service) newPasswordHash(ctx context.Context, password string) (phc string, err error) {
+	if gerr := s.hashing(ctx, func() { phc, err = hashPassword(password, s.opts.Password) }); gerr != nil {
+		return "", gerr
+	}
+	return phc, err
+}
+
+// passwordMatches is checkPassword inside the password gate.
+func (s *Service) passwordMatches(ctx context.Context, phc func() string, password string) (ok bool, err error) {
+	err = s.hashing(ctx, func() { ok = checkPassword(phc(), password) })
+	return ok, err
+}
 
 // hashPassword returns the PHC string
 // $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash> (unpadded base64).

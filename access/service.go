@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/secret"
 	"github.com/sealgate/sealgate/store"
 )
@@ -36,6 +37,9 @@ const (
 	CodeRuleUnknown           fault.Code = "rule_unknown"
 	CodeInvalidInput          fault.Code = "invalid_input"
 	CodeDirectoryUnknown      fault.Code = "directory_unknown"
+	// CodeLoginBusy refuses a password check while PasswordChecks.Concurrency
+	// checks run and the queue is full (429 with Retry-After).
+	CodeLoginBusy fault.Code = "login_busy"
 )
 
 // Options configure a Service. The zero value gives production defaults.
@@ -48,6 +52,9 @@ type Options struct {
 	// DefaultPasswordParams. Existing hashes keep the parameters they were
 	// made with (they are part of the PHC string).
 	Password PasswordParams
+	// PasswordChecks bounds concurrent argon2id runs (logins, new
+	// passwords). Default: GOMAXPROCS at once, 4 × that queued for up to 2s.
+	PasswordChecks limit.GateSettings
 	// TokenTTL is the lifetime of OAuth access tokens. Default 10 minutes.
 	TokenTTL time.Duration
 	// SessionTTL is the lifetime of user sessions. Default 8 hours.
@@ -80,6 +87,8 @@ type Service struct {
 	log  *slog.Logger
 	now  func() time.Time
 	box  *secretBox // seals TOTP secrets
+	// hashGate bounds concurrent argon2id runs (see hashing).
+	hashGate *limit.Gate
 
 	// The generation is read on a connection of its own, with the
 	// statement prepared once: about 4 µs instead of a pool round trip.
@@ -236,7 +245,10 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box}
+	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box,
+		hashGate: limit.NewGate(opts.PasswordChecks, func() *fault.Error {
+			return fault.New(fault.TooMany, CodeLoginBusy, "too many password checks at once; try again shortly")
+		})}
 	if err := s.sealPlainSecrets(ctx); err != nil {
 		return nil, err
 	}

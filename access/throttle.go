@@ -130,7 +130,7 @@ func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src n
 				what = s.opts.Lockout.sourceBlock(src)
 			}
 			return false, fault.New(fault.TooMany, CodeAccountLocked,
-				"too many failed attempts for %s; try again in %s", what, wait.Round(time.Second))
+				"too many failed attempts for %s; try again in %s", what, wait.Round(time.Second)).Retry(wait)
 		}
 	}
 	return hadFailures, nil

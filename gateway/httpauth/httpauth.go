@@ -157,6 +157,7 @@ func (a *Authenticator) TokenHandler() http.Handler {
 				desc := "client authentication failed"
 				if status == http.StatusTooManyRequests {
 					desc = fault.As(err).Msg
+					problem.SetRetryAfter(w.Header(), err)
 				} else {
 					status = http.StatusUnauthorized
 				}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/sealgate/sealgate/fault"
 )
@@ -44,6 +46,8 @@ func StatusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case fault.TooMany:
 		return http.StatusTooManyRequests
+	case fault.Timeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -71,10 +75,19 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="sealgate", Bearer realm="sealgate"`)
 	}
+	SetRetryAfter(w.Header(), err)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+}
+
+// SetRetryAfter sets Retry-After (whole seconds, rounded up) when err
+// says how long to wait before trying again.
+func SetRetryAfter(h http.Header, err error) {
+	if e := fault.As(err); e != nil && e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
+	}
 }
 
 // WriteJSON writes v as indented JSON with status.
