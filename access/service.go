@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealgate/sealgate/fault"
@@ -89,6 +90,7 @@ type Service struct {
 	box  *secretBox // seals TOTP secrets
 	// hashGate bounds concurrent argon2id runs (see hashing).
 	hashGate *limit.Gate
+	hashers  atomic.Int32 // argon2id runs in progress
 
 	// The generation is read on a connection of its own, with the
 	// statement prepared once: about 4 µs instead of a pool round trip.
