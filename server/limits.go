@@ -185,6 +185,18 @@ func (w *guardedWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
+// ReadFrom keeps the connection's own ReadFrom (sendfile for a sealed
+// PDF sent from its temporary file) in use through the wrapper.
+func (w *guardedWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.state == unwritten {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.state == replaced {
+		return io.Copy(io.Discard, r)
+	}
+	return io.Copy(w.ResponseWriter, r)
+}
+
 // Unwrap lets http.ResponseController reach the connection.
 func (w *guardedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
