@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -52,23 +53,11 @@ func loadHTTP(cfg *config.File) (HTTPSettings, error) {
 	if h.MinBodyRate < 0 {
 		return h, fmt.Errorf("config section http: minBodyRate is negative (%d)", h.MinBodyRate)
 	}
-	defaults := HTTPSettings{ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		BodyTimeout: 15 * time.Minute, MinBodyRate: 16 << 10, BodyGrace: 10 * time.Second}
-	if h.ReadHeaderTimeout == 0 {
-		h.ReadHeaderTimeout = defaults.ReadHeaderTimeout
-	}
-	if h.IdleTimeout == 0 {
-		h.IdleTimeout = defaults.IdleTimeout
-	}
-	if h.BodyTimeout == 0 {
-		h.BodyTimeout = defaults.BodyTimeout
-	}
-	if h.MinBodyRate == 0 {
-		h.MinBodyRate = defaults.MinBodyRate
-	}
-	if h.BodyGrace == 0 {
-		h.BodyGrace = defaults.BodyGrace
-	}
+	h.ReadHeaderTimeout = cmp.Or(h.ReadHeaderTimeout, 10*time.Second)
+	h.IdleTimeout = cmp.Or(h.IdleTimeout, 2*time.Minute)
+	h.BodyTimeout = cmp.Or(h.BodyTimeout, 15*time.Minute)
+	h.MinBodyRate = cmp.Or(h.MinBodyRate, 16<<10)
+	h.BodyGrace = cmp.Or(h.BodyGrace, 10*time.Second)
 	return h, nil
 }
 

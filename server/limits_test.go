@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/seal"
+	"github.com/sealgate/sealgate/server"
 )
 
 // rawPost sends a chunked POST over its own connection, writing the body
@@ -441,4 +443,34 @@ func TestVerificationConcurrencyAndRate(t *testing.T) {
 	check("the last of the burst", resp, b, http.StatusOK, "")
 	resp, b = n.post(t, "/api/v1/verifications", "", "", "", strings.NewReader("fourth"))
 	check("past the burst", resp, b, http.StatusTooManyRequests, "verification_rate_limited")
+}
+
+// TestLimitSettingsAreChecked: the bounds' settings refuse typos and
+// negative values, naming them.
+func TestLimitSettingsAreChecked(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		edit func(doc map[string]any)
+		want string
+	}{
+		{"http typo", func(doc map[string]any) { doc["http"] = map[string]any{"bodyTimout": "1s"} }, "bodyTimout"},
+		{"negative body timeout", func(doc map[string]any) { doc["http"] = map[string]any{"bodyTimeout": "-1s"} }, "bodyTimeout"},
+		{"negative body rate", func(doc map[string]any) { doc["http"] = map[string]any{"minBodyRate": -1} }, "minBodyRate"},
+		{"verify typo", func(doc map[string]any) { doc["verify"] = map[string]any{"maxDocSize": 1} }, "maxDocSize"},
+		{"negative verify size", func(doc map[string]any) { doc["verify"] = map[string]any{"maxDocumentSize": -1} }, "verify"},
+		{"negative temp space", func(doc map[string]any) { doc["seal"].(map[string]any)["maxTempSpace"] = -1 }, "maxTempSpace"},
+		{"metrics typo", func(doc map[string]any) { doc["metrics"] = map[string]any{"address": "127.0.0.1:9090"} }, "address"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, cfg := nodeConfig(t, tt.edit)
+			srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+			if err == nil {
+				srv.Close()
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not name %q", err, tt.want)
+			}
+		})
+	}
 }

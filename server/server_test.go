@@ -136,7 +136,14 @@ func nodeConfig(t testing.TB, edits ...func(doc map[string]any)) (*node, *config
 // response with its body read.
 func (n *node) post(t testing.TB, path, id, secret, contentType string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, n.URL+path, body)
+	return n.send(t, http.MethodPost, path, id, secret, contentType, body)
+}
+
+// send makes a request with Basic credentials (none when id is empty) and
+// returns the response with its body read.
+func (n *node) send(t testing.TB, method, path, id, secret, contentType string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, n.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,22 +186,7 @@ func (n *node) getAs(t testing.TB, path, id, secret string, v any) int {
 // returns the response with its body read.
 func (n *node) getText(t testing.TB, path, id, secret string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, n.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id != "" {
-		req.SetBasicAuth(id, secret)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := n.send(t, http.MethodGet, path, id, secret, "", nil)
 	return resp, string(b)
 }
 
