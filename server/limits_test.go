@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,20 +78,23 @@ func rawPost(t *testing.T, base, path, auth string, body io.Reader) (*http.Respo
 }
 
 // pdfStream is a PDF-looking body of n bytes made on the fly, never held
-// in memory or written to disk.
-type pdfStream struct{ n, sent int64 }
+// in memory or written to disk; sent is read while it is being sent.
+type pdfStream struct {
+	n    int64
+	sent atomic.Int64
+}
 
 func (s *pdfStream) Read(p []byte) (int, error) {
-	if s.sent >= s.n {
+	sent := s.sent.Load()
+	if sent >= s.n {
 		return 0, io.EOF
 	}
-	k := int64(len(p))
-	k = min(k, s.n-s.sent)
+	k := min(int64(len(p)), s.n-sent)
 	clear(p[:k])
-	if s.sent == 0 {
+	if sent == 0 {
 		copy(p, "%PDF-1.7\n")
 	}
-	s.sent += k
+	s.sent.Add(k)
 	return int(k), nil
 }
 
@@ -122,7 +126,7 @@ func TestVerificationTooLarge(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), `"document_too_large"`) {
 		t.Fatalf("3 GB upload: %s %s", resp.Status, b)
 	}
-	if body.sent >= 3<<30 {
+	if body.sent.Load() >= 3<<30 {
 		t.Error("the whole 3 GB were read before the refusal")
 	}
 	noSpool(t, n.Dir)
@@ -142,7 +146,7 @@ func TestVerificationTooLarge(t *testing.T) {
 	if ar.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(ab), `"document_too_large"`) {
 		t.Errorf("announced 3 GB: %s %s", ar.Status, ab)
 	}
-	t.Logf("refused 3 GB after %d bytes read; announced 3 GB refused in %s", body.sent, time.Since(start).Round(time.Millisecond))
+	t.Logf("refused 3 GB after %d bytes read; announced 3 GB refused in %s", body.sent.Load(), time.Since(start).Round(time.Millisecond))
 	noSpool(t, n.Dir)
 }
 
