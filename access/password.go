@@ -36,6 +36,16 @@ const (
 
 var b64 = base64.RawStdEncoding
 
+// passwordCheckMemory is the argon2id memory the default password gate
+// allows at once: more CPUs than this covers add no concurrent checks.
+const passwordCheckMemory = 256 << 20
+
+// defaultPasswordChecks is the default concurrency of the password gate:
+// a check per CPU, within passwordCheckMemory.
+func defaultPasswordChecks(p PasswordParams) int {
+	return max(1, min(runtime.GOMAXPROCS(0), passwordCheckMemory/(int(p.MemoryKiB)<<10)))
+}
+
 // hashing runs f, which computes argon2id, inside the password gate. Each
 // run takes MemoryKiB (64 MiB by default), so only PasswordChecks.Concurrency
 // run at once; a burst of logins queues briefly, then gets login_busy before

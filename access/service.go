@@ -54,7 +54,9 @@ type Options struct {
 	// made with (they are part of the PHC string).
 	Password PasswordParams
 	// PasswordChecks bounds concurrent argon2id runs (logins, new
-	// passwords). Default: GOMAXPROCS at once, 4 × that queued for up to 2s.
+	// passwords). Default: one per CPU (GOMAXPROCS) but at most 256 MiB of
+	// argon2id memory at once (4 with the default 64 MiB), 4 × that queued
+	// for up to 2s.
 	PasswordChecks limit.GateSettings
 	// TokenTTL is the lifetime of OAuth access tokens. Default 10 minutes.
 	TokenTTL time.Duration
@@ -248,7 +250,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box,
-		hashGate: limit.NewGate(opts.PasswordChecks, func() *fault.Error {
+		hashGate: limit.NewGate(opts.PasswordChecks.WithDefaults(defaultPasswordChecks(opts.Password)), func() *fault.Error {
 			return fault.New(fault.TooMany, CodeLoginBusy, "too many password checks at once; try again shortly")
 		})}
 	if err := s.sealPlainSecrets(ctx); err != nil {
