@@ -57,12 +57,7 @@ func (s *spoolFile) Write(p []byte) (int, error) { return s.held.Write(p) }
 
 // refusal is the budget's error when a write was refused for lack of
 // space; nil otherwise.
-func (s *spoolFile) refusal() error {
-	if s.held.Refused == nil {
-		return nil
-	}
-	return s.held.Refused
-}
+func (s *spoolFile) refusal() error { return s.held.Refused }
 
 // remove closes and deletes the file and gives its bytes back.
 func (s *spoolFile) remove() error {
