@@ -93,6 +93,7 @@ type Service struct {
 	// hashGate bounds concurrent argon2id runs (see hashing).
 	hashGate *limit.Gate
 	hashers  atomic.Int32 // argon2id runs in progress
+	release  *time.Timer  // runs releaseMemory once the gate is idle
 
 	// The generation is read on a connection of its own, with the
 	// statement prepared once: about 4 µs instead of a pool round trip.
@@ -253,6 +254,8 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 		hashGate: limit.NewGate(opts.PasswordChecks.WithDefaults(defaultPasswordChecks(opts.Password)), func() *fault.Error {
 			return fault.New(fault.TooMany, CodeLoginBusy, "too many password checks at once; try again shortly")
 		})}
+	s.release = time.AfterFunc(time.Hour, s.releaseMemory)
+	s.release.Stop()
 	if err := s.sealPlainSecrets(ctx); err != nil {
 		return nil, err
 	}
@@ -277,7 +280,10 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 }
 
 // Close releases the Service's connection; the database stays open.
-func (s *Service) Close() error { return errors.Join(s.genStmt.Close(), s.genConn.Close()) }
+func (s *Service) Close() error {
+	s.release.Stop()
+	return errors.Join(s.genStmt.Close(), s.genConn.Close())
+}
 
 // generation reads the database's change counter.
 func (s *Service) generation(ctx context.Context) (int64, error) {
