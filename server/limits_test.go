@@ -255,6 +255,10 @@ func TestMonitoringNeedsRoleOrListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, rootSecret, err := n.Access.AddProcess(ctx, "root", "administration", []string{access.RoleAdmin}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	serials := []string{}
 	for _, c := range n.Pool.Status() {
 		if c.Serial == "" {
@@ -272,6 +276,7 @@ func TestMonitoringNeedsRoleOrListener(t *testing.T) {
 		{"a process without a role", n.ERPID, n.ERPSecret, http.StatusForbidden, "operation_not_permitted"},
 		{"a wrong secret", "ops", "sgp_wrong", http.StatusUnauthorized, "unauthenticated"},
 		{"an auditor", "ops", opsSecret, http.StatusOK, ""},
+		{"an admin", "root", rootSecret, http.StatusOK, ""},
 	} {
 		resp, b := n.getText(t, "/metrics", tt.id, tt.secret)
 		if resp.StatusCode != tt.status || (tt.code != "" && !strings.Contains(b, `"code":"`+tt.code+`"`)) {
@@ -286,17 +291,24 @@ func TestMonitoringNeedsRoleOrListener(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || strings.Join(strings.Fields(public), "") != `{"ready":true}` {
 		t.Errorf("public /readyz: %s %q, want only ready", resp.Status, public)
 	}
-	resp, detailed := n.getText(t, "/readyz", "ops", opsSecret)
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/readyz as auditor: %s %s", resp.Status, detailed)
-	}
 	for _, s := range serials {
 		if strings.Contains(public, s) {
 			t.Errorf("public /readyz shows card serial %s", s)
 		}
-		if !strings.Contains(detailed, s) {
-			t.Errorf("/readyz as auditor does not show card serial %s", s)
+	}
+	for who, secret := range map[string]string{"ops": opsSecret, "root": rootSecret} {
+		resp, detailed := n.getText(t, "/readyz", who, secret)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/readyz as %s: %s %s", who, resp.Status, detailed)
 		}
+		for _, s := range serials {
+			if !strings.Contains(detailed, s) {
+				t.Errorf("/readyz as %s does not show card serial %s", who, s)
+			}
+		}
+	}
+	if resp, b := n.getText(t, "/readyz", n.ERPID, n.ERPSecret); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("/readyz as a process without a role: %s %s", resp.Status, b)
 	}
 
 	// Serving on a listener: leftover spool files go, the metrics listener answers anyone.
