@@ -39,11 +39,17 @@ func (s *Service) AuthenticateUser(ctx context.Context, c UserCredentials) (Prin
 		return Principal{}, err
 	}
 	if u == nil || u.Disabled || (u.Source == "" && u.passwordHash == "") {
-		checkPassword(s.dummyHash(), c.Password)
+		if _, err := s.passwordMatches(ctx, s.dummyHash, c.Password); err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, s.recordFailure(ctx, KindUser, c.Login, c.Source, "password")
 	}
 	if u.Source == "" {
-		if !checkPassword(u.passwordHash, c.Password) {
+		ok, err := s.passwordMatches(ctx, func() string { return u.passwordHash }, c.Password)
+		if err != nil {
+			return Principal{}, err
+		}
+		if !ok {
 			return Principal{}, s.recordFailure(ctx, KindUser, c.Login, c.Source, "password")
 		}
 	} else {

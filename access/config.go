@@ -9,6 +9,7 @@ import (
 
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/secret"
 )
 
@@ -23,6 +24,7 @@ const CodeConfigInvalid fault.Code = "access_config_invalid"
 //	  sessionIdleTimeout: 30m
 //	  totpIssuer: Example Corp sealgate
 //	  password: {memoryKiB: 65536, time: 2, threads: 2}
+//	  passwordChecks: {concurrency: 2, queue: 8, maxWait: 2s}   # default concurrency: GOMAXPROCS
 //	  lockout: {pairFailures: 5, accountFailures: 50, sourceFailures: 20, baseLock: 1m, maxLock: 1h, window: 1h, ipv6Prefix: 64}
 //	  secretsKey: {file: /etc/sealgate/secrets.key}   # default <data>/secrets.key, created on first start
 //	  trustedProxies: [10.0.0.5/32]
@@ -30,17 +32,18 @@ const CodeConfigInvalid fault.Code = "access_config_invalid"
 //	  clientCertHeader: X-Client-Cert                 # optional
 //	  clientCertVerified: true                        # the proxy verifies client certificates
 type fileOptions struct {
-	TokenTTL           time.Duration  `yaml:"tokenTTL"`
-	SessionTTL         time.Duration  `yaml:"sessionTTL"`
-	SessionIdleTimeout time.Duration  `yaml:"sessionIdleTimeout"`
-	TOTPIssuer         string         `yaml:"totpIssuer"`
-	Password           PasswordParams `yaml:"password"`
-	Lockout            LockoutPolicy  `yaml:"lockout"`
-	SecretsKey         secret.Ref     `yaml:"secretsKey"`
-	TrustedProxies     []string       `yaml:"trustedProxies"`
-	ForwardedHeader    string         `yaml:"forwardedHeader"`
-	ClientCertHeader   string         `yaml:"clientCertHeader"`
-	ClientCertVerified bool           `yaml:"clientCertVerified"`
+	TokenTTL           time.Duration      `yaml:"tokenTTL"`
+	SessionTTL         time.Duration      `yaml:"sessionTTL"`
+	SessionIdleTimeout time.Duration      `yaml:"sessionIdleTimeout"`
+	TOTPIssuer         string             `yaml:"totpIssuer"`
+	Password           PasswordParams     `yaml:"password"`
+	PasswordChecks     limit.GateSettings `yaml:"passwordChecks"`
+	Lockout            LockoutPolicy      `yaml:"lockout"`
+	SecretsKey         secret.Ref         `yaml:"secretsKey"`
+	TrustedProxies     []string           `yaml:"trustedProxies"`
+	ForwardedHeader    string             `yaml:"forwardedHeader"`
+	ClientCertHeader   string             `yaml:"clientCertHeader"`
+	ClientCertVerified bool               `yaml:"clientCertVerified"`
 }
 
 // Forwarding headers a proxy may name the client in.
@@ -131,6 +134,9 @@ func LoadOptions(f *config.File) (Options, error) {
 			return Options{}, fault.New(fault.Invalid, CodeConfigInvalid, "access.%s in %s is negative (%s)", name, f.Path, d)
 		}
 	}
+	if pc := c.PasswordChecks; pc.Concurrency < 0 || pc.Queue < 0 || pc.MaxWait < 0 {
+		return Options{}, fault.New(fault.Invalid, CodeConfigInvalid, "access.passwordChecks in %s must not be negative", f.Path)
+	}
 	if err := checkIPv6Prefix(c.Lockout.IPv6Prefix, " in "+f.Path); err != nil {
 		return Options{}, err
 	}
@@ -139,5 +145,5 @@ func LoadOptions(f *config.File) (Options, error) {
 		return Options{}, err
 	}
 	return Options{TokenTTL: c.TokenTTL, SessionTTL: c.SessionTTL, SessionIdleTimeout: c.SessionIdleTimeout, TOTPIssuer: c.TOTPIssuer,
-		Password: c.Password, Lockout: c.Lockout, SecretsKey: c.SecretsKey, SecretsKeyFile: filepath.Join(f.Data, "secrets.key"), Proxy: proxy}, nil
+		Password: c.Password, PasswordChecks: c.PasswordChecks, Lockout: c.Lockout, SecretsKey: c.SecretsKey, SecretsKeyFile: filepath.Join(f.Data, "secrets.key"), Proxy: proxy}, nil
 }

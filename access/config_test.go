@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/secret"
 )
 
@@ -27,6 +28,7 @@ func TestLoadOptions(t *testing.T) {
   sessionTTL: 1h
   totpIssuer: Example sealgate
   password: {memoryKiB: 32768, time: 3, threads: 1}
+  passwordChecks: {concurrency: 3, queue: 6, maxWait: 500ms}
   lockout: {accountFailures: 3, baseLock: 30s, ipv6Prefix: 56}
   secretsKey: {env: SEALGATE_SECRETS_KEY}
   sessionIdleTimeout: 15m
@@ -35,7 +37,8 @@ func TestLoadOptions(t *testing.T) {
   clientCertHeader: x-client-cert
   clientCertVerified: true
 `, Options{TokenTTL: 5 * time.Minute, SessionTTL: time.Hour, SessionIdleTimeout: 15 * time.Minute, TOTPIssuer: "Example sealgate",
-			Password: PasswordParams{MemoryKiB: 32768, Time: 3, Threads: 1}, Lockout: LockoutPolicy{AccountFailures: 3, BaseLock: 30 * time.Second, IPv6Prefix: 56},
+			Password: PasswordParams{MemoryKiB: 32768, Time: 3, Threads: 1}, PasswordChecks: limit.GateSettings{Concurrency: 3, Queue: 6, MaxWait: 500 * time.Millisecond},
+			Lockout:    LockoutPolicy{AccountFailures: 3, BaseLock: 30 * time.Second, IPv6Prefix: 56},
 			SecretsKey: secret.Ref{Env: "SEALGATE_SECRETS_KEY"},
 			Proxy: ProxySettings{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")},
 				ForwardedHeader: HeaderForwarded, ClientCertHeader: "X-Client-Cert", ClientCertVerified: true}}, ""},
@@ -45,6 +48,7 @@ func TestLoadOptions(t *testing.T) {
 		{"negative idle timeout", "access:\n  sessionIdleTimeout: -1m\n", Options{}, "sessionIdleTimeout"},
 		{"weak argon2id", "access:\n  password: {memoryKiB: 1024, time: 1, threads: 1}\n", Options{}, "memoryKiB >= 19456"},
 		{"typo", "access:\n  tokenTtl: 5m\n", Options{}, "tokenTtl"},
+		{"negative password checks", "access:\n  passwordChecks: {queue: -1}\n", Options{}, "passwordChecks"},
 		{"negative duration", "access:\n  sessionTTL: -1h\n", Options{}, "sessionTTL"},
 		{"IPv6 prefix too short", "access:\n  lockout: {ipv6Prefix: 32}\n", Options{}, "ipv6Prefix"},
 		{"IPv6 prefix too long", "access:\n  lockout: {ipv6Prefix: 129}\n", Options{}, "between 48 and 128 (got 129)"},
@@ -73,7 +77,7 @@ func TestLoadOptions(t *testing.T) {
 				tt.want.Proxy.ForwardedHeader = HeaderXForwardedFor
 			}
 			if got.TokenTTL != tt.want.TokenTTL || got.SessionTTL != tt.want.SessionTTL || got.SessionIdleTimeout != tt.want.SessionIdleTimeout ||
-				got.TOTPIssuer != tt.want.TOTPIssuer || got.Password != tt.want.Password || got.Lockout != tt.want.Lockout ||
+				got.TOTPIssuer != tt.want.TOTPIssuer || got.Password != tt.want.Password || got.PasswordChecks != tt.want.PasswordChecks || got.Lockout != tt.want.Lockout ||
 				got.SecretsKey != tt.want.SecretsKey || !reflect.DeepEqual(got.Proxy, tt.want.Proxy) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}

@@ -1,11 +1,15 @@
 package access
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -32,6 +36,64 @@ const (
 )
 
 var b64 = base64.RawStdEncoding
+
+// passwordCheckMemory is the argon2id memory the default password gate
+// allows at once: more CPUs than this covers add no concurrent checks.
+const passwordCheckMemory = 256 << 20
+
+// defaultPasswordChecks is the default concurrency of the password gate:
+// a check per CPU, within passwordCheckMemory.
+func defaultPasswordChecks(p PasswordParams) int {
+	return max(1, min(runtime.GOMAXPROCS(0), passwordCheckMemory/(int(p.MemoryKiB)<<10)))
+}
+
+// hashing runs f, which computes argon2id, inside the password gate. Each
+// run takes MemoryKiB (64 MiB by default), so only PasswordChecks.Concurrency
+// run at once; a burst of logins queues briefly, then gets login_busy before
+// any hashing, and the process's memory stays bounded by the gate.
+func (s *Service) hashing(ctx context.Context, f func()) error {
+	leave, err := s.hashGate.Enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	s.hashers.Add(1)
+	f()
+	// The run's memory is garbage now. Collected at once, the next run
+	// reuses it rather than the heap growing to twice its peak.
+	runtime.GC()
+	if s.hashers.Add(-1) == 0 {
+		s.release.Reset(releaseAfter)
+	}
+	return nil
+}
+
+// releaseAfter is how long no password check may run before the memory of
+// past ones goes back to the system. Returning it after every check would
+// make each login fault in 64 MiB afresh (about 100 ms more per login).
+const releaseAfter = time.Second
+
+// releaseMemory hands the memory of past password checks back to the
+// system, so a burst of logins leaves no residue.
+func (s *Service) releaseMemory() {
+	if s.hashers.Load() == 0 {
+		debug.FreeOSMemory()
+	}
+}
+
+// newPasswordHash hashes a new password with the configured parameters.
+func (s *Service) newPasswordHash(ctx context.Context, password string) (phc string, err error) {
+	if gerr := s.hashing(ctx, func() { phc, err = hashPassword(password, s.opts.Password) }); gerr != nil {
+		return "", gerr
+	}
+	return phc, err
+}
+
+// passwordMatches is checkPassword inside the password gate.
+func (s *Service) passwordMatches(ctx context.Context, phc func() string, password string) (ok bool, err error) {
+	err = s.hashing(ctx, func() { ok = checkPassword(phc(), password) })
+	return ok, err
+}
 
 // hashPassword returns the PHC string
 // $argon2id$v=19$m=<KiB>,t=<passes>,p=<lanes>$<salt>$<hash> (unpadded base64).

@@ -301,6 +301,9 @@ const (
 	OpAdminRead  Operation = "admin-read"
 	OpAdminWrite Operation = "admin-write"
 	OpAuditRead  Operation = "audit-read"
+	// OpMonitor reads the node's metrics and detailed readiness (card
+	// serials, signature counts): the auditor and admin roles.
+	OpMonitor Operation = "monitor"
 )
 
 // Action is one request to authorize.
@@ -498,7 +501,7 @@ func (s *Service) Decide(ctx context.Context, p Principal, a Action) (Decision, 
 			return s.deny(ctx, p, a, "administrators must log in with password and TOTP")
 		}
 		return Decision{Allowed: true, Rule: "role " + RoleAdmin}, nil
-	case OpAuditRead:
+	case OpAuditRead, OpMonitor:
 		for _, r := range []string{RoleAuditor, RoleAdmin} {
 			if slices.Contains(st.roles, r) {
 				return Decision{Allowed: true, Rule: "role " + r}, nil

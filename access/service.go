@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/secret"
 	"github.com/sealgate/sealgate/store"
 )
@@ -37,6 +39,9 @@ const (
 	CodeRuleUnknown           fault.Code = "rule_unknown"
 	CodeInvalidInput          fault.Code = "invalid_input"
 	CodeDirectoryUnknown      fault.Code = "directory_unknown"
+	// CodeLoginBusy refuses a password check while PasswordChecks.Concurrency
+	// checks run and the queue is full (429 with Retry-After).
+	CodeLoginBusy fault.Code = "login_busy"
 )
 
 // Options configure a Service. The zero value gives production defaults.
@@ -49,6 +54,11 @@ type Options struct {
 	// DefaultPasswordParams. Existing hashes keep the parameters they were
 	// made with (they are part of the PHC string).
 	Password PasswordParams
+	// PasswordChecks bounds concurrent argon2id runs (logins, new
+	// passwords). Default: one per CPU (GOMAXPROCS) but at most 256 MiB of
+	// argon2id memory at once (4 with the default 64 MiB), 4 × that queued
+	// for up to 2s.
+	PasswordChecks limit.GateSettings
 	// TokenTTL is the lifetime of OAuth access tokens. Default 10 minutes.
 	TokenTTL time.Duration
 	// SessionTTL is the lifetime of user sessions. Default 8 hours.
@@ -90,6 +100,10 @@ type Service struct {
 	log  *slog.Logger
 	now  func() time.Time
 	box  *secretBox // seals TOTP secrets
+	// hashGate bounds concurrent argon2id runs (see hashing).
+	hashGate *limit.Gate
+	hashers  atomic.Int32 // argon2id runs in progress
+	release  *time.Timer  // runs releaseMemory once the gate is idle
 
 	// The generation is read on a connection of its own, with the
 	// statement prepared once: about 4 µs instead of a pool round trip.
@@ -259,7 +273,12 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box}
+	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box,
+		hashGate: limit.NewGate(opts.PasswordChecks.WithDefaults(defaultPasswordChecks(opts.Password)), func() *fault.Error {
+			return fault.New(fault.TooMany, CodeLoginBusy, "too many password checks at once; try again shortly")
+		})}
+	s.release = time.AfterFunc(time.Hour, s.releaseMemory)
+	s.release.Stop()
 	if err := s.sealPlainSecrets(ctx); err != nil {
 		return nil, err
 	}
@@ -284,7 +303,10 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 }
 
 // Close releases the Service's connection; the database stays open.
-func (s *Service) Close() error { return errors.Join(s.genStmt.Close(), s.genConn.Close()) }
+func (s *Service) Close() error {
+	s.release.Stop()
+	return errors.Join(s.genStmt.Close(), s.genConn.Close())
+}
 
 // generation reads the database's change counter.
 func (s *Service) generation(ctx context.Context) (int64, error) {

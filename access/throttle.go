@@ -191,9 +191,7 @@ func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src n
 	default:
 		what = fmt.Sprintf("for %q from %s", name, locked.source)
 	}
-	e := fault.New(fault.TooMany, CodeAccountLocked, "too many failed attempts %s; try again in %s", what, wait.Round(time.Second))
-	e.RetryAfter = wait
-	return false, e
+	return false, fault.New(fault.TooMany, CodeAccountLocked, "too many failed attempts %s; try again in %s", what, wait.Round(time.Second)).Retry(wait)
 }
 
 // recordFailure counts a failed attempt and returns the answer to give:

@@ -81,7 +81,7 @@ func (s *Service) AddUser(ctx context.Context, u NewUser, actor string) (User, e
 	if err := checkNewPassword(u.Login, u.Password); err != nil {
 		return User{}, err
 	}
-	phc, err := hashPassword(u.Password, s.opts.Password)
+	phc, err := s.newPasswordHash(ctx, u.Password)
 	if err != nil {
 		return User{}, err
 	}
@@ -239,7 +239,7 @@ func (s *Service) SetPassword(ctx context.Context, login, password, actor string
 	if err := checkNewPassword(login, password); err != nil {
 		return err
 	}
-	phc, err := hashPassword(password, s.opts.Password)
+	phc, err := s.newPasswordHash(ctx, password)
 	if err != nil {
 		return err
 	}

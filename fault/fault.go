@@ -40,6 +40,9 @@ const (
 	TooLarge
 	// TooMany means a rate limit or lockout applies.
 	TooMany
+	// Timeout means the caller was too slow (a request body that did not
+	// arrive in time).
+	Timeout
 )
 
 // Error is an error with a stable code.
@@ -50,8 +53,9 @@ type Error struct {
 	Msg string
 	// Err is the underlying cause, for logs and errors.Is; it is not shown to callers.
 	Err error
-	// RetryAfter, for TooMany, is how long the caller should wait before
-	// trying again (a lockout's remaining time); zero when unknown.
+	// RetryAfter, when positive, is how long the caller should wait before
+	// trying again (busy, rate limited, locked); transports announce it
+	// (HTTP Retry-After).
 	RetryAfter time.Duration
 }
 
@@ -73,6 +77,12 @@ func New(kind Kind, code Code, format string, args ...any) *Error {
 // Wrap returns an Error with a formatted message and a cause.
 func Wrap(err error, kind Kind, code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Kind: kind, Msg: fmt.Sprintf(format, args...), Err: err}
+}
+
+// Retry returns e with RetryAfter set to d, for errors built with New or Wrap.
+func (e *Error) Retry(d time.Duration) *Error {
+	e.RetryAfter = d
+	return e
 }
 
 // As returns the first *Error in err's chain, or nil.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/gateway/httpauth"
 	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -19,14 +20,15 @@ const maxSignatureSize = 1 << 20
 
 // postVerification verifies a document: the raw body (a sealed PDF), or
 // multipart with parts "document" and optionally "signature" (a .p7s, which
-// must come first). Verification is public: no credentials needed.
+// must come first). Verification is public: no credentials needed, so the
+// Verifier is a public one (seal.Verifier.Public), bounded per client address.
 func (a *REST) postVerification(w http.ResponseWriter, r *http.Request) {
 	u, err := readUpload(r, map[string]int{"signature": maxSignatureSize})
 	if err != nil {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
-	req := seal.VerifyRequest{Document: u.document, Signature: []byte(u.fields.Get("signature"))}
+	req := seal.VerifyRequest{Document: u.document, Signature: []byte(u.fields.Get("signature")), Size: u.size, Source: httpauth.RemoteAddr(r)}
 	rep, err := a.Verifier.Verify(r.Context(), req)
 	if err != nil {
 		problem.Write(w, r, a.Log, err)

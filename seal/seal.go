@@ -20,6 +20,7 @@ import (
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/cms"
 	"github.com/sealgate/sealgate/signing/pades"
@@ -94,6 +95,9 @@ type Options struct {
 	TempDir string
 	// MaxDocumentSize bounds an input; default 2 GiB.
 	MaxDocumentSize int64
+	// Spool bounds the bytes of spooled inputs and outputs in TempDir
+	// (NewSpoolBudget); nil is unbounded.
+	Spool *limit.Budget
 	// Observe, when set, is told the outcome of every seal request (for
 	// metrics): the format, "sealed" or "failed", the error code, the time taken.
 	Observe func(f Format, outcome string, code fault.Code, took time.Duration)
@@ -180,8 +184,8 @@ type Result struct {
 	// have to find that data itself.
 	RevocationUnavailable []string
 
-	data []byte   // CAdES output
-	file *os.File // PAdES output
+	data []byte     // CAdES output
+	file *spoolFile // PAdES output
 }
 
 // WriteTo writes the sealed output (the PDF, or the detached signature).
@@ -190,10 +194,10 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 		n, err := w.Write(r.data)
 		return int64(n), err
 	}
-	if _, err := r.file.Seek(0, io.SeekStart); err != nil {
+	if _, err := r.file.f.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
-	return io.Copy(w, r.file)
+	return io.Copy(w, r.file.f)
 }
 
 // Close releases the result's temporary file.
@@ -201,11 +205,7 @@ func (r *Result) Close() error {
 	if r.file == nil {
 		return nil
 	}
-	name := r.file.Name()
-	err := r.file.Close()
-	if rerr := os.Remove(name); err == nil && !errors.Is(rerr, os.ErrNotExist) {
-		err = rerr
-	}
+	err := r.file.remove()
 	r.file = nil
 	return err
 }
@@ -315,7 +315,7 @@ func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
 	if req.Level != LevelBB {
 		ts = s.opts.Timestamper
 	}
-	doc := &limitedReader{r: req.Document, n: s.opts.MaxDocumentSize}
+	doc := newLimitedReader(req.Document, s.opts.MaxDocumentSize)
 	var res *Result
 	switch req.Format {
 	case CAdES:
@@ -324,7 +324,7 @@ func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
 		res, err = s.pades(ctx, key, req, doc, ts)
 	}
 	if err != nil {
-		return nil, doc.cause(err, s.opts.MaxDocumentSize)
+		return nil, doc.cause(err)
 	}
 	res.Seal, res.Format, res.Rule, res.Card = req.Seal, req.Format, dec.Rule, signedBy.Card
 	if res.Level == "" {
@@ -376,9 +376,9 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	if size == 0 {
 		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "the document is empty")
 	}
-	out, err := os.CreateTemp(s.opts.TempDir, "sealgate-sealed-*.pdf")
+	out, err := newSpool(s.opts.TempDir, "sealed", s.opts.Spool)
 	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
+		return nil, err
 	}
 	res := &Result{ContentType: "application/pdf", Time: time.Now().UTC(), file: out}
 	opts := req.PDF
@@ -395,6 +395,9 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	pr, err := pades.Seal(ctx, key, in, size, out, opts)
 	if err != nil {
 		res.Close()
+		if refused := out.refusal(); refused != nil {
+			return nil, refused
+		}
 		return nil, err
 	}
 	res.OriginalSHA256 = pr.OriginalSHA256
@@ -414,20 +417,17 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 	if ra, ok := req.Document.(io.ReaderAt); ok && req.Size > 0 {
 		return ra, req.Size, func() {}, nil
 	}
-	f, err := os.CreateTemp(s.opts.TempDir, "sealgate-in-*.pdf")
+	f, err := newSpool(s.opts.TempDir, "in", s.opts.Spool)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("seal: %w", err)
+		return nil, 0, nil, err
 	}
-	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	cleanup := func() { f.remove() }
 	n, err := io.Copy(f, doc)
 	if err != nil {
 		cleanup()
-		if doc.exceeded || doc.failed != nil {
-			return nil, 0, nil, doc.cause(err, s.opts.MaxDocumentSize)
-		}
-		return nil, 0, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
+		return nil, 0, nil, spoolError(err, f, doc)
 	}
-	return f, n, cleanup, nil
+	return f.f, n, cleanup, nil
 }
 
 func certHash(k signing.Key) evidence.SHA256 {
@@ -444,6 +444,18 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// spoolError says why copying doc into f failed: the document was too
+// large, the temporary space was full, or the input could not be read.
+func spoolError(err error, f *spoolFile, doc *limitedReader) error {
+	if cause := doc.cause(err); cause != err {
+		return cause
+	}
+	if refused := f.refusal(); refused != nil {
+		return refused
+	}
+	return fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
+}
+
 // limitedReader fails a read past n bytes, so an oversized upload is refused
 // instead of filling the disk. It also keeps a coded error of the reader it
 // wraps (a transport's, such as a multipart body that goes on after the
@@ -451,19 +463,24 @@ func newID() string {
 type limitedReader struct {
 	r        io.Reader
 	n        int64
+	limit    int64
 	exceeded bool
 	failed   *fault.Error
 }
 
 // cause is the error to report for err, which reading through l led to.
-func (l *limitedReader) cause(err error, limit int64) error {
+func (l *limitedReader) cause(err error) error {
 	switch {
 	case l.exceeded:
-		return fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", limit)
+		return fault.New(fault.TooLarge, CodeDocumentTooLarge, "document exceeds the limit of %d bytes", l.limit)
 	case l.failed != nil:
 		return l.failed
 	}
 	return err
+}
+
+func newLimitedReader(r io.Reader, limit int64) *limitedReader {
+	return &limitedReader{r: r, n: limit, limit: limit}
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {

@@ -7,12 +7,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"fmt"
 	"io"
-	"os"
+	"math"
+	"net/netip"
+	"runtime"
 
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/signing/cms"
 	"github.com/sealgate/sealgate/signing/pades"
 )
@@ -34,6 +36,65 @@ type Verifier struct {
 	Roots *x509.CertPool
 	// TempDir holds a spooled document while it is checked.
 	TempDir string
+	// Spool bounds the temporary space spooled documents take, shared with
+	// the sealing path (NewSpoolBudget); nil is unbounded.
+	Spool *limit.Budget
+
+	// The bounds of public verification; see Public. Zero: unbounded.
+	maxDocumentSize int64
+	gate            *limit.Gate
+	perSource       *limit.Buckets
+}
+
+// Codes of public verification's bounds (document_too_large is shared
+// with the sealing path).
+const (
+	CodeVerificationBusy        fault.Code = "verification_busy"
+	CodeVerificationRateLimited fault.Code = "verification_rate_limited"
+)
+
+// DefaultVerifyMaxDocumentSize bounds a document verified for a public caller.
+const DefaultVerifyMaxDocumentSize = 100 << 20
+
+// VerifyLimits bound verification for callers from the network, who need
+// no credentials: the "verify" section of sealgate.yaml.
+type VerifyLimits struct {
+	// MaxDocumentSize bounds one document, in bytes. Default 100 MiB.
+	MaxDocumentSize int64 `yaml:"maxDocumentSize"`
+	// Concurrency, Queue and MaxWait bound verifications in progress.
+	// Default: 2 × GOMAXPROCS at once, 4 × that waiting up to 2s.
+	limit.GateSettings `yaml:",inline"`
+	// PerSource limits the verifications one client address (IPv6: its
+	// /64) may start. Default 1 per second, bursts of 20.
+	PerSource limit.RateSettings `yaml:"perSource"`
+}
+
+// WithDefaults fills the zero fields.
+func (l VerifyLimits) WithDefaults() VerifyLimits {
+	if l.MaxDocumentSize <= 0 {
+		l.MaxDocumentSize = DefaultVerifyMaxDocumentSize
+	}
+	l.GateSettings = l.GateSettings.WithDefaults(2 * runtime.GOMAXPROCS(0))
+	if l.PerSource == (limit.RateSettings{}) {
+		l.PerSource = limit.RateSettings{Rate: 1, Burst: 20}
+	}
+	return l
+}
+
+// Public returns a copy of v bounded by l (after WithDefaults), for
+// callers from the network; v itself stays unbounded for local use (the
+// CLI verifying a file).
+func (v *Verifier) Public(l VerifyLimits) *Verifier {
+	l = l.WithDefaults()
+	p := *v
+	p.maxDocumentSize = l.MaxDocumentSize
+	p.gate = limit.NewGate(l.GateSettings, func() *fault.Error {
+		return fault.New(fault.TooMany, CodeVerificationBusy, "too many verifications in progress; try again shortly")
+	})
+	p.perSource = limit.NewBuckets(l.PerSource, 0, func() *fault.Error {
+		return fault.New(fault.TooMany, CodeVerificationRateLimited, "too many verifications from this address; slow down")
+	})
+	return &p
 }
 
 // VerifyRequest is a document to verify.
@@ -41,6 +102,11 @@ type VerifyRequest struct {
 	Document io.Reader
 	// Signature is a detached CAdES signature (.p7s) over Document, if any.
 	Signature []byte
+	// Size is Document's announced length; 0 or -1 when not announced.
+	Size int64
+	// Source is the caller's address, for the per-source limit of a
+	// public Verifier; the zero Addr (a local caller) is not limited.
+	Source netip.Addr
 }
 
 // Report is the verification report (JSON, camelCase).
@@ -70,15 +136,35 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 	if req.Document == nil {
 		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "no document given")
 	}
-	f, err := os.CreateTemp(v.TempDir, "sealgate-verify-*")
-	if err != nil {
-		return nil, fmt.Errorf("seal: %w", err)
+	if v.perSource != nil {
+		if err := v.perSource.Take(req.Source); err != nil {
+			return nil, err
+		}
 	}
-	defer func() { f.Close(); os.Remove(f.Name()) }()
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), req.Document)
+	doc := newLimitedReader(req.Document, math.MaxInt64)
+	if v.maxDocumentSize > 0 {
+		if req.Size > v.maxDocumentSize {
+			return nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document of %d bytes exceeds the verification limit of %d bytes", req.Size, v.maxDocumentSize)
+		}
+		doc = newLimitedReader(req.Document, v.maxDocumentSize)
+	}
+	if v.gate != nil {
+		leave, err := v.gate.Enter(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer leave()
+	}
+	sf, err := newSpool(v.TempDir, "verify", v.Spool)
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "the document could not be read")
+		return nil, err
+	}
+	defer sf.remove()
+	f := sf.f
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(sf, h), doc)
+	if err != nil {
+		return nil, spoolError(err, sf, doc)
 	}
 	if size == 0 {
 		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "the document is empty")

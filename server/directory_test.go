@@ -106,7 +106,7 @@ func TestDirectoryDrivesSealRights(t *testing.T) {
 			Error string `json:"error"`
 		} `json:"directory"`
 	}
-	if code := n.get(t, "/readyz", &ready); code != http.StatusServiceUnavailable || ready.Ready || ready.Directory.OK || ready.Directory.Error == "" {
+	if code := n.getAs(t, "/readyz", "ops", adminSecret, &ready); code != http.StatusServiceUnavailable || ready.Ready || ready.Directory.OK || ready.Directory.Error == "" {
 		t.Errorf("/readyz with the directory down: %d %+v", code, ready)
 	}
 }

@@ -2,15 +2,61 @@ package server
 
 import (
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/seal"
 )
+
+// MetricsSettings is the "metrics" section of sealgate.yaml.
+type MetricsSettings struct {
+	// Listen is an address (such as 127.0.0.1:9090) that serves /metrics,
+	// the detailed /readyz and /healthz to whoever reaches it, for a
+	// Prometheus on the host or a management network. Default: none; on
+	// the main listener both need the admin or auditor role.
+	Listen string `yaml:"listen"`
+}
+
+// monitor authenticates r and asks Decide whether the caller may see the
+// node's metrics and details (the admin and auditor roles); anonymous
+// tells a caller without credentials, who is refused, from a wrong one.
+func (s *Server) monitor(r *http.Request) (anonymous bool, err error) {
+	p, err := s.auth.Authenticate(r)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.Access.Decide(r.Context(), p, access.Action{Operation: access.OpMonitor})
+	return p.Kind == access.KindAnonymous, err
+}
+
+// monitoring serves h to callers with the admin or auditor role only.
+func (s *Server) monitoring(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.monitor(r); err != nil {
+			problem.Write(w, r, s.log, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// monitorHandler serves the metrics listener: everything it answers is
+// for operators, so nothing there asks for credentials.
+func (s *Server) monitorHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { s.readyDetails(w) })
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return s.http.guardBodies(mux, s.log)
+}
 
 // metrics holds the node's Prometheus registry. Request metrics are fed by
 // seal.Service's Observe hook; card, seal and log state is read at scrape
@@ -19,14 +65,16 @@ type metrics struct {
 	reg      *prometheus.Registry
 	seals    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	codes    codeLabels
 }
 
 func newMetrics(s *Server) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		codes: codeLabels{seen: map[fault.Code]bool{}},
+		reg:   prometheus.NewRegistry(),
 		seals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sealgate_seal_requests_total",
-			Help: "Seal requests by format, outcome (sealed, failed) and error code.",
+			Help: "Seal requests by format (pades, cades, other), outcome (sealed, failed) and error code.",
 		}, []string{"format", "outcome", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sealgate_seal_duration_seconds",
@@ -39,12 +87,46 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-// observe is seal.Options.Observe.
+// observe is seal.Options.Observe. Label values are only values sealgate
+// knows: a caller's format that is not one becomes "other", so no request
+// can add series.
 func (m *metrics) observe(f seal.Format, outcome string, code fault.Code, took time.Duration) {
-	m.seals.WithLabelValues(string(f), outcome, string(code)).Inc()
+	format := labelOf(string(f), string(seal.PAdES), string(seal.CAdES))
+	m.seals.WithLabelValues(format, labelOf(outcome, "sealed", "failed"), m.codes.label(code)).Inc()
 	if outcome == "sealed" {
-		m.duration.WithLabelValues(string(f)).Observe(took.Seconds())
+		m.duration.WithLabelValues(format).Observe(took.Seconds())
 	}
+}
+
+// labelOf returns v when it is one of known, else "other".
+func labelOf(v string, known ...string) string {
+	if slices.Contains(known, v) {
+		return v
+	}
+	return "other"
+}
+
+// maxCodeLabels bounds the distinct error codes counted apart. Codes are
+// sealgate's own constants, far fewer than this; the bound keeps the
+// series finite even if a code ever carried outside input.
+const maxCodeLabels = 200
+
+// codeLabels hands out error codes as label values, up to maxCodeLabels.
+type codeLabels struct {
+	mu   sync.Mutex
+	seen map[fault.Code]bool
+}
+
+func (c *codeLabels) label(code fault.Code) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.seen[code] {
+		if len(c.seen) >= maxCodeLabels {
+			return "other"
+		}
+		c.seen[code] = true
+	}
+	return string(code)
 }
 
 func (m *metrics) handler() http.Handler {

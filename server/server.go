@@ -43,8 +43,13 @@ type SealSettings struct {
 	DefaultSeal string `yaml:"defaultSeal"`
 	// MaxDocumentSize bounds one document, in bytes. Default 2 GiB.
 	MaxDocumentSize int64 `yaml:"maxDocumentSize"`
-	// TempDir holds documents while they are sealed. Default: the system's.
+	// TempDir holds documents while they are sealed or verified. Default:
+	// the system's. Files named seal.SpoolPrefix* in it are removed when
+	// the node starts serving.
 	TempDir string `yaml:"tempDir"`
+	// MaxTempSpace bounds the bytes of all documents spooled in TempDir at
+	// once (sealing and verification). Default 8 GiB.
+	MaxTempSpace int64 `yaml:"maxTempSpace"`
 	// TrustRoots is a PEM file of the roots sealgate's verifier trusts for
 	// seals and timestamps (besides the system roots).
 	TrustRoots string `yaml:"trustRoots"`
@@ -82,9 +87,13 @@ type Server struct {
 	anchorMu       sync.Mutex
 	anchored       uint64
 
-	settings SealSettings
+	settings      SealSettings
+	http          HTTPSettings
+	verify        seal.VerifyLimits
+	metricsListen MetricsSettings
 	// proxy names the reverse proxies whose forwarding headers are believed.
 	proxy    access.ProxySettings
+	auth     *httpauth.Authenticator
 	metrics  *metrics
 	devTSA   *tsa.Responder
 	devTSACA *x509.Certificate
@@ -139,6 +148,21 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		if cfg.PublicURL == "http://"+cfg.Listen {
 			cfg.PublicURL = "https://" + cfg.Listen
 		}
+	}
+	if s.settings.MaxTempSpace < 0 {
+		return nil, fmt.Errorf("config section seal: maxTempSpace is negative (%d)", s.settings.MaxTempSpace)
+	}
+	if s.settings.MaxTempSpace == 0 {
+		s.settings.MaxTempSpace = 8 << 30
+	}
+	if s.http, err = loadHTTP(cfg); err != nil {
+		return nil, err
+	}
+	if s.verify, err = loadVerify(cfg); err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Section("metrics", &s.metricsListen); err != nil {
+		return nil, err
 	}
 	evCfg, err := evidence.LoadConfig(cfg)
 	if err != nil {
@@ -222,6 +246,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		return nil, err
 	}
 	s.metrics = newMetrics(s)
+	spool := seal.NewSpoolBudget(s.settings.MaxTempSpace)
 	if s.Seal, err = seal.New(ctx, seal.Options{
 		Observe:         s.metrics.observe,
 		DB:              s.DB,
@@ -232,6 +257,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		DefaultSeal:     s.settings.DefaultSeal,
 		TempDir:         s.settings.TempDir,
 		MaxDocumentSize: s.settings.MaxDocumentSize,
+		Spool:           spool,
 		Revocation:      revocation,
 		Stamps:          stamps,
 		Log:             log,
@@ -242,7 +268,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, TempDir: s.settings.TempDir}
+	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, TempDir: s.settings.TempDir, Spool: spool}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -358,7 +384,8 @@ func (s *Server) trustRoots(poolCfg signing.PoolConfig) (*x509.CertPool, error) 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
-	rest := &gateway.REST{Seal: s.Seal, Verifier: s.Verifier, Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
+	s.auth = auth
+	rest := &gateway.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	rest.Register(mux)
 	mux.Handle("POST /api/v1/oauth/token", auth.TokenHandler())
 	mux.Handle("POST /api/v1/sessions", auth.LoginHandler())
@@ -371,20 +398,61 @@ func (s *Server) routes() http.Handler {
 	if s.devTSA != nil {
 		mux.Handle("POST /tsa", s.devTSA)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.handler())
-	return httpauth.NewProxies(s.proxy, s.log).Handler(mux)
+	mux.Handle("GET /metrics", s.monitoring(s.metrics.handler()))
+	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(mux, s.log))
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	fmt.Fprintln(w, "ok")
 }
 
 // Handler returns the node's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// readyz reports ready when every seal has a healthy card.
+// readyz reports ready when every seal has a healthy card: to anonymous
+// callers only whether (200 or 503); to the admin and auditor roles the
+// details, which name cards and seals.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	switch anonymous, err := s.monitor(r); {
+	case anonymous:
+		s.readyPublic(w)
+	case err != nil:
+		problem.Write(w, r, s.log, err)
+	default:
+		s.readyDetails(w)
+	}
+}
+
+// readyPublic answers whether the node is ready, and nothing else.
+func (s *Server) readyPublic(w http.ResponseWriter) {
+	ready := s.ready()
+	w.Header().Set("Cache-Control", "no-store")
+	problem.WriteJSON(w, readyStatus(ready), struct {
+		Ready bool `json:"ready"`
+	}{ready})
+}
+
+// ready reports whether every seal has a card in service and the directory
+// (if any) synced last time.
+func (s *Server) ready() bool {
+	// A failed sync leaves the last known users in place: sealing goes
+	// on, but the node reports it is not in step with the directory.
+	if s.Directory != nil && !s.Directory.Health().OK() {
+		return false
+	}
+	for _, st := range s.Pool.Seals() {
+		if st.HealthyCards == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readyDetails is the readiness report for operators.
+func (s *Server) readyDetails(w http.ResponseWriter) {
 	type sealReady struct {
 		ID           string   `json:"id"`
 		HealthyCards int      `json:"healthyCards"`
@@ -402,25 +470,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		Seals     []sealReady          `json:"seals"`
 		Cards     []signing.CardStatus `json:"cards"`
 		Directory *directory           `json:"directory,omitempty"`
-	}{Ready: true, Cards: s.Pool.Status()}
+	}{Ready: s.ready(), Cards: s.Pool.Status()}
 	if s.Directory != nil {
 		h := s.Directory.Health()
 		out.Directory = &directory{OK: h.OK(), Outcome: string(h.Last.Outcome), Error: h.Last.Error, LastSuccess: h.LastSuccess}
-		// A failed sync leaves the last known users in place: sealing goes
-		// on, but the node reports it is not in step with the directory.
-		out.Ready = out.Ready && h.OK()
 	}
 	for _, st := range s.Pool.Seals() {
 		out.Seals = append(out.Seals, sealReady{ID: st.ID, HealthyCards: st.HealthyCards, Cards: st.Cards, ExpiresSoon: st.ExpiresSoon})
-		if st.HealthyCards == 0 {
-			out.Ready = false
-		}
 	}
-	status := http.StatusOK
-	if !out.Ready {
-		status = http.StatusServiceUnavailable
+	w.Header().Set("Cache-Control", "no-store")
+	problem.WriteJSON(w, readyStatus(out.Ready), out)
+}
+
+func readyStatus(ready bool) int {
+	if ready {
+		return http.StatusOK
 	}
-	problem.WriteJSON(w, status, out)
+	return http.StatusServiceUnavailable
 }
 
 // ReloadTLS reads the TLS certificate and key again (sealgate serve calls
@@ -445,15 +511,25 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		// ServeTLS adds HTTP/2 to a copy; a plain HTTP request on the TLS
-		// port gets net/http's 400 "Client sent an HTTP request to an HTTPS
-		// server" and the connection is closed.
-		TLSConfig: s.tls,
+	srv := s.httpServer(s.handler)
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
+	if addr := s.metricsListen.Listen; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("metrics.listen %s: %w", addr, err)
+		}
+		msrv := s.httpServer(s.monitorHandler())
+		servers = append(servers, msrv)
+		go func() { errc <- msrv.Serve(mln) }()
+		s.log.Info("metrics and readiness details served", "addr", mln.Addr().String())
+	}
+	// No request is in flight yet: spool files in the temporary directory
+	// are a previous run's leftovers.
+	if n, err := seal.RemoveSpool(s.settings.TempDir); err != nil {
+		s.log.Warn("leftover spool files not all removed", "err", err)
+	} else if n > 0 {
+		s.log.Info("removed leftover spool files of a previous run", "files", n)
 	}
 	// The log publishes a checkpoint (of the empty tree, when fresh) before
 	// the first request: GET /log/checkpoint answers from the start.
@@ -471,7 +547,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.Directory.Loop(loopCtx, s.directoryInterval)
 	}
 	go s.anchorLoop(loopCtx)
-	errc := make(chan error, 1)
 	go func() {
 		if s.tls != nil {
 			errc <- srv.ServeTLS(ln, "", "")
@@ -486,7 +561,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	err := srv.Shutdown(shutdown)
+	var errs []error
+	for _, hs := range servers {
+		errs = append(errs, hs.Shutdown(shutdown))
+	}
+	err := errors.Join(errs...)
 	stopLoop()
 	if aerr := s.AnchorAudit(shutdown); aerr != nil {
 		s.log.Warn("final audit anchor failed", "err", aerr)
@@ -496,6 +575,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Warn("final checkpoint failed", "err", cerr)
 	}
 	return err
+}
+
+// httpServer serves h with the http section's timeouts.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.http.ReadHeaderTimeout,
+		IdleTimeout:       s.http.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// ServeTLS adds HTTP/2 to a copy; a plain HTTP request on the TLS
+		// port gets net/http's 400 "Client sent an HTTP request to an HTTPS
+		// server" and the connection is closed.
+		TLSConfig: s.tls,
+	}
 }
 
 // anchorLoop anchors the audit trail's head every anchorInterval.

@@ -143,7 +143,14 @@ func nodeConfig(t testing.TB, edits ...func(doc map[string]any)) (*node, *config
 // response with its body read.
 func (n *node) post(t testing.TB, path, id, secret, contentType string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, n.URL+path, body)
+	return n.send(t, http.MethodPost, path, id, secret, contentType, body)
+}
+
+// send makes a request with Basic credentials (none when id is empty) and
+// returns the response with its body read.
+func (n *node) send(t testing.TB, method, path, id, secret, contentType string, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, n.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,17 +174,27 @@ func (n *node) post(t testing.TB, path, id, secret, contentType string, body io.
 
 func (n *node) get(t testing.TB, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(n.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	return n.getAs(t, path, "", "", v)
+}
+
+// getAs is get with Basic credentials (none when id is empty).
+func (n *node) getAs(t testing.TB, path, id, secret string, v any) int {
+	t.Helper()
+	resp, b := n.getText(t, path, id, secret)
 	if v != nil {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		if err := json.Unmarshal([]byte(b), v); err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
 	return resp.StatusCode
+}
+
+// getText GETs path with Basic credentials (none when id is empty) and
+// returns the response with its body read.
+func (n *node) getText(t testing.TB, path, id, secret string) (*http.Response, string) {
+	t.Helper()
+	resp, b := n.send(t, http.MethodGet, path, id, secret, "", nil)
+	return resp, string(b)
 }
 
 func writeTemp(t *testing.T, name string, b []byte) string {

@@ -46,6 +46,8 @@ func StatusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case fault.TooMany:
 		return http.StatusTooManyRequests
+	case fault.Timeout:
+		return http.StatusRequestTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -74,20 +76,22 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="sealgate", Bearer realm="sealgate"`)
 	}
+	SetRetryAfter(w.Header(), err)
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// SetRetryAfter tells a caller refused with 429 when to try again: the
-// Retry-After header (RFC 9110 §10.2.3) in whole seconds, rounded up so a
-// client that waits that long is let in.
+// SetRetryAfter tells a caller when to try again (RFC 9110 §10.2.3): in
+// whole seconds, rounded up so a client that waits that long is let in.
+// Every 429 carries it; other refusals when err says how long to wait.
 func SetRetryAfter(h http.Header, err error) {
-	if StatusOf(err) != http.StatusTooManyRequests {
+	d := fault.RetryAfterOf(err)
+	if d <= 0 && StatusOf(err) != http.StatusTooManyRequests {
 		return
 	}
-	secs := int64((fault.RetryAfterOf(err) + time.Second - 1) / time.Second)
+	secs := int64((d + time.Second - 1) / time.Second)
 	h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 }
 
