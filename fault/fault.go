@@ -43,6 +43,8 @@ const (
 	// Timeout means the caller was too slow (a request body that did not
 	// arrive in time).
 	Timeout
+	// MethodNotAllowed means the resource exists but not with this method.
+	MethodNotAllowed
 )
 
 // Error is an error with a stable code.

@@ -23,10 +23,11 @@ import (
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/evidence"
-	"github.com/sealgate/sealgate/gateway"
 	"github.com/sealgate/sealgate/gateway/adminapi"
+	"github.com/sealgate/sealgate/gateway/engine"
 	"github.com/sealgate/sealgate/gateway/httpauth"
 	"github.com/sealgate/sealgate/gateway/problem"
+	"github.com/sealgate/sealgate/gateway/rest"
 	"github.com/sealgate/sealgate/ldapsync"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/signing"
@@ -382,26 +383,26 @@ func (s *Server) trustRoots(poolCfg signing.PoolConfig) (*x509.CertPool, error) 
 }
 
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	e := engine.New(s.log)
 	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
 	s.auth = auth
-	rest := &gateway.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
-	rest.Register(mux)
-	mux.Handle("POST /api/v1/oauth/token", auth.TokenHandler())
-	mux.Handle("POST /api/v1/sessions", auth.LoginHandler())
-	mux.Handle("DELETE /api/v1/sessions/current", auth.LogoutHandler())
+	api := &rest.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
+	api.Register(e)
+	e.POST("/api/v1/oauth/token", engine.Std(auth.TokenHandler()))
+	e.POST("/api/v1/sessions", engine.Std(auth.LoginHandler()))
+	e.DELETE("/api/v1/sessions/current", engine.Std(auth.LogoutHandler()))
 	adminOpts := adminapi.Options{Logger: s.log}
 	if s.Directory != nil {
 		adminOpts.Directory = s.Directory
 	}
-	mux.Handle("/api/v1/admin/", adminapi.New(s.Access, auth, adminOpts))
+	adminapi.Register(e, s.Access, auth, adminOpts)
 	if s.devTSA != nil {
-		mux.Handle("POST /tsa", s.devTSA)
+		e.POST("/tsa", engine.Std(s.devTSA))
 	}
-	mux.HandleFunc("GET /healthz", healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.monitoring(s.metrics.handler()))
-	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(mux, s.log))
+	e.GET("/healthz", engine.Std(http.HandlerFunc(healthz)))
+	e.GET("/readyz", engine.Std(http.HandlerFunc(s.readyz)))
+	e.GET("/metrics", engine.Std(s.monitoring(s.metrics.handler())))
+	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(e, s.log))
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {

@@ -13,10 +13,14 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/gateway/engine"
 	"github.com/sealgate/sealgate/gateway/httpauth"
 	"github.com/sealgate/sealgate/gateway/problem"
 )
@@ -43,14 +47,12 @@ type api struct {
 // handlerFunc serves an authorized request for principal p.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p access.Principal) error
 
-// New returns the handler for /api/v1/admin/...; mount it on that prefix
-// (it matches full paths).
-func New(svc *access.Service, auth *httpauth.Authenticator, opts Options) http.Handler {
+// Register adds the admin routes, /api/v1/admin/..., to r.
+func Register(r gin.IRouter, svc *access.Service, auth *httpauth.Authenticator, opts Options) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	a := &api{svc: svc, auth: auth, log: opts.Logger, dir: opts.Directory}
-	mux := http.NewServeMux()
 	read, write, audit := access.OpAdminRead, access.OpAdminWrite, access.OpAuditRead
 	routes := []struct {
 		pattern string
@@ -88,12 +90,20 @@ func New(svc *access.Service, auth *httpauth.Authenticator, opts Options) http.H
 		{"POST /api/v1/admin/directory/sync", write, a.syncDirectory},
 	}
 	for _, rt := range routes {
-		mux.Handle(rt.pattern, a.authorized(rt.op, rt.h))
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		r.Handle(method, ginPath(path), engine.Std(a.authorized(rt.op, rt.h)))
 	}
-	mux.HandleFunc("/api/v1/admin/", func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, r, a.log, fault.New(fault.NotFound, CodeBadRequest, "no admin resource %s %s", r.Method, r.URL.Path))
-	})
-	return mux
+}
+
+// ginPath writes a pattern's {name} segments as gin's :name.
+func ginPath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}") {
+			segs[i] = ":" + s[1:len(s)-1]
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // authorized authenticates the caller and asks Decide before h runs.

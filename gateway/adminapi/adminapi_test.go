@@ -31,6 +31,7 @@ import (
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/gateway/adminapi"
+	"github.com/sealgate/sealgate/gateway/engine"
 	"github.com/sealgate/sealgate/gateway/httpauth"
 	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/store"
@@ -125,10 +126,10 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { w.svc.Close() })
 	w.auth = httpauth.New(w.svc, httpauth.Options{Logger: log})
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/admin/", adminapi.New(w.svc, w.auth, adminapi.Options{Logger: log}))
-	mux.Handle("POST /api/v1/oauth/token", w.auth.TokenHandler())
-	w.srv = httptest.NewUnstartedServer(mux)
+	e := engine.New(log)
+	adminapi.Register(e, w.svc, w.auth, adminapi.Options{Logger: log})
+	e.POST("/api/v1/oauth/token", engine.Std(w.auth.TokenHandler()))
+	w.srv = httptest.NewUnstartedServer(e)
 	w.srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
 	w.srv.StartTLS()
 	t.Cleanup(w.srv.Close)

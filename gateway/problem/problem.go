@@ -48,6 +48,8 @@ func StatusOf(err error) int {
 		return http.StatusTooManyRequests
 	case fault.Timeout:
 		return http.StatusRequestTimeout
+	case fault.MethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	}
 	return http.StatusInternalServerError
 }
@@ -72,7 +74,6 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if p.Status >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "code", p.Code, "err", err)
 	}
-	SetRetryAfter(w.Header(), err)
 	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="sealgate", Bearer realm="sealgate"`)
 	}

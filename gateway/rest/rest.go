@@ -1,9 +1,9 @@
-// Package gateway holds sealgate's inbound transports for processes: the REST
-// facade (and later SOAP and the hot folder). Each is a thin adapter: it
-// authenticates the caller into an access.Principal, turns its input into a
-// seal.Request, and renders the result or error in its own dialect. No
-// business rule lives here.
-package gateway
+// Package rest is sealgate's REST facade under /api/v1, mounted on the
+// node's gin engine. Like every transport it is a thin adapter: it
+// authenticates the caller into an access.Principal, turns the request into
+// a seal.Request (or a verification or evidence lookup), and renders the
+// result, or the error as problem+json. No business rule lives here.
+package rest
 
 import (
 	"context"
@@ -15,8 +15,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/gateway/engine"
 	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/seal"
 )
@@ -56,16 +59,16 @@ var sealFields = func() map[string]int {
 	return m
 }()
 
-// Register adds the REST routes to mux.
-func (a *REST) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/seals", a.postSeal)
-	mux.HandleFunc("GET /api/v1/seals", a.listSeals)
-	mux.HandleFunc("POST /api/v1/verifications", a.postVerification)
-	mux.HandleFunc("GET /api/v1/evidence/{sha256}", a.getEvidence)
-	mux.HandleFunc("GET /api/v1/evidence/{sha256}/record", a.getEvidenceRecord)
-	mux.HandleFunc("GET /api/v1/log/checkpoint", a.getCheckpoint)
-	mux.HandleFunc("GET /api/v1/log/consistency", a.getConsistency)
-	mux.HandleFunc("GET /api/v1/log/key", a.getLogKey)
+// Register adds the REST routes to r.
+func (a *REST) Register(r gin.IRouter) {
+	r.POST("/api/v1/seals", engine.Std(http.HandlerFunc(a.postSeal)))
+	r.GET("/api/v1/seals", engine.Std(http.HandlerFunc(a.listSeals)))
+	r.POST("/api/v1/verifications", engine.Std(http.HandlerFunc(a.postVerification)))
+	r.GET("/api/v1/evidence/:sha256", engine.Std(http.HandlerFunc(a.getEvidence)))
+	r.GET("/api/v1/evidence/:sha256/record", engine.Std(http.HandlerFunc(a.getEvidenceRecord)))
+	r.GET("/api/v1/log/checkpoint", engine.Std(http.HandlerFunc(a.getCheckpoint)))
+	r.GET("/api/v1/log/consistency", engine.Std(http.HandlerFunc(a.getConsistency)))
+	r.GET("/api/v1/log/key", engine.Std(http.HandlerFunc(a.getLogKey)))
 }
 
 // listSeals returns the seals the caller may use.
