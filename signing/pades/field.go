@@ -2,6 +2,7 @@ package pades
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/sealgate/sealgate/fault"
@@ -134,6 +135,11 @@ func placeField(u *pdf.Update, sigRef pdf.Ref, spec signatureSpec) (string, erro
 	}
 	if spec.placement.Page != 0 {
 		p := spec.placement
+		for _, v := range []float64{p.X, p.Y, p.Width, p.Height} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return "", fault.New(fault.Invalid, signing.CodePAdESOptionInvalid, "stamp rectangle %g,%g sized %gx%g is not made of finite numbers", p.X, p.Y, p.Width, p.Height)
+			}
+		}
 		if p.Width <= 0 || p.Height <= 0 {
 			return "", fault.New(fault.Invalid, signing.CodePAdESOptionInvalid, "stamp rectangle %gx%g on page %d has no area", p.Width, p.Height, p.Page)
 		}

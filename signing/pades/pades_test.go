@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,8 @@ func TestPAdESRefusals(t *testing.T) {
 		{"empty stamp rectangle", plain, pades.Options{Placement: pades.Placement{Page: 1}}, signing.CodePAdESOptionInvalid},
 		{"stamp rectangle off the page", plain, pades.Options{Placement: pades.Placement{Page: 1, X: 1000, Y: 1000, Width: 220, Height: 70}}, signing.CodePAdESOptionInvalid},
 		{"stamp rectangle across the page's edge", plain, pades.Options{Placement: pades.Placement{Page: 1, X: 500, Y: 40, Width: 220, Height: 70}}, signing.CodePAdESOptionInvalid},
+		{"stamp rectangle of NaN", plain, pades.Options{Placement: pades.Placement{Page: 1, X: math.NaN(), Y: 40, Width: 220, Height: 70}}, signing.CodePAdESOptionInvalid},
+		{"stamp rectangle of infinite size", plain, pades.Options{Placement: pades.Placement{Page: 1, X: 40, Y: 40, Width: math.Inf(1), Height: 70}}, signing.CodePAdESOptionInvalid},
 		{"stamp rectangle too small to read", plain, pades.Options{Placement: pades.Placement{Page: 1, X: 40, Y: 40, Width: 2, Height: 2}}, signing.CodePAdESOptionInvalid},
 		{"unknown logo position", plain, pades.Options{Placement: pades.Placement{Page: 1, Width: 100, Height: 50}, Stamp: stamp.Options{LogoPosition: "right"}}, signing.CodePAdESOptionInvalid},
 		{"font size out of range", plain, pades.Options{Placement: pades.Placement{Page: 1, Width: 100, Height: 50}, Stamp: stamp.Options{FontSize: 500}}, signing.CodePAdESOptionInvalid},
