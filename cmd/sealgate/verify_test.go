@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sealgate/sealgate/internal/loopback"
 	"github.com/sealgate/sealgate/internal/pdftest"
 )
 
@@ -118,7 +119,7 @@ func TestSealAndVerifyCommands(t *testing.T) {
 		t.Errorf("verify with another document's record: %d\n%s", code, out)
 	}
 
-	d := startServe(t, data, freeAddr(t))
+	d := startServe(t, data, loopback.FreeAddr(t))
 	if out, code := sealgateCmd(t, "verify", "--server", d.url, "--signature", pdf+".p7s", pdf); code != 0 || !strings.HasPrefix(out, "VALID") {
 		t.Errorf("verify --server: %d\n%s", code, out)
 	}
