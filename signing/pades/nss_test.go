@@ -18,7 +18,7 @@ import (
 )
 
 // nssSign signs file with poppler's pdfsig through an NSS database holding
-// a certificate of the test CA, as another producer would: NSS writes the
+// a certificate of the test CA (and trusting the CA), as another producer would: NSS writes the
 // CMS in BER, with indefinite lengths.
 func nssSign(t *testing.T, p *signingtest.PKI, file []byte) []byte {
 	t.Helper()
@@ -35,21 +35,13 @@ func nssSign(t *testing.T, p *signingtest.PKI, file []byte) []byte {
 	if err := devpki.WriteCertsPEM(certPEM, cert, p.CA.Cert); err != nil {
 		t.Fatal(err)
 	}
-	db := filepath.Join(dir, "nss")
-	if err := os.Mkdir(db, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	db := nssTrustDB(t, p.CA.Cert)
 	in, out := signingtest.WriteTemp(t, "in.pdf", file), filepath.Join(dir, "out.pdf")
-	for _, cmd := range [][]string{
+	runCommands(t, [][]string{
 		{"openssl", "pkcs12", "-export", "-inkey", keyPEM, "-in", certPEM, "-name", "other", "-passout", "pass:pw", "-out", filepath.Join(dir, "x.p12")},
-		{"certutil", "-N", "-d", "sql:" + db, "--empty-password"},
-		{"pk12util", "-i", filepath.Join(dir, "x.p12"), "-d", "sql:" + db, "-W", "pw"},
-		{"pdfsig", "-add-signature", "-nssdir", "sql:" + db, "-nick", "other", "-new-signature-field-name", "Other", in, out},
-	} {
-		if msg, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", cmd, err, msg)
-		}
-	}
+		{"pk12util", "-i", filepath.Join(dir, "x.p12"), "-d", db, "-W", "pw"},
+		{"pdfsig", "-add-signature", "-nssdir", db, "-nick", "other", "-new-signature-field-name", "Other", in, out},
+	})
 	signed, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -110,12 +102,18 @@ func nssTrustDB(t *testing.T, ca *x509.Certificate, known ...*x509.Certificate) 
 		}
 		cmds = append(cmds, []string{"certutil", "-A", "-d", "sql:" + db, "-n", fmt.Sprintf("cert%d", i), "-t", trust, "-i", pem})
 	}
+	runCommands(t, cmds)
+	return "sql:" + db
+}
+
+// runCommands runs each command in turn; the first that fails ends the test.
+func runCommands(t *testing.T, cmds [][]string) {
+	t.Helper()
 	for _, cmd := range cmds {
 		if msg, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", cmd, err, msg)
 		}
 	}
-	return "sql:" + db
 }
 
 // pdfsig, validating certificates through NSS, trusts every one of
