@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sort"
 	"unicode"
 
 	"github.com/sealgate/sealgate/fault"
@@ -60,14 +61,17 @@ type paragraph struct {
 	role  role
 	runes []rune
 	adv   []float64
+	cjk   []bool // whether a line may break before or after the character
 }
 
 func newParagraph(e *embeddedFont, field, text string, r role) paragraph {
 	p := paragraph{field: field, role: r, runes: []rune(text)}
 	p.adv = make([]float64, len(p.runes))
+	p.cjk = make([]bool, len(p.runes))
 	for i, c := range p.runes {
 		_, a := e.glyph(c)
 		p.adv[i] = a + styles[r].tracking
+		p.cjk[i] = cjk(c)
 	}
 	return p
 }
@@ -90,7 +94,7 @@ func (p paragraph) wrap(width float64) ([][2]int, bool) {
 				w += p.adv[i]
 				continue
 			}
-			if i > start && (cjk(r) || cjk(p.runes[i-1])) {
+			if i > start && (p.cjk[i] || p.cjk[i-1]) {
 				brk, next = i, i
 			}
 			w += p.adv[i]
@@ -179,11 +183,23 @@ func (s *Stamp) fit(w, h, tw, th float64) (layout, error) {
 	paras := s.paras
 	for _, drop := range []role{-1, roleHint, roleHeading} {
 		paras = slices.DeleteFunc(slices.Clone(paras), func(p paragraph) bool { return p.role == drop })
-		for _, size := range sizes {
-			if lay, ok := setText(paras, size, tw); ok && lay.height <= th {
-				lay.font = s.font.use()
-				return lay, nil
+		// Smaller text never needs more room: the largest size that fits
+		// is found by bisection.
+		var best layout
+		i := sort.Search(len(sizes), func(i int) bool {
+			lay, ok := setText(paras, sizes[i], tw)
+			if ok && lay.height <= th {
+				best = lay
+				return true
 			}
+			return false
+		})
+		if i < len(sizes) {
+			if best.size != sizes[i] {
+				best, _ = setText(paras, sizes[i], tw)
+			}
+			best.font = s.font.use()
+			return best, nil
 		}
 	}
 	return layout{}, tooLong(paras, sizes[len(sizes)-1], w, h, tw, th)
