@@ -7,7 +7,6 @@ import (
 	"image"
 	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,26 +23,12 @@ var update = flag.Bool("update", false, "rewrite the stamp pictures in docs/")
 // points around it, as pdftoppm sees it at dpi.
 func renderArea(t testing.TB, sealed []byte, pl pades.Placement, margin float64, dpi int) image.Image {
 	t.Helper()
-	in := signingtest.WriteTemp(t, "sealed.pdf", sealed)
-	out := filepath.Join(t.TempDir(), "area")
 	px := func(v float64) string { return fmt.Sprint(int(v * float64(dpi) / 72)) }
 	const pageHeight = 842 // A4, as pdftest makes it
 	x, y := pl.X-margin, pageHeight-(pl.Y+pl.Height)-margin
 	n := fmt.Sprint(pl.Page)
-	cmd := exec.Command("pdftoppm", "-r", fmt.Sprint(dpi), "-png", "-singlefile", "-f", n, "-l", n,
-		"-x", px(x), "-y", px(y), "-W", px(pl.Width+2*margin), "-H", px(pl.Height+2*margin), in, out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("pdftoppm: %v\n%s", err, msg)
-	}
-	f, err := os.ReadFile(out + ".png")
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(f))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
+	return pdftoppm(t, sealed, "-r", fmt.Sprint(dpi), "-f", n, "-l", n,
+		"-x", px(x), "-y", px(y), "-W", px(pl.Width+2*margin), "-H", px(pl.Height+2*margin))
 }
 
 func writePNG(t testing.TB, path string, img image.Image) {
