@@ -11,8 +11,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,7 +23,6 @@ import (
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/internal/pdftest"
-	"github.com/sealgate/sealgate/ldapsync/ldaptest"
 )
 
 // contract holds a running node to the OpenAPI document it serves: every
@@ -230,21 +227,8 @@ func (k *contract) documented() []string {
 // must be documented, so the document and the node cannot drift apart.
 func TestOpenAPIContract(t *testing.T) {
 	ctx := context.Background()
-	dir := ldaptest.Start(t, ldaptest.Options{})
-	org, err := os.ReadFile("../ldapsync/testdata/org.ldif")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir.Apply(t, string(org))
-	bindPW := filepath.Join(t.TempDir(), "bind.pw")
-	if err := os.WriteFile(bindPW, []byte(ldaptest.ServicePassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	n := newNode(t, func(doc map[string]any) {
-		doc["ldap"] = map[string]any{
-			"urls": []string{dir.URL}, "plaintext": true, "bindDN": ldaptest.ServiceDN, "bindPassword": map[string]string{"file": bindPW},
-			"users": map[string]string{"baseDN": "ou=people," + ldaptest.Suffix}, "groups": map[string]string{"baseDN": "ou=groups," + ldaptest.Suffix},
-		}
+	_, withLDAP := orgDirectory(t)
+	n := newNode(t, withLDAP, func(doc map[string]any) {
 		doc["seal"].(map[string]any)["maxDocumentSize"] = 1 << 20
 		// Ten verifications from the test's address, then 429.
 		doc["verify"] = map[string]any{"maxDocumentSize": 1 << 20, "perSource": map[string]any{"rate": 0.001, "burst": 10}}
