@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
@@ -103,6 +105,7 @@ type Server struct {
 	tls     *tls.Config
 	certs   *certReloader
 	log     *slog.Logger
+	engine  *gin.Engine
 	handler http.Handler
 	closers []func() error
 }
@@ -384,6 +387,7 @@ func (s *Server) trustRoots(poolCfg signing.PoolConfig) (*x509.CertPool, error) 
 
 func (s *Server) routes() http.Handler {
 	e := engine.New(s.log)
+	s.engine = e
 	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
 	s.auth = auth
 	api := &rest.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
@@ -412,6 +416,10 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 
 // Handler returns the node's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes lists the method and path of every route the node's engine
+// serves, so tests can hold them against the OpenAPI document.
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
 // readyz reports ready when every seal has a healthy card: to anonymous
 // callers only whether (200 or 503); to the admin and auditor roles the
