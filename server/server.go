@@ -406,7 +406,7 @@ func (s *Server) routes() http.Handler {
 	e.GET("/healthz", engine.Std(http.HandlerFunc(healthz)))
 	e.GET("/readyz", engine.Std(http.HandlerFunc(s.readyz)))
 	e.GET("/metrics", engine.Std(s.monitoring(s.metrics.handler())))
-	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(e, s.log))
+	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(engine.HeadAsGet(e), s.log))
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {
