@@ -107,8 +107,8 @@ func issue(t *testing.T, ca *devpki.CA, claims *trust.CertificateClaims, policie
 	tmpl := &x509.Certificate{
 		Subject: pkix.Name{CommonName: "Example Manufacturing GmbH Seal", Organization: []string{"Example Manufacturing GmbH"}, Country: []string{"DE"},
 			ExtraNames: []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 97}, Value: "VATDE-123456789"}}},
-		KeyUsage:          x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-		Policies:          policies,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+		Policies: policies,
 	}
 	if claims != nil {
 		ext, err := claims.Extension()
@@ -290,4 +290,3 @@ func TestTrustAnchors(t *testing.T) {
 		t.Errorf("without lists: %q", q.Level)
 	}
 }
-
