@@ -179,7 +179,8 @@ type Lists struct {
 
 // Open loads the lists from the cache directory (checking every signature
 // again: the cache is no more trusted than the network), and downloads them
-// when nothing usable is cached. A list that cannot be loaded is reported in
+// when a list is missing from the cache or refused there (a list that then
+// fails to download keeps its cached version). A list that cannot be loaded is reported in
 // Status and makes qualification indeterminate; only a configuration
 // error (an unreadable pinned certificate, a cache directory that cannot be
 // made) fails Open.
@@ -196,7 +197,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Lists, error) {
 		return nil, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "trustedLists.cacheDir %s", cfg.CacheDir)
 	}
 	s := l.load(ctx, false, nil)
-	if s.lists[0].list == nil {
+	if len(s.unusable()) > 0 {
 		s = l.load(ctx, true, s)
 		l.fresh = true
 	}

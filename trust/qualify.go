@@ -322,7 +322,7 @@ func evaluate(m match, leaf *x509.Certificate, c *CertificateClaims, at time.Tim
 		return notQC(fmt.Sprintf("%s was of type %s at the signing time, not CA/QC", name, period.Type))
 	}
 	if !period.granted(at) {
-		return notQC(fmt.Sprintf("%s was %s at the signing time (since %s), not granted", name, statusName(period.Status), period.Start.Format(time.RFC3339)))
+		return notQC(fmt.Sprintf("%s was %s at the signing time (since %s), not granted", name, ShortName(period.Status), period.Start.Format(time.RFC3339)))
 	}
 	if issued, ok := m.svc.at(leaf.NotBefore); !ok || !issued.granted(leaf.NotBefore) || issued.Type != ServiceTypeCAQC {
 		return notQC(fmt.Sprintf("%s was not a granted CA/QC when the certificate was issued (%s)", name, leaf.NotBefore.UTC().Format(time.RFC3339)))
@@ -391,12 +391,14 @@ func evaluate(m match, leaf *x509.Certificate, c *CertificateClaims, at time.Tim
 	return e
 }
 
-func statusName(uri string) string { return uri[strings.LastIndex(uri, "/")+1:] }
+// ShortName is a TS 119 612 URI's last segment: "granted" for a status,
+// "ForeSeals" for additional service information.
+func ShortName(uri string) string { return uri[strings.LastIndex(uri, "/")+1:] }
 
 func shortNames(uris []string) []string {
 	out := make([]string, len(uris))
 	for i, u := range uris {
-		out[i] = statusName(u)
+		out[i] = ShortName(u)
 	}
 	return out
 }
