@@ -196,10 +196,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Lists, error) {
 	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
 		return nil, fault.Wrap(err, fault.Invalid, CodeConfigInvalid, "trustedLists.cacheDir %s", cfg.CacheDir)
 	}
-	s := l.load(ctx, false, nil)
+	s := l.load(ctx, fromCache, nil)
 	if len(s.unusable()) > 0 {
-		s = l.load(ctx, true, s)
-		l.fresh = true
+		s = l.load(ctx, fillGaps, s)
+		l.fresh = s.lists[0].status.Source == "download"
 	}
 	l.current.Store(s)
 	return l, nil
@@ -210,7 +210,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Lists, error) {
 func (l *Lists) Refresh(ctx context.Context) Status {
 	l.refresh.Lock()
 	defer l.refresh.Unlock()
-	s := l.load(ctx, true, l.current.Load())
+	s := l.load(ctx, downloadAll, l.current.Load())
 	l.current.Store(s)
 	for _, h := range s.lists {
 		if h.status.Error != nil {
@@ -251,9 +251,18 @@ func (l *Lists) Status() Status {
 	return st
 }
 
-// load builds a snapshot: from the network when download, else from the
-// cache; a list that cannot be had keeps its version in prev, if any.
-func (l *Lists) load(ctx context.Context, download bool, prev *snapshot) *snapshot {
+// How load obtains each list.
+type loadMode int
+
+const (
+	fromCache   loadMode = iota // read every list from the cache directory
+	fillGaps                    // download the lists prev holds no good version of
+	downloadAll                 // download every list
+)
+
+// load builds a snapshot as mode says; a list that cannot be had keeps its
+// version in prev, if any.
+func (l *Lists) load(ctx context.Context, mode loadMode, prev *snapshot) *snapshot {
 	old := map[string]*held{}
 	if prev != nil {
 		for _, h := range prev.lists {
@@ -261,19 +270,22 @@ func (l *Lists) load(ctx context.Context, download bool, prev *snapshot) *snapsh
 		}
 	}
 	s := &snapshot{}
-	lotl := l.obtain(ctx, "lotl", l.cfg.LOTL, l.pinned, old[l.cfg.LOTL], download)
+	download := func(h *held) bool {
+		return mode == downloadAll || mode == fillGaps && (h == nil || h.list == nil)
+	}
+	lotl := l.obtain(ctx, "lotl", l.cfg.LOTL, l.pinned, old[l.cfg.LOTL], download(old[l.cfg.LOTL]))
 	s.lists = append(s.lists, lotl)
 	if lotl.list != nil {
 		for _, p := range lotl.list.Pointers {
 			if !l.wanted(p) {
 				continue
 			}
-			h := l.obtain(ctx, p.Territory, p.Location, p.Signers, old[p.Location], download)
+			h := l.obtain(ctx, p.Territory, p.Location, p.Signers, old[p.Location], download(old[p.Location]))
 			h.status.Territory = p.Territory
 			s.lists = append(s.lists, h)
 		}
 	}
-	if download {
+	if mode == downloadAll {
 		s.lastRefresh = time.Now()
 		s.nextRefresh = s.lastRefresh.Add(l.cfg.Refresh)
 	} else if prev != nil {

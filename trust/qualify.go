@@ -328,6 +328,9 @@ func evaluate(m match, leaf *x509.Certificate, c *CertificateClaims, at time.Tim
 		return notQC(fmt.Sprintf("%s was not a granted CA/QC when the certificate was issued (%s)", name, leaf.NotBefore.UTC().Format(time.RFC3339)))
 	}
 	e.reasons = append(e.reasons, fmt.Sprintf("%s is a granted CA/QC since %s", name, period.Start.Format(time.RFC3339)))
+	if next := m.list.list.NextUpdate; !next.IsZero() && time.Now().After(next) {
+		e.reasons = append(e.reasons, fmt.Sprintf("the %s list is past its next update (%s): no newer list could be loaded", m.list.status.Territory, next.Format(time.RFC3339)))
+	}
 
 	var qualifiers []string
 	for _, qual := range period.Qualifications {
