@@ -130,13 +130,8 @@ func (l *Lists) qualify(in Input) Qualification {
 	}
 	q.Reasons = claims.describe()
 	if l == nil {
-		if claims.QcCompliance {
-			q.Level = Indeterminate
-			q.Reasons = append(q.Reasons, "no trusted lists are configured (trustedLists), so the issuer's qualified status cannot be checked")
-		} else {
-			q.Level = advanced(claims.sealOrSig(nil))
-			q.Reasons = append(q.Reasons, "the certificate does not claim to be qualified; no trusted lists are configured to say otherwise")
-		}
+		q.unbacked(&claims, Indeterminate, "no trusted lists are configured (trustedLists), so the issuer's qualified status cannot be checked",
+			"the certificate does not claim to be qualified; no trusted lists are configured to say otherwise")
 		return q
 	}
 	s := l.current.Load()
@@ -153,18 +148,24 @@ func (l *Lists) qualify(in Input) Qualification {
 			q.Reasons = append(q.Reasons, "no trusted list held names the issuer, and these lists could not be used: "+strings.Join(missing, "; "))
 			return q
 		}
-		if claims.QcCompliance {
-			q.Level = NotQualified
-			q.Reasons = append(q.Reasons, "the certificate claims to be qualified, but no CA/QC service on the trusted lists issued it")
-		} else {
-			q.Level = advanced(claims.sealOrSig(nil))
-			q.Reasons = append(q.Reasons, "no CA/QC service on the trusted lists issued the certificate; it does not claim to be qualified")
-		}
+		q.unbacked(&claims, NotQualified, "the certificate claims to be qualified, but no CA/QC service on the trusted lists issued it",
+			"no CA/QC service on the trusted lists issued the certificate; it does not claim to be qualified")
 		return q
 	}
 	q.Level, q.Service = best.level, best.ref
 	q.Reasons = append(q.Reasons, best.reasons...)
 	return q
+}
+
+// unbacked is the verdict when no trusted-list service speaks for the
+// certificate: a claimed qualification gets level, an unclaimed one leaves
+// an advanced seal or signature.
+func (q *Qualification) unbacked(c *CertificateClaims, level Level, ifClaimed, ifNot string) {
+	if c.QcCompliance {
+		q.Level, q.Reasons = level, append(q.Reasons, ifClaimed)
+		return
+	}
+	q.Level, q.Reasons = advanced(c.sealOrSig(nil)), append(q.Reasons, ifNot)
 }
 
 // describe says what the certificate claims, as reasons.

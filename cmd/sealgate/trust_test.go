@@ -32,14 +32,7 @@ import (
 // and POST /api/v1/verifications; with the national list tampered with,
 // the qualification is indeterminate.
 func TestQualifiedSealVerdict(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the sealgate binary")
-	}
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if out, code := sealgateCmd(t, "init", "--data", data); code != 0 {
-		t.Fatalf("init: %d\n%s", code, out)
-	}
+	dir, data := initDevelopment(t)
 	caCerts, err := devpki.ReadCertsPEM(filepath.Join(data, "pki", "dev-ca.pem"))
 	if err != nil {
 		t.Fatal(err)
