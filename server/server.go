@@ -37,6 +37,7 @@ import (
 	"github.com/sealgate/sealgate/signing/pkcs11"
 	"github.com/sealgate/sealgate/signing/softkey"
 	"github.com/sealgate/sealgate/store"
+	"github.com/sealgate/sealgate/trust"
 	"github.com/sealgate/sealgate/tsa"
 )
 
@@ -82,6 +83,8 @@ type Server struct {
 	Verifier *seal.Verifier
 	// Directory syncs users and groups from LDAP; nil without an ldap section.
 	Directory *ldapsync.Syncer
+	// Trust holds the EU trusted lists; nil without a trustedLists section.
+	Trust *trust.Lists
 
 	directoryInterval time.Duration
 	// anchorInterval is how often the audit trail's head is anchored in the
@@ -272,7 +275,14 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, TempDir: s.settings.TempDir, Spool: spool}
+	if tlCfg, ok, err := trust.LoadConfig(cfg); err != nil {
+		return nil, err
+	} else if ok {
+		if s.Trust, err = trust.Open(ctx, tlCfg, log); err != nil {
+			return nil, err
+		}
+	}
+	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, Trust: s.Trust, TempDir: s.settings.TempDir, Spool: spool}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -556,6 +566,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.Directory.Loop(loopCtx, s.directoryInterval)
 	}
 	go s.anchorLoop(loopCtx)
+	if s.Trust != nil {
+		go s.Trust.Run(loopCtx)
+	}
 	go func() {
 		if s.tls != nil {
 			errc <- srv.ServeTLS(ln, "", "")
