@@ -44,6 +44,18 @@ type CardKey interface {
 	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
 }
 
+// BatchCardKey is a CardKey that signs many digests under one
+// authorization: a remote credential authorizes the batch once and signs
+// several digests per call. SealKey.SignBatch uses it where a card offers it.
+type BatchCardKey interface {
+	CardKey
+	// SignBatch signs every digest (all hashed with opts.HashFunc()) and
+	// returns the signatures in the same order. Errors are as SignContext's:
+	// one wrapping ErrCardOut means the card failed and none of the
+	// signatures counts; the pool signs the batch on another card.
+	SignBatch(ctx context.Context, digests [][]byte, opts crypto.SignerOpts) ([][]byte, error)
+}
+
 // ErrCardOut marks a failure that takes a card out of service.
 var ErrCardOut = errors.New("card out of service")
 
