@@ -36,7 +36,7 @@ type Backend struct {
 func (b Backend) OpenCards(ctx context.Context, cfg signing.PoolConfig, chains map[string][]*x509.Certificate, log *slog.Logger) ([]signing.Card, error) {
 	var cards []signing.Card
 	for _, rc := range cfg.Remote {
-		client, err := NewClient(ClientConfig{URL: rc.URL, OAuth: rc.OAuth, CA: rc.CA, Timeout: rc.Timeout})
+		client, err := NewClient(ClientConfig{URL: rc.URL, OAuth: rc.OAuth, CA: rc.CA, Timeout: rc.Timeout, Log: log.With("remote", rc.Name)})
 		if err != nil {
 			return cards, fault.Wrap(err, fault.Invalid, signing.CodeConfigInvalid, "signing: remote %q", rc.Name)
 		}

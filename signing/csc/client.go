@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -95,6 +96,9 @@ type ClientConfig struct {
 	CA string
 	// Timeout bounds each HTTP request; default DefaultTimeout.
 	Timeout time.Duration
+	// Log receives warnings (a rotated refresh token that could not be
+	// stored); nil discards them.
+	Log *slog.Logger
 }
 
 // Client is a CSC API v2 client for one provider and one OAuth client. It
@@ -104,6 +108,7 @@ type Client struct {
 	oauth   signing.RemoteOAuthConfig
 	http    *http.Client
 	timeout time.Duration
+	log     *slog.Logger
 
 	mu       sync.Mutex
 	tokenURL string
@@ -130,12 +135,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	if cfg.OAuth.Scope == "" {
 		cfg.OAuth.Scope = defaultScope
 	}
 	return &Client{
 		base: strings.TrimRight(cfg.URL, "/"), oauth: cfg.OAuth, timeout: cfg.Timeout,
-		http: &http.Client{Transport: tr}, tokenURL: cfg.OAuth.TokenURL,
+		http: &http.Client{Transport: tr}, tokenURL: cfg.OAuth.TokenURL, log: cfg.Log,
 	}, nil
 }
 
@@ -515,10 +523,32 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 	}
 	c.token = out.AccessToken
 	c.expires = time.Now().Add(life - renewAhead(life))
-	if out.RefreshToken != "" {
+	if out.RefreshToken != "" && out.RefreshToken != c.refresh {
 		c.refresh = out.RefreshToken
+		c.storeRefreshToken()
 	}
 	return c.token, nil
+}
+
+// storeRefreshToken writes a rotated refresh token back to its file, so
+// that a restart uses the newest one (the provider has revoked the older
+// ones). A token from an environment variable stays in memory only.
+func (c *Client) storeRefreshToken() {
+	file := c.oauth.RefreshToken.File
+	if file == "" {
+		c.log.Warn("the provider rotated the OAuth refresh token; the new one is kept in memory only (refreshToken is an environment variable)")
+		return
+	}
+	tmp := file + ".new"
+	err := os.WriteFile(tmp, []byte(c.refresh+"\n"), 0o600)
+	if err == nil {
+		err = os.Rename(tmp, file)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		c.log.Error("the provider rotated the OAuth refresh token and it could not be stored; it is kept in memory until restart",
+			"file", file, "err", err)
+	}
 }
 
 // dropToken forgets token unless it was already replaced.

@@ -37,51 +37,22 @@ type setup struct {
 
 type setupOptions struct {
 	local  bool                        // also a local card "local-1" holding the seal
-	server csctest.Options             // Key and CA are filled in
+	server csctest.Options             // as csctest.StartSeal takes them
 	remote func(*signing.RemoteConfig) // adjusts sealgate's remote entry
 }
 
 func newSetup(t testing.TB, o setupOptions) *setup {
 	t.Helper()
-	p := signingtest.SharedPKI(t)
 	h := signingtest.NewSoftHSM(t)
-	// One key and one certificate on two tokens: the provider's HSM and
-	// the company's own card.
-	both, _ := signingtest.DevSeal(t, h, signingtest.DevSealOptions{ID: "acme", Tokens: []string{"tsp-hsm", "local-1"}, CA: p.CA, Key: p.Signers["rsa-2048"]})
-	tspCfg := both
-	tspCfg.Tokens = both.Tokens[:1]
-	tspCfg.Seals = []signing.SealConfig{{ID: "acme", Certificate: both.Seals[0].Certificate, Keys: both.Seals[0].Keys[:1]}}
-	tspPool, err := signing.NewPool(context.Background(), tspCfg, nil, pkcs11.Backend{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tspPool.Close() })
-	o.server.Key, err = tspPool.Key("acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.server.CA = p.CA
-	tsp := csctest.Start(t, o.server)
-
-	pin := o.server.PIN
-	if pin == "" {
-		pin = "246810"
-	}
-	rc := signing.RemoteConfig{
-		Name: "tsp", URL: tsp.URL, Credential: "acme-seal", CA: tsp.CAFile, Timeout: 2 * time.Second,
-		OAuth: signing.RemoteOAuthConfig{ClientID: "sealgate", ClientSecret: h.PINFile("oauth-client", "client-secret-1")},
-		PIN:   h.PINFile("tsp-pin", pin),
-	}
-	if o.remote != nil {
-		o.remote(&rc)
-	}
-	cfg := signing.PoolConfig{Modules: both.Modules, Remote: []signing.RemoteConfig{rc},
-		Seals: []signing.SealConfig{{ID: "acme", Certificate: both.Seals[0].Certificate, Keys: []signing.KeyRef{{Remote: "tsp"}}}}}
+	var local []string
 	if o.local {
-		cfg.Tokens = both.Tokens[1:]
-		cfg.Seals[0].Keys = append(cfg.Seals[0].Keys, both.Seals[0].Keys[1])
+		local = []string{"local-1"}
 	}
-	return &setup{pki: p, h: h, tsp: tsp, cfg: cfg, logs: &bytes.Buffer{}}
+	tsp, cfg := csctest.StartSeal(t, h, o.server, local...)
+	if o.remote != nil {
+		o.remote(&cfg.Remote[0])
+	}
+	return &setup{pki: signingtest.SharedPKI(t), h: h, tsp: tsp, cfg: cfg, logs: &bytes.Buffer{}}
 }
 
 // pool opens sealgate's pool over the setup and returns the seal's key.
@@ -118,7 +89,7 @@ func TestRemoteSealFormats(t *testing.T) {
 	s := newSetup(t, setupOptions{})
 	pool, key := s.pool(t)
 	ts := signingtest.NewTSA(t, s.pki)
-	crl, err := s.pki.CA.CRL(24*time.Hour)
+	crl, err := s.pki.CA.CRL(24 * time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,8 +417,9 @@ func TestConfigAndRefusals(t *testing.T) {
 	})
 
 	t.Run("refresh token flow", func(t *testing.T) {
+		refresh := s.h.PINFile("refresh", "refresh-1")
 		rs := newSetup(t, setupOptions{server: csctest.Options{RefreshToken: "refresh-1", TokenLifetime: time.Second}, remote: func(rc *signing.RemoteConfig) {
-			rc.OAuth.RefreshToken = s.h.PINFile("refresh", "refresh-1")
+			rc.OAuth.RefreshToken = refresh
 		}})
 		_, key := rs.pool(t)
 		for range 3 {
@@ -458,6 +430,10 @@ func TestConfigAndRefusals(t *testing.T) {
 		}
 		if n := rs.tsp.Calls("oauth2/token"); n < 3 {
 			t.Errorf("%d token requests over 3 s with 1 s tokens: the rotated refresh token is not used", n)
+		}
+		// A restart reads the newest refresh token: the provider revoked the first.
+		if v, err := refresh.Value(); err != nil || string(v) == "refresh-1" {
+			t.Errorf("refresh token file after rotation: %q, %v; want the rotated token", v, err)
 		}
 	})
 }
