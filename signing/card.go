@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/sealgate/sealgate/fault"
 )
@@ -67,6 +68,33 @@ type Backend interface {
 	// certificate first). A card that cannot be used now is returned out of
 	// service and keeps retrying; only configuration errors fail.
 	OpenCards(ctx context.Context, cfg PoolConfig, chains map[string][]*x509.Certificate, log *slog.Logger) ([]Card, error)
+}
+
+// CardKeys returns a card's keys as the pool sees them, for Card.Keys.
+func CardKeys[K CardKey](keys []K) []CardKey {
+	out := make([]CardKey, len(keys))
+	for i, k := range keys {
+		out[i] = k
+	}
+	return out
+}
+
+// Reprobe calls try after first, then after pauses doubling up to max,
+// until try reports that it is done or ctx ends: how a card out of service
+// is reconnected in the background.
+func Reprobe(ctx context.Context, first, max time.Duration, try func() (done bool)) {
+	delay := first
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, max)
+		if try() {
+			return
+		}
+	}
 }
 
 // CheckSealKeyType accepts the key types a seal may have: RSA 2048–4096

@@ -45,8 +45,8 @@ type heldKey struct {
 }
 
 // NewPool reads the certificate of every seal of cfg and opens the cards
-// with backends (signing/pkcs11 for cards and HSM slots, signing/softkey for
-// development keys). A card that cannot be used (module missing, token
+// with backends (signing/pkcs11 for cards and HSM slots, signing/csc for
+// remote credentials, signing/softkey for development keys). A card that cannot be used (module missing, token
 // absent, PIN refused, key missing or not matching) is logged, reported in
 // Status as unhealthy and keeps being retried; the pool serves the seals on
 // the other cards. Only an invalid configuration, an unreadable certificate

@@ -375,11 +375,17 @@ func (c *card) connect(ctx context.Context) error {
 	return nil
 }
 
+// isFatal tells failures only a person can cure: a refused OAuth client or
+// PIN, an authorization a person must give, a provider without OAuth server.
+func isFatal(err error) bool {
+	code := fault.CodeOf(err)
+	return errors.As(err, new(fatalError)) || code == signing.CodeTokenLoginFailed || code == signing.CodeConfigInvalid
+}
+
 // down records why the card is out of service and, unless the cause is
 // fatal, starts probing it.
 func (c *card) down(err error) {
-	fatal := errors.As(err, new(fatalError)) || fault.CodeOf(err) == signing.CodeTokenLoginFailed ||
-		fault.CodeOf(err) == signing.CodeConfigInvalid
+	fatal := isFatal(err)
 	c.mu.Lock()
 	c.lastErr = err.Error()
 	c.fatal = c.fatal || fatal
@@ -403,30 +409,21 @@ func (c *card) down(err error) {
 // failure turns out fatal or the pool closes.
 func (c *card) probe() {
 	defer c.probes.Done()
-	delay := c.probeFirst
-	for {
-		select {
-		case <-c.stopped.Done():
-			c.mu.Lock()
-			c.probing = false
-			c.mu.Unlock()
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, c.probeMax)
+	signing.Reprobe(c.stopped, c.probeFirst, c.probeMax, func() bool {
 		err := c.connect(c.stopped)
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		if err != nil {
 			c.lastErr = err.Error()
-			c.fatal = c.fatal || errors.As(err, new(fatalError)) || fault.CodeOf(err) == signing.CodeTokenLoginFailed
+			c.fatal = c.fatal || isFatal(err)
 		}
-		if err == nil || c.fatal {
+		// Cleared under the lock that down checks, so a failure from now on starts a new probe.
+		done := err == nil || c.fatal
+		if done {
 			c.probing = false
-			c.mu.Unlock()
-			return
 		}
-		c.mu.Unlock()
-	}
+		return done
+	})
 }
 
 // Label implements signing.Card: the remote credential's name.
@@ -439,13 +436,7 @@ func (c *card) InService() bool { return c.cred.Load() != nil }
 func (c *card) Load() int64 { return c.busy.Load() }
 
 // Keys implements signing.Card.
-func (c *card) Keys() []signing.CardKey {
-	out := make([]signing.CardKey, len(c.keys))
-	for i, k := range c.keys {
-		out[i] = k
-	}
-	return out
-}
+func (c *card) Keys() []signing.CardKey { return signing.CardKeys(c.keys) }
 
 // Status implements signing.Card: Module is "csc:" and the credential's
 // name, Token its credential id, Serial its certificate's serial number

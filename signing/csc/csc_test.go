@@ -277,6 +277,20 @@ func TestFailoverToLocalCard(t *testing.T) {
 			if failed != 0 || by["local-1"] == 0 {
 				t.Errorf("provider down: %d of 60 failed, by card %v; want none failed, the local card signing", failed, by)
 			}
+			digests := make([][]byte, 30)
+			for i := range digests {
+				d := sha256.Sum256(fmt.Appendf(nil, "batch %d", i))
+				digests[i] = d[:]
+			}
+			sigs, err := key.SignBatch(context.Background(), digests, crypto.SHA256)
+			if err != nil {
+				t.Errorf("a batch while the provider fails: %v", err)
+			}
+			for i, sig := range sigs {
+				if err := rsa.VerifyPKCS1v15(key.Public().(*rsa.PublicKey), crypto.SHA256, digests[i], sig); err != nil {
+					t.Errorf("batch signature %d from the local card: %v", i, err)
+				}
+			}
 			st := cardStatus(t, pool, "csc:tsp")
 			if st.Healthy || !st.Retrying || st.LastError == "" {
 				t.Errorf("remote card while the provider fails: %+v", st)
