@@ -97,6 +97,18 @@ func Reprobe(ctx context.Context, first, max time.Duration, try func() (done boo
 	}
 }
 
+// PSSSaltLength is the salt length opts asks for with key pub, the
+// special values of crypto/rsa resolved (Auto is the longest that fits).
+func PSSSaltLength(pub *rsa.PublicKey, opts *rsa.PSSOptions) int {
+	switch opts.SaltLength {
+	case rsa.PSSSaltLengthAuto:
+		return (pub.N.BitLen()-1+7)/8 - 2 - opts.HashFunc().Size()
+	case rsa.PSSSaltLengthEqualsHash:
+		return opts.HashFunc().Size()
+	}
+	return opts.SaltLength
+}
+
 // CheckSealKeyType accepts the key types a seal may have: RSA 2048–4096
 // bits, ECDSA P-256 and P-384.
 func CheckSealKeyType(cert *x509.Certificate) error {

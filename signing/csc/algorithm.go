@@ -65,13 +65,7 @@ func algorithmFor(pub crypto.PublicKey, opts crypto.SignerOpts) (algorithm, erro
 			alg.signAlgo = oidRSAEncryption
 			return alg, nil
 		}
-		salt := pss.SaltLength
-		switch salt {
-		case rsa.PSSSaltLengthAuto:
-			salt = (pub.N.BitLen()-1+7)/8 - 2 - h.Size()
-		case rsa.PSSSaltLengthEqualsHash:
-			salt = h.Size()
-		}
+		salt := signing.PSSSaltLength(pub, pss)
 		hashAlg := pkix.AlgorithmIdentifier{Algorithm: oid, Parameters: asn1.NullRawValue}
 		hashDER, err := asn1.Marshal(hashAlg)
 		if err != nil {

@@ -565,13 +565,7 @@ func signDigest(p *pkcs11.Ctx, s pkcs11.SessionHandle, h pkcs11.ObjectHandle, pu
 	case *rsa.PublicKey:
 		hash := opts.HashFunc()
 		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			salt := pss.SaltLength
-			switch salt {
-			case rsa.PSSSaltLengthAuto:
-				salt = (pub.N.BitLen()-1+7)/8 - 2 - hash.Size()
-			case rsa.PSSSaltLengthEqualsHash:
-				salt = hash.Size()
-			}
+			salt := signing.PSSSaltLength(pub, pss)
 			mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(hashes[hash].mech, hashes[hash].mgf, uint(salt)))
 		} else {
 			mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
