@@ -51,6 +51,7 @@ test: deps-test check
 BENCH = $(GO) test -run '^$$' -benchmem
 bench:
 	$(BENCH) -bench 'SigningRawSoftHSM|SigningPool' -benchtime 3s ./signing/pkcs11/
+	$(BENCH) -bench 'SigningCSC' -benchtime 3s ./signing/csc/
 	$(BENCH) -bench 'SigningCAdES100KB' -benchtime 3s ./signing/cms/
 	$(BENCH) -bench 'SigningPAdES100KB|SigningPAdESVsToken|SigningPdfsign100KB' -benchtime 3s ./signing/pades/
 	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/cms/

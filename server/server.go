@@ -34,6 +34,7 @@ import (
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/cms"
+	"github.com/sealgate/sealgate/signing/csc"
 	"github.com/sealgate/sealgate/signing/pkcs11"
 	"github.com/sealgate/sealgate/signing/softkey"
 	"github.com/sealgate/sealgate/store"
@@ -184,7 +185,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	if s.Pool, err = signing.NewPool(ctx, poolCfg, log, pkcs11.Backend{}, softkey.Backend{}); err != nil {
+	if s.Pool, err = signing.NewPool(ctx, poolCfg, log, pkcs11.Backend{}, softkey.Backend{}, csc.Backend{}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Pool.Close)
