@@ -277,12 +277,14 @@ func (j *Jobs) Submit(ctx context.Context, jr JobRequest) (JobStatus, error) {
 		}
 		return JobStatus{}, err
 	}
+	j.log.Info("job submitted", "job", id, "principal", p.String(), "seal", req.Seal, "documents", len(docs), "bytes", size)
+	// The status as submitted, before the workers are told.
+	st, err := j.status(ctx, id)
 	select {
 	case j.wake <- struct{}{}:
 	default:
 	}
-	j.log.Info("job submitted", "job", id, "principal", p.String(), "seal", req.Seal, "documents", len(docs), "bytes", size)
-	return j.status(ctx, id)
+	return st, err
 }
 
 // admit authorizes the spooled job and commits its rows.

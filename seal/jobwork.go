@@ -128,7 +128,8 @@ func (j *Jobs) countEnded(ctx context.Context, tx *sql.Tx, d *jobDoc, n, sealed 
 	return err
 }
 
-// observe reports how d ended, once its state is committed.
+// observe reports how d ended, once its state is committed, and clears
+// the inputs of a job that ended.
 func (j *Jobs) observe(d *jobDoc) {
 	if d.ended != "" {
 		j.observeDocument(d.ended)
@@ -136,6 +137,11 @@ func (j *Jobs) observe(d *jobDoc) {
 	if d.jobEnded != "" {
 		j.observeJob(d.jobEnded, d.job.created)
 		j.log.Info("job finished", "job", d.job.id, "state", d.jobEnded, "ms", time.Since(d.job.created).Milliseconds())
+		// Inputs of failed documents, and of any whose removal a crash cut
+		// short, go with the job's end.
+		if err := os.RemoveAll(filepath.Join(j.jobDir(d.job.id), "in")); err != nil {
+			j.log.Warn("finished job's inputs not removed", "job", d.job.id, "err", err)
+		}
 	}
 }
 

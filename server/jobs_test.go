@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -8,12 +9,15 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +25,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/gateway/problem"
@@ -452,4 +457,144 @@ func TestJobApprovalAndQuota(t *testing.T) {
 	wantCode(t, "quota of documents", err, access.CodeSealNotPermitted, http.StatusForbidden)
 	_, err = job(quota, "", 2)
 	must(err)
+}
+
+// crashConfigEnv makes TestJobCrashHelper the child process of
+// TestJobSurvivesSIGKILL: it opens the node configured there, with the
+// client secret of crashSecretEnv.
+const (
+	crashConfigEnv = "SEALGATE_JOB_CRASH_CONFIG"
+	crashSecretEnv = "SEALGATE_JOB_CRASH_SECRET"
+	crashDocuments = 1000
+)
+
+// TestJobCrashHelper is not a test on its own: run as a child process, it
+// opens a node, submits a job of crashDocuments documents, works it and
+// prints "job <id>", then "done <n>" as documents end, until it is killed.
+func TestJobCrashHelper(t *testing.T) {
+	path := os.Getenv(crashConfigEnv)
+	if path == "" {
+		t.Skip("child process of TestJobSurvivesSIGKILL")
+	}
+	ctx := context.Background()
+	cfg, err := config.Load(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	erp, err := srv.Access.AuthenticateClientSecret(ctx, "erp", os.Getenv(crashSecretEnv), loopbackAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Jobs.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Jobs.Run(ctx)
+	st := submit(t, srv, erp, seal.CAdES, textDocs(crashDocuments)...)
+	fmt.Printf("job %s\n", st.ID)
+	for {
+		st, err := srv.Jobs.Status(ctx, erp, st.ID)
+		if err != nil {
+			fmt.Printf("error %v\n", err)
+			return
+		}
+		fmt.Printf("done %d\n", st.Counts.Done)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A node killed with SIGKILL while it works a job of 1,000 documents
+// resumes the job when it starts again, and every document ends sealed
+// exactly once: one seal event and one evidence leaf each, its result
+// present and verifying, nothing left queued or running.
+func TestJobSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	n, cfg := nodeConfig(t)
+	n.open(t, cfg)
+	n.Server.Close() // the child has the database to itself
+	cmd := exec.Command(os.Args[0], "-test.run=^TestJobCrashHelper$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashConfigEnv+"="+cfg.Path, crashSecretEnv+"="+n.ERPSecret)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id, doneBefore, killed := "", 0, false
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		f := strings.Fields(lines.Text())
+		switch {
+		case len(f) == 2 && f[0] == "job":
+			id = f[1]
+		case len(f) == 2 && f[0] == "done":
+			doneBefore, _ = strconv.Atoi(f[1])
+		case len(f) > 0 && f[0] == "error":
+			t.Fatalf("child: %s", lines.Text())
+		}
+		if !killed && doneBefore >= crashDocuments/4 {
+			cmd.Process.Signal(syscall.SIGKILL)
+			killed = true
+		}
+	}
+	cmd.Wait()
+	if !killed || id == "" {
+		t.Fatalf("child ended by itself (job %q, %d done)", id, doneBefore)
+	}
+
+	ctx := context.Background()
+	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	var running, keptWithLeaf int
+	rows, err := srv.DB.Read().Query(`SELECT n FROM seal_job_documents WHERE job_id = ? AND state = 'running'`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k int
+		rows.Scan(&k)
+		running++
+		if b, err := os.ReadFile(filepath.Join(n.Dir, "jobs", id, "out", strconv.Itoa(k))); err == nil {
+			if l, _ := srv.Evidence.Lookup(ctx, evidence.SHA256(sha256.Sum256(b))); len(l) > 0 {
+				keptWithLeaf++
+			}
+		}
+	}
+	rows.Close()
+	t.Logf("killed after about %d of %d documents; %d were being sealed, %d of them with a durable leaf but no event", doneBefore, crashDocuments, running, keptWithLeaf)
+
+	erp, err := srv.Access.AuthenticateClientSecret(ctx, "erp", n.ERPSecret, loopbackAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runJobs(t, srv)
+	st := waitJob(t, srv, erp, id, 5*time.Minute)
+	if st.State != seal.JobDone || st.Counts.Done != crashDocuments || st.Counts.Queued+st.Counts.Running+st.Counts.Failed+st.Counts.Cancelled != 0 {
+		t.Fatalf("after the restart: %s %+v", st.State, st.Counts)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(n.CA.Cert)
+	for k := 1; k <= crashDocuments; k++ {
+		checkResult(t, srv, erp, st, k, textDoc(k), roots)
+	}
+	var events, sealed int
+	if err := srv.DB.Read().QueryRow(`SELECT COUNT(*), COUNT(DISTINCT job_document) FROM seal_events WHERE job_document LIKE ?`, id+"/%").Scan(&events, &sealed); err != nil {
+		t.Fatal(err)
+	}
+	if events != crashDocuments || sealed != crashDocuments {
+		t.Fatalf("%d seal events for %d documents", events, sealed)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(n.Dir, "jobs", id, "in")); len(entries) != 0 {
+		t.Fatalf("%d inputs left after every document was sealed", len(entries))
+	}
 }
