@@ -21,9 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
-
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/evidence"
@@ -404,33 +401,23 @@ func TestJobApprovalAndQuota(t *testing.T) {
 		}
 	}
 	pw := n.addUser(t, "dora")
-	en, err := n.Access.EnrollTOTP(ctx, "dora", "test")
-	must(err)
-	key, err := otp.NewKeyFromURL(en.URL)
-	must(err)
-	code := func(at time.Time) string {
-		c, err := totp.GenerateCode(key.Secret(), at)
-		must(err)
-		return c
-	}
-	now := time.Now()
-	_, err = n.Access.ConfirmTOTP(ctx, "dora", code(now.Add(-30*time.Second)), "test")
-	must(err)
-	_, err = n.Access.AddRule(ctx, access.Rule{Name: "dora-batch", Subject: access.Subject{Kind: access.SubjectUser, Name: "dora"},
+	_, err := n.Access.AddRule(ctx, access.Rule{Name: "dora-batch", Subject: access.Subject{Kind: access.SubjectUser, Name: "dora"},
 		Seals: []string{"acme"}, Approval: access.ApprovalBatch}, "test")
 	must(err)
-	login, err := n.Access.AuthenticateUser(ctx, access.UserCredentials{Login: "dora", Password: pw, OTP: code(now), Source: loopbackAddr})
+	// Dora's session began before she enrolled TOTP: it carries no approval.
+	login, err := n.Access.AuthenticateUser(ctx, access.UserCredentials{Login: "dora", Password: pw, Source: loopbackAddr})
 	must(err)
 	token, _, err := n.Access.StartSession(ctx, login)
 	must(err)
-	dora, err := n.Access.AuthenticateSession(ctx, token, loopbackAddr) // a session carries no approval
+	code, _ := n.enrollTOTP(t, "dora")
+	dora, err := n.Access.AuthenticateSession(ctx, token, loopbackAddr)
 	must(err)
 	job := func(p access.Principal, totp string, docs int) (seal.JobStatus, error) {
 		return n.Jobs.Submit(ctx, seal.JobRequest{Request: seal.Request{Principal: p, Format: seal.CAdES}, TOTP: totp, Documents: inputs(textDocs(docs)...)})
 	}
 	_, err = job(dora, "", 3)
 	wantCode(t, "batch without approval", err, access.CodeSealNotPermitted, http.StatusForbidden)
-	st, err := job(dora, code(now.Add(30*time.Second)), 3)
+	st, err := job(dora, code(time.Now().Add(30*time.Second)), 3)
 	must(err)
 	if st = waitJob(t, n.Server, dora, st.ID, time.Minute); st.State != seal.JobDone || st.Counts.Done != 3 {
 		t.Fatalf("approved job: %+v", st)
