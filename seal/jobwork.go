@@ -348,7 +348,10 @@ func (j *Jobs) settleOne(ctx context.Context, d *jobDoc, cause error) error {
 			return err
 		}
 		j.log.Info("job document's seal recovered from its evidence leaf", "job", d.job.id, "n", d.n, "event", ev.id, "leaf", leaf.Index)
-		return os.Remove(d.inPath())
+		if err := os.Remove(d.inPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.log.Warn("sealed job document's input not removed", "job", d.job.id, "n", d.n, "err", err)
+		}
+		return nil
 	}
 	if err := os.Remove(d.outPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("seal: remove unrecorded job result: %w", err)
@@ -439,10 +442,9 @@ func (j *Jobs) Recover(ctx context.Context) error {
 			jobs[d.job.id] = r
 		}
 		d.job = jobs[d.job.id]
-		if err := j.settleOne(ctx, d, nil); err != nil {
-			return fmt.Errorf("seal: recover job %s document %d: %w", d.job.id, d.n, err)
-		}
-		j.observe(d)
+		// One document that cannot be settled now (its files unreadable)
+		// does not keep the node from starting; it is tried at the next.
+		j.settle(ctx, d, nil)
 	}
 	if len(docs) > 0 {
 		j.log.Info("job documents interrupted by the previous run settled", "documents", len(docs), "jobs", len(jobs))

@@ -564,8 +564,10 @@ func TestJobSurvivesSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resumed := time.Now()
 	runJobs(t, srv)
 	st := waitJob(t, srv, erp, id, 5*time.Minute)
+	t.Logf("the restarted node sealed the other %d documents in %s", crashDocuments-doneBefore, time.Since(resumed).Round(time.Millisecond))
 	if st.State != seal.JobDone || st.Counts.Done != crashDocuments || st.Counts.Queued+st.Counts.Running+st.Counts.Failed+st.Counts.Cancelled != 0 {
 		t.Fatalf("after the restart: %s %+v", st.State, st.Counts)
 	}
