@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -81,6 +82,8 @@ type Server struct {
 	Access   *access.Service
 	Evidence *evidence.Log
 	Seal     *seal.Service
+	// Jobs seals batches; Serve recovers and runs it.
+	Jobs     *seal.Jobs
 	Verifier *seal.Verifier
 	// Directory syncs users and groups from LDAP; nil without an ldap section.
 	Directory *ldapsync.Syncer
@@ -272,6 +275,17 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}); err != nil {
 		return nil, err
 	}
+	jobsCfg, err := seal.LoadJobsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if jobsCfg.Workers == 0 {
+		jobsCfg.Workers = s.jobWorkers()
+	}
+	if s.Jobs, err = seal.NewJobs(s.Seal, seal.JobsOptions{JobsConfig: jobsCfg,
+		ObserveDocument: s.metrics.observeJobDocument, ObserveJob: s.metrics.observeJob}); err != nil {
+		return nil, err
+	}
 	roots, err := s.trustRoots(poolCfg)
 	if err != nil {
 		return nil, err
@@ -286,6 +300,25 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, Trust: s.Trust, TempDir: s.settings.TempDir, Spool: spool}
 	s.handler = s.routes()
 	return s, nil
+}
+
+// jobWorkers is the default number of job workers: twice the signing
+// sessions of the cards in service (a software seal counts as one per
+// CPU), since a worker waits for its durable commits about as long as it
+// signs.
+func (s *Server) jobWorkers() int {
+	sessions := 0
+	for _, c := range s.Pool.Status() {
+		if c.Healthy {
+			sessions += c.Sessions
+		}
+	}
+	for _, st := range s.Pool.Seals() {
+		if st.Software {
+			sessions += runtime.NumCPU()
+		}
+	}
+	return 2 * max(sessions, runtime.NumCPU())
 }
 
 // timestamper returns the configured TSA client, or nil without one; it also
@@ -531,6 +564,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Jobs a previous run left unfinished resume; this must be done before
+	// the first submission.
+	if err := s.Jobs.Recover(ctx); err != nil {
+		return err
+	}
 	srv := s.httpServer(s.handler)
 	servers := []*http.Server{srv}
 	errc := make(chan error, 2)
@@ -570,6 +608,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.Trust != nil {
 		go s.Trust.Run(loopCtx)
 	}
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		s.Jobs.Run(loopCtx)
+	}()
 	go func() {
 		if s.tls != nil {
 			errc <- srv.ServeTLS(ln, "", "")
@@ -590,6 +633,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	err := errors.Join(errs...)
 	stopLoop()
+	<-jobsDone // documents being sealed are finished and recorded
 	if aerr := s.AnchorAudit(shutdown); aerr != nil {
 		s.log.Warn("final audit anchor failed", "err", aerr)
 	}
