@@ -194,10 +194,7 @@ func (r *Result) WriteTo(w io.Writer) (int64, error) {
 		n, err := w.Write(r.data)
 		return int64(n), err
 	}
-	if _, err := r.file.f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	return io.Copy(w, r.file.f)
+	return r.file.WriteTo(w)
 }
 
 // Close releases the result's temporary file.
@@ -376,7 +373,7 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	if size == 0 {
 		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "the document is empty")
 	}
-	out, err := newSpool(s.opts.TempDir, "sealed", s.opts.Spool)
+	out, err := newSpool(s.opts.TempDir, "sealed", memSpoolMax, s.opts.Spool)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +414,7 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 	if ra, ok := req.Document.(io.ReaderAt); ok && req.Size > 0 {
 		return ra, req.Size, func() {}, nil
 	}
-	f, err := newSpool(s.opts.TempDir, "in", s.opts.Spool)
+	f, err := newSpool(s.opts.TempDir, "in", memSpoolMax, s.opts.Spool)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -427,7 +424,7 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 		cleanup()
 		return nil, 0, nil, spoolError(err, f, doc)
 	}
-	return f.f, n, cleanup, nil
+	return f, n, cleanup, nil
 }
 
 func certHash(k signing.Key) evidence.SHA256 {
