@@ -106,13 +106,16 @@ type Options struct {
 	// Stamps is the look of visible stamps by seal id; the entry "" is for
 	// seals not named. A request that brings its own stamp options keeps them.
 	Stamps map[string]stamp.Options
-	Log    *slog.Logger
+	// Queue bounds the seals in progress and waiting, per seal.
+	Queue QueueSettings
+	Log   *slog.Logger
 }
 
 // Service seals documents. It is safe for concurrent use.
 type Service struct {
-	opts Options
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	admit *admission
 }
 
 // New returns a Service and applies its schema migrations.
@@ -132,7 +135,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if err := opts.DB.Migrate(ctx, "seal", migrations); err != nil {
 		return nil, err
 	}
-	return &Service{opts: opts, log: opts.Log}, nil
+	return &Service{opts: opts, log: opts.Log, admit: newAdmission(opts.Queue, opts.Keys)}, nil
 }
 
 // Request asks for one document to be sealed.
@@ -217,6 +220,14 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 		s.observe(req.Format, "failed", fault.CodeOf(err), started)
 		return nil, err
 	}
+	// A seal refused for want of a turn did no work and, like one refused
+	// for its options, leaves no event: an overload costs no writes.
+	leave, err := s.admit.enter(ctx, req.Seal)
+	if err != nil {
+		s.observe(req.Format, "failed", fault.CodeOf(err), started)
+		return nil, err
+	}
+	defer leave()
 	res, err := s.seal(ctx, req)
 	ev := event{req: req, started: started}
 	if err != nil {
