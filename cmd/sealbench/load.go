@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -45,22 +46,29 @@ func newTarget(base, id, secret, format, level string, doc []byte, conns int) *t
 	}
 }
 
-// seal sends one request and returns its status (0 when no answer came).
-func (t *target) seal(ctx context.Context) int {
+// seal sends one request and returns its status (0 when no answer came)
+// and, for a 429, the Retry-After it was told.
+func (t *target) seal(ctx context.Context) (int, time.Duration) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(t.doc))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	req.SetBasicAuth(t.id, t.secret)
 	req.Header.Set("Content-Type", t.contentType)
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	// Reading the body to the end keeps the connection alive.
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode
+	var retry time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests {
+		if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && sec > 0 {
+			retry = time.Duration(sec) * time.Second
+		}
+	}
+	return resp.StatusCode, retry
 }
 
 // stepResult is what one load step measured.
@@ -68,14 +76,14 @@ type stepResult struct {
 	name     string
 	took     time.Duration
 	statuses map[int]int
-	// latencies are those of answered requests (2xx and 429), sorted.
+	// latencies are those of the seals made (2xx), sorted.
 	latencies []time.Duration
 	ok        int
 }
 
 func (r *stepResult) rate() float64 { return float64(r.ok) / r.took.Seconds() }
 
-// quantile returns the q-quantile of the answered requests' latencies.
+// quantile returns the q-quantile of the seals' latencies.
 func (r *stepResult) quantile(q float64) time.Duration {
 	if len(r.latencies) == 0 {
 		return 0
@@ -121,8 +129,6 @@ func (c *collector) result(name string, took time.Duration) *stepResult {
 		r.statuses[s.status]++
 		if s.status >= 200 && s.status <= 299 {
 			r.ok++
-		}
-		if s.status != 0 && (s.status < 300 || s.status == http.StatusTooManyRequests) {
 			r.latencies = append(r.latencies, s.took)
 		}
 	}
@@ -131,7 +137,8 @@ func (c *collector) result(name string, took time.Duration) *stepResult {
 }
 
 // closedLoop runs c callers, each sending its next request as soon as the
-// last one was answered, for warmup (not measured) and then d.
+// last one was answered, for warmup (not measured) and then d. A caller told
+// to retry later (429) waits as long as Retry-After says, as a client should.
 func (t *target) closedLoop(ctx context.Context, c int, warmup, d time.Duration) *stepResult {
 	var col collector
 	start := time.Now()
@@ -146,9 +153,12 @@ func (t *target) closedLoop(ctx context.Context, c int, warmup, d time.Duration)
 				if t0.After(end) {
 					break
 				}
-				st := t.seal(ctx)
+				st, retry := t.seal(ctx)
 				if t0.After(measureFrom) {
 					mine = append(mine, sample{st, time.Since(t0)})
+				}
+				if retry > 0 {
+					sleepCtx(ctx, min(retry, time.Until(end)))
 				}
 			}
 			col.add(mine)
@@ -170,7 +180,7 @@ func (t *target) paced(ctx context.Context, rate float64, maxCallers int, d time
 		wg.Go(func() {
 			var mine []sample
 			for at := range due {
-				st := t.seal(ctx)
+				st, _ := t.seal(ctx)
 				mine = append(mine, sample{st, time.Since(at)})
 			}
 			col.add(mine)
@@ -186,4 +196,17 @@ func (t *target) paced(ctx context.Context, rate float64, maxCallers int, d time
 	close(due)
 	wg.Wait()
 	return col.result(fmt.Sprintf("%.0f/s paced", rate), time.Since(start))
+}
+
+// sleepCtx sleeps for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
