@@ -108,10 +108,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 }
 
 // soak loads the node at concurrency c for o.Soak and reports its resident
-// memory after the first minute (or a sixth of the run, when shorter) and at
-// the end.
+// memory after the first minute (or a third of the run, when shorter) and
+// at the end.
 func soak(ctx context.Context, t *target, c int, o options, row func(*stepResult), out io.Writer) error {
-	early := min(time.Minute, o.Soak/6)
+	early := min(time.Minute, o.Soak/3)
 	first := t.closedLoop(ctx, c, 0, early)
 	rssEarly, err := rssOf(o.PID)
 	if err != nil {
