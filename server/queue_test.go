@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/server"
 )
 
 // Seals beyond seal.queue's bound get 429 seal_busy with Retry-After at
@@ -95,5 +97,20 @@ func TestPProfAdminOnly(t *testing.T) {
 		if c.want == http.StatusOK && !strings.Contains(body, "goroutine profile:") {
 			t.Errorf("the admin's goroutine profile: %.200s", body)
 		}
+	}
+}
+
+// A negative queue bound is a configuration error, not a silent default.
+func TestSealQueueNegative(t *testing.T) {
+	_, cfg := nodeConfig(t, func(doc map[string]any) {
+		doc["seal"].(map[string]any)["queue"] = map[string]any{"length": -1}
+	})
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		srv.Close()
+		t.Fatal("seal.queue.length -1 accepted")
+	}
+	if !strings.Contains(err.Error(), "queue") {
+		t.Errorf("the error does not name the queue: %v", err)
 	}
 }

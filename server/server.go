@@ -156,6 +156,9 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if s.settings.MaxTempSpace < 0 {
 		return nil, fmt.Errorf("config section seal: maxTempSpace is negative (%d)", s.settings.MaxTempSpace)
 	}
+	if q := s.settings.Queue; q.PerSession < 0 || q.Length < 0 || q.MaxWait < 0 {
+		return nil, fmt.Errorf("config section seal: queue perSession, length and maxWait must not be negative")
+	}
 	if s.settings.MaxTempSpace == 0 {
 		s.settings.MaxTempSpace = 8 << 30
 	}
