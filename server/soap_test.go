@@ -1,0 +1,197 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	gowsdl "github.com/hooklift/gowsdl/soap"
+
+	"github.com/sealgate/sealgate/internal/pdftest"
+	"github.com/sealgate/sealgate/wsdl"
+)
+
+// soapFault is the part of a SOAP fault the tests read.
+type soapFault struct {
+	Code   string `xml:"Body>Fault>faultcode"`
+	Code12 string `xml:"Body>Fault>Code>Value"`
+	Detail struct {
+		Code    string `xml:"code"`
+		Message string `xml:"message"`
+	} `xml:"Body>Fault>detail>SealgateFault"`
+	Detail12 struct {
+		Code string `xml:"code"`
+	} `xml:"Body>Fault>Detail>SealgateFault"`
+}
+
+// faultOf reads a fault's SOAP code and sealgate code from body.
+func faultOf(t testing.TB, body []byte) (soapCode, code string) {
+	t.Helper()
+	var f soapFault
+	if err := xml.Unmarshal(body, &f); err != nil {
+		t.Fatalf("not a SOAP fault: %v\n%.400s", err, body)
+	}
+	if f.Code12 != "" {
+		return f.Code12, f.Detail12.Code
+	}
+	return f.Code, f.Detail.Code
+}
+
+// envelope11 wraps body (and header) in a SOAP 1.1 envelope.
+func envelope11(header, body string) string {
+	return `<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>` + header +
+		`</s:Header><s:Body>` + body + `</s:Body></s:Envelope>`
+}
+
+// usernameToken is a wsse:Security header; digest sends
+// base64(SHA-1(nonce ‖ created ‖ password)) as PasswordDigest.
+func usernameToken(user, password string, nonce []byte, created string, digest bool) string {
+	var extra string
+	if nonce != nil {
+		extra += `<wsse:Nonce EncodingType="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary">` + base64.StdEncoding.EncodeToString(nonce) + `</wsse:Nonce>`
+	}
+	if created != "" {
+		extra += `<wsu:Created>` + created + `</wsu:Created>`
+	}
+	typ := "PasswordText"
+	if digest {
+		typ = "PasswordDigest"
+		h := sha1.Sum([]byte(string(nonce) + created + password))
+		password = base64.StdEncoding.EncodeToString(h[:])
+	}
+	return `<wsse:Security s:mustUnderstand="1" xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" xmlns:wsu="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd">` +
+		`<wsse:UsernameToken><wsse:Username>` + user + `</wsse:Username><wsse:Password Type="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#` + typ + `">` +
+		password + `</wsse:Password>` + extra + `</wsse:UsernameToken></wsse:Security>`
+}
+
+func freshNonce() []byte {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return b
+}
+
+// soapPost posts a SOAP 1.1 envelope and returns the response with its body.
+func (n *node) soapPost(t testing.TB, action string, body io.Reader, header map[string]string) (*http.Response, []byte, time.Duration) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, n.URL+"/soap", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
+	req.Header.Set("SOAPAction", `"`+action+`"`)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b, time.Since(start)
+}
+
+// TestSOAPGoClient drives the endpoint with the gowsdl-generated client:
+// seals a PDF with a WS-Security UsernameToken, verifies it, lists seals.
+// gowsdl's generated []byte fields carry their element's text as is, so
+// the client puts base64 in them and reads base64 out.
+func TestSOAPGoClient(t *testing.T) {
+	n := newNode(t)
+	client := gowsdl.NewClient(n.URL + "/soap")
+	client.AddHeader(gowsdl.NewWSSSecurityHeader(n.ERPID, n.ERPSecret, "", "1"))
+	port := wsdl.NewSealgatePortType(client)
+
+	seals, err := port.ListSeals(&wsdl.ListSeals{})
+	if err != nil || len(seals.Seal) != 1 || seals.Seal[0] != "acme" {
+		t.Fatalf("ListSeals: %v %+v", err, seals)
+	}
+	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0099"}}})
+	page, x, y, w, h := int32(1), 0.0, 0.0, 200.0, 60.0
+	res, err := port.SealDocument(&wsdl.SealDocument{Format: "pades", Page: &page, X: &x, Y: &y, Width: &w, Height: &h, Reason: "Invoice",
+		Document: []byte(base64.StdEncoding.EncodeToString(invoice))})
+	if err != nil {
+		t.Fatalf("SealDocument: %v", err)
+	}
+	sealed, err := base64.StdEncoding.DecodeString(string(res.Document))
+	if err != nil || !bytes.HasPrefix(sealed, invoice) {
+		t.Fatalf("sealed document: %v", err)
+	}
+	if res.Result.Seal != "acme" || res.Result.Level != "B-T" || res.Result.Size != int64(len(sealed)) || res.Result.Time.ToGoTime().IsZero() {
+		t.Errorf("result %+v", res.Result)
+	}
+	if out, err := run(t, "pdfsig", "-nocert", writeTemp(t, "sealed.pdf", sealed)); err != nil || !strings.Contains(out, "Signature is Valid.") {
+		t.Errorf("pdfsig: %v\n%s", err, out)
+	}
+	rep, err := port.VerifyDocument(&wsdl.VerifyDocument{Document: []byte(base64.StdEncoding.EncodeToString(sealed))})
+	if err != nil {
+		t.Fatalf("VerifyDocument: %v", err)
+	}
+	if r := rep.Report; !r.Valid || r.Kind != "pdf" || r.Pdf == nil || len(r.Pdf.Signature) != 1 || !r.Pdf.Signature[0].Valid || !r.InLog {
+		t.Errorf("report %+v", r)
+	}
+
+	// A principal without a rule gets the fault REST's problem has.
+	intruder := gowsdl.NewClient(n.URL + "/soap")
+	intruder.AddHeader(gowsdl.NewWSSSecurityHeader(n.IntruderID, n.IntruderSecret, "", "1"))
+	_, err = wsdl.NewSealgatePortType(intruder).SealDocument(&wsdl.SealDocument{Document: []byte(base64.StdEncoding.EncodeToString(invoice))})
+	var he *gowsdl.HTTPError
+	if !errors.As(err, &he) {
+		t.Fatalf("intruder: %v", err)
+	}
+	if sc, code := faultOf(t, he.ResponseBody); he.StatusCode != 500 || sc != "soap:Client" || code != "seal_not_permitted" {
+		t.Errorf("intruder: %d %s %s", he.StatusCode, sc, code)
+	}
+}
+
+// TestSOAPWSSecurityRefusals: each way a UsernameToken can be wrong gets
+// its fault and code.
+func TestSOAPWSSecurityRefusals(t *testing.T) {
+	n := newNode(t)
+	now := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
+	list := `<ListSeals xmlns="urn:sealgate:v1"/>`
+	replayed := usernameToken(n.ERPID, n.ERPSecret, freshNonce(), now(0), false)
+	if resp, body, _ := n.soapPost(t, "urn:sealgate:v1/ListSeals", strings.NewReader(envelope11(replayed, list)), nil); resp.StatusCode != 200 {
+		t.Fatalf("first use of a token: %s\n%s", resp.Status, body)
+	}
+	// A digest over one nonce, sent with another.
+	signed, other := freshNonce(), freshNonce()
+	wrongNonce := strings.Replace(usernameToken(n.ERPID, n.ERPSecret, signed, now(0), true),
+		base64.StdEncoding.EncodeToString(signed), base64.StdEncoding.EncodeToString(other), 1)
+	for _, tc := range []struct {
+		name, header, code string
+	}{
+		{"wrong password", usernameToken(n.ERPID, "sgp_wrong", freshNonce(), now(0), false), "unauthenticated"},
+		{"replayed nonce", replayed, "wsse_nonce_replayed"},
+		{"stale Created", usernameToken(n.ERPID, n.ERPSecret, freshNonce(), now(-time.Hour), false), "wsse_created_stale"},
+		{"Created in the future", usernameToken(n.ERPID, n.ERPSecret, freshNonce(), now(time.Hour), false), "wsse_created_stale"},
+		{"PasswordDigest", usernameToken(n.ERPID, n.ERPSecret, freshNonce(), now(0), true), "wsse_password_digest_unsupported"},
+		{"PasswordDigest with a wrong nonce", wrongNonce, "wsse_password_digest_unsupported"},
+		{"Nonce without Created", usernameToken(n.ERPID, n.ERPSecret, freshNonce(), "", false), "wsse_malformed"},
+		{"no rule", usernameToken(n.IntruderID, n.IntruderSecret, freshNonce(), now(0), false), "seal_not_permitted"},
+	} {
+		body := list
+		if tc.code == "seal_not_permitted" {
+			body = `<SealDocument xmlns="urn:sealgate:v1"><document>` + base64.StdEncoding.EncodeToString([]byte("x")) + `</document></SealDocument>`
+		}
+		resp, b, _ := n.soapPost(t, "", strings.NewReader(envelope11(tc.header, body)), nil)
+		sc, code := faultOf(t, b)
+		if resp.StatusCode != 500 || sc != "soap:Client" || code != tc.code {
+			t.Errorf("%s: %s %s %s, want soap:Client %s", tc.name, resp.Status, sc, code, tc.code)
+		}
+		if strings.Contains(string(b), n.ERPSecret) {
+			t.Errorf("%s: the fault shows the secret", tc.name)
+		}
+	}
+}
