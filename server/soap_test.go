@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +195,73 @@ func TestSOAPWSSecurityRefusals(t *testing.T) {
 		}
 		if strings.Contains(string(b), n.ERPSecret) {
 			t.Errorf("%s: the fault shows the secret", tc.name)
+		}
+	}
+}
+
+// TestSOAPZeep drives the endpoint with python3-zeep (Debian's
+// /usr/bin/python3), which reads /soap?wsdl: PAdES and CAdES inline and as
+// MTOM, verification; the outputs pass pdfsig and openssl cms -verify.
+func TestSOAPZeep(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import zeep").Run(); err != nil {
+		t.Skip("python3-zeep is not installed (apt-get install python3-zeep)")
+	}
+	n := newNode(t)
+	dir := t.TempDir()
+	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0100"}}})
+	order := bytes.Repeat([]byte("order 8 · 12 units\n"), 3000)
+	pdfFile, docFile := writeTemp(t, "invoice.pdf", invoice), writeTemp(t, "order.txt", order)
+	out, err := exec.Command("/usr/bin/python3", "testdata/zeep_client.py", n.URL, n.ERPID, n.ERPSecret, pdfFile, docFile, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("zeep: %v\n%s", err, out)
+	}
+	var found struct {
+		Seals       []string `json:"seals"`
+		InlinePades struct {
+			Level  string `json:"level"`
+			Prefix bool   `json:"prefix"`
+		} `json:"inlinePades"`
+		InlineCades string `json:"inlineCades"`
+		VerifyPades struct {
+			Valid      bool `json:"valid"`
+			Signatures int  `json:"signatures"`
+		} `json:"verifyPades"`
+		VerifyCades struct {
+			Valid bool   `json:"valid"`
+			Kind  string `json:"kind"`
+		} `json:"verifyCades"`
+		MtomAnswers   []string `json:"mtomAnswers"`
+		MtomPades     string   `json:"mtomPades"`
+		MtomCades     string   `json:"mtomCades"`
+		VerifyMtom    bool     `json:"verifyMtom"`
+		WrongPassword struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		} `json:"wrongPassword"`
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &found); err != nil {
+		t.Fatalf("zeep output: %v\n%s", err, out)
+	}
+	if len(found.Seals) != 1 || found.InlinePades.Level != "B-T" || !found.InlinePades.Prefix || found.InlineCades != "cades" ||
+		!found.VerifyPades.Valid || found.VerifyPades.Signatures != 1 || !found.VerifyCades.Valid || found.VerifyCades.Kind != "cades" ||
+		found.MtomPades != "B-T" || found.MtomCades != "cades" || !found.VerifyMtom {
+		t.Errorf("zeep found %+v", found)
+	}
+	if len(found.MtomAnswers) != 3 || found.MtomAnswers[0] != "multipart/related" {
+		t.Errorf("MTOM requests were answered as %v, want multipart/related", found.MtomAnswers)
+	}
+	if found.WrongPassword.Detail != "unauthenticated" {
+		t.Errorf("wrong password: %+v", found.WrongPassword)
+	}
+	for _, f := range []string{"inline.pdf", "mtom.pdf"} {
+		if out, err := run(t, "pdfsig", "-nocert", dir+"/"+f); err != nil || !strings.Contains(out, "Signature is Valid.") || !strings.Contains(out, "Total document signed") {
+			t.Errorf("pdfsig %s: %v\n%s", f, err, out)
+		}
+	}
+	for _, f := range []string{"inline.p7s", "mtom.p7s"} {
+		if out, err := run(t, "openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", dir+"/"+f, "-content", docFile, "-CAfile", n.CAFile, "-purpose", "any", "-out", os.DevNull); err != nil {
+			t.Errorf("openssl cms -verify %s: %v\n%s", f, err, out)
 		}
 	}
 }

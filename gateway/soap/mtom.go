@@ -195,15 +195,16 @@ func (m *mtomWriter) contentType(v version) string {
 func (m *mtomWriter) root(v version) (io.Writer, error) {
 	h := textproto.MIMEHeader{}
 	h.Set("Content-Type", mime.FormatMediaType("application/xop+xml", map[string]string{"charset": "UTF-8", "type": v.mediaType()}))
-	h.Set("Content-Transfer-Encoding", "binary")
 	h.Set("Content-ID", "<"+rootID+">")
 	return m.mw.CreatePart(h)
 }
 
 func (m *mtomWriter) attachment(contentType string) (io.Writer, error) {
 	h := textproto.MIMEHeader{}
+	// No Content-Transfer-Encoding: HTTP does not use it (RFC 9110
+	// Appendix), and zeep strips line breaks from both ends of a "binary"
+	// part, which would cut a PDF's last newline.
 	h.Set("Content-Type", contentType)
-	h.Set("Content-Transfer-Encoding", "binary")
 	h.Set("Content-ID", "<"+documentID+">")
 	return m.mw.CreatePart(h)
 }
