@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -127,7 +129,7 @@ func TestSOAPGoClient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SealDocument: %v", err)
 	}
-	sealed, err := base64.StdEncoding.DecodeString(string(res.Document))
+	sealed, err := base64.StdEncoding.DecodeString(string(res.SealedDocument))
 	if err != nil || !bytes.HasPrefix(sealed, invoice) {
 		t.Fatalf("sealed document: %v", err)
 	}
@@ -264,4 +266,93 @@ func TestSOAPZeep(t *testing.T) {
 			t.Errorf("openssl cms -verify %s: %v\n%s", f, err, out)
 		}
 	}
+}
+
+// endless is n bytes of text that never ends an element, made on the fly.
+type endless struct{ n int64 }
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), e.n)
+	for i := range p[:k] {
+		p[i] = 'A'
+	}
+	e.n -= k
+	return int(k), nil
+}
+
+// TestSOAPHostileInputs: an XML bomb, an external entity, a 1 GB envelope,
+// deep nesting and broken MTOM packages each get a SOAP fault within 2 s
+// and bounded memory, and the node keeps serving.
+func TestSOAPHostileInputs(t *testing.T) {
+	n := newNode(t)
+	auth := map[string]string{"Authorization": basicAuth(n.ERPID, n.ERPSecret)}
+	bomb := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">` +
+		`<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;">]>` +
+		`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><ListSeals xmlns="urn:sealgate:v1">&lol9;</ListSeals></s:Body></s:Envelope>`
+	xxe := `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>` +
+		`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><SealDocument xmlns="urn:sealgate:v1"><document>&x;</document></SealDocument></s:Body></s:Envelope>`
+	deep := `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><ListSeals xmlns="urn:sealgate:v1">` + strings.Repeat("<a>", 100000) + strings.Repeat("</a>", 100000) + `</ListSeals></s:Body></s:Envelope>`
+	gigabyte := func() io.Reader {
+		return io.MultiReader(strings.NewReader(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><SealDocument xmlns="urn:sealgate:v1"><document>`), &endless{n: 1 << 30})
+	}
+	root := envelope11("", `<SealDocument xmlns="urn:sealgate:v1"><format>cades</format><document><xop:Include xmlns:xop="http://www.w3.org/2004/08/xop/include" href="cid:doc"/></document></SealDocument>`)
+	mtomHead := "--b\r\nContent-Type: application/xop+xml; type=\"text/xml\"\r\nContent-ID: <root>\r\n\r\n" + root + "\r\n--b\r\nContent-ID: <doc>\r\n\r\n"
+	mtomType := `multipart/related; type="application/xop+xml"; start="<root>"; start-info="text/xml"; boundary=b`
+	for _, tc := range []struct {
+		name   string
+		body   func() io.Reader
+		header map[string]string
+		code   string
+	}{
+		{"billion laughs", func() io.Reader { return strings.NewReader(bomb) }, nil, "soap_dtd_forbidden"},
+		{"external entity", func() io.Reader { return strings.NewReader(xxe) }, nil, "soap_dtd_forbidden"},
+		{"1 GB envelope", gigabyte, auth, "soap_limit_exceeded"},
+		{"100,000 nested elements", func() io.Reader { return strings.NewReader(deep) }, nil, "soap_limit_exceeded"},
+		{"truncated envelope", func() io.Reader { return strings.NewReader(envelope11("", `<ListSeals xmlns="urn:sealgate:v1">`)[:150]) }, nil, "soap_malformed"},
+		{"not XML", func() io.Reader { return strings.NewReader("%PDF-1.7\n") }, nil, "soap_malformed"},
+		{"truncated MTOM package", func() io.Reader { return strings.NewReader(mtomHead + "order 9 · 1 unit") }, map[string]string{"Content-Type": mtomType, "Authorization": auth["Authorization"]}, "mtom_malformed"},
+		{"MTOM without its attachment", func() io.Reader { return strings.NewReader(strings.TrimSuffix(mtomHead, "\r\n--b\r\nContent-ID: <doc>\r\n\r\n") + "\r\n--b--\r\n") },
+			map[string]string{"Content-Type": mtomType, "Authorization": auth["Authorization"]}, "mtom_malformed"},
+		{"too many MTOM parts", func() io.Reader {
+			parts := mtomHead + "x"
+			for i := range 10 {
+				parts += fmt.Sprintf("\r\n--b\r\nContent-ID: <p%d>\r\n\r\nx", i)
+			}
+			return strings.NewReader(parts + "\r\n--b--\r\n")
+		},
+			map[string]string{"Content-Type": mtomType, "Authorization": auth["Authorization"]}, "soap_limit_exceeded"},
+		{"SOAP 1.2 envelope as text/xml", func() io.Reader {
+			return strings.NewReader(`<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><ListSeals xmlns="urn:sealgate:v1"/></e:Body></e:Envelope>`)
+		}, nil, "soap_version_mismatch"},
+		{"unknown operation", func() io.Reader { return strings.NewReader(envelope11("", `<DropTables xmlns="urn:sealgate:v1"/>`)) }, nil, "soap_operation_unknown"},
+		{"unknown mustUnderstand header", func() io.Reader {
+			return strings.NewReader(envelope11(`<x:Routing xmlns:x="urn:other" s:mustUnderstand="1"/>`, `<ListSeals xmlns="urn:sealgate:v1"/>`))
+		}, nil, "soap_must_understand"},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		resp, b, took := n.soapPost(t, "", tc.body(), tc.header)
+		runtime.ReadMemStats(&after)
+		_, code := faultOf(t, b)
+		if code != tc.code || resp.StatusCode != 500 {
+			t.Errorf("%s: %s %s, want %s\n%.300s", tc.name, resp.Status, code, tc.code, b)
+		}
+		if took > 2*time.Second {
+			t.Errorf("%s: answered after %s", tc.name, took)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
+			t.Errorf("%s: %d MiB allocated", tc.name, grew>>20)
+		}
+	}
+	if resp, b, _ := n.soapPost(t, "urn:sealgate:v1/ListSeals", strings.NewReader(envelope11("", `<ListSeals xmlns="urn:sealgate:v1"/>`)), auth); resp.StatusCode != 200 || !strings.Contains(string(b), "<seal>acme</seal>") {
+		t.Errorf("after the hostile inputs: %s %s", resp.Status, b)
+	}
+	noSpool(t, n.Dir)
+}
+
+func basicAuth(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
 }

@@ -58,7 +58,7 @@ type SealDocumentResponse struct {
 
 	Result *SealResult `xml:"result,omitempty" json:"result,omitempty"`
 
-	Document []byte `xml:"document,omitempty" json:"document,omitempty"`
+	SealedDocument []byte `xml:"sealedDocument,omitempty" json:"sealedDocument,omitempty"`
 }
 
 type VerifyDocument struct {

@@ -119,7 +119,7 @@ func (c *call) sealDocument() error {
 		if err := writeField(enc, reflect.ValueOf(sealResult(res)), xml.StartElement{Name: xml.Name{Local: "result"}}); err != nil {
 			return err
 		}
-		if err := out.write(w, enc, "document"); err != nil {
+		if err := out.write(w, enc, "sealedDocument"); err != nil {
 			return err
 		}
 		if err := enc.EncodeToken(start.End()); err != nil {

@@ -190,6 +190,9 @@ func (c *call) run() (version, error) {
 		return v, err
 	}
 	var root io.Reader = c.r.Body
+	if params == nil && c.r.ContentLength > c.e.lim.MaxEnvelopeSize {
+		return v, fault.New(fault.TooLarge, CodeLimitExceeded, "the envelope of %d bytes is larger than the limit of %d bytes; send large documents as MTOM attachments", c.r.ContentLength, c.e.lim.MaxEnvelopeSize)
+	}
 	if params != nil {
 		c.mtom = true
 		if c.pkg, root, err = openPackage(c.r.Body, params, c.e.lim, c.e.tempDir, c.e.spool); err != nil {

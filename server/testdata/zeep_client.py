@@ -27,11 +27,11 @@ ws = Client(url + "/soap?wsdl", wsse=UsernameToken(client_id, secret))
 found["seals"] = list(ws.service.ListSeals() or [])
 
 r = ws.service.SealDocument(format="pades", reason="Invoice", document=pdf)
-open(out + "/inline.pdf", "wb").write(r.document)
-found["inlinePades"] = {"level": r.result.level, "size": r.result.size, "prefix": r.document.startswith(pdf)}
+open(out + "/inline.pdf", "wb").write(r.sealedDocument)
+found["inlinePades"] = {"level": r.result.level, "size": r.result.size, "prefix": r.sealedDocument.startswith(pdf)}
 
 r = ws.service.SealDocument(format="cades", level="B-B", document=doc)
-open(out + "/inline.p7s", "wb").write(r.document)
+open(out + "/inline.p7s", "wb").write(r.sealedDocument)
 found["inlineCades"] = r.result.format
 
 rep = ws.service.VerifyDocument(document=open(out + "/inline.pdf", "rb").read())
@@ -73,10 +73,10 @@ def mtom_call(operation, payload, **kw):
 
 
 r = mtom_call("SealDocument", pdf, format="pades")
-open(out + "/mtom.pdf", "wb").write(r.document)
+open(out + "/mtom.pdf", "wb").write(r.sealedDocument)
 found["mtomPades"] = r.result.level
 r = mtom_call("SealDocument", doc, format="cades", level="B-B")
-open(out + "/mtom.p7s", "wb").write(r.document)
+open(out + "/mtom.p7s", "wb").write(r.sealedDocument)
 found["mtomCades"] = r.result.format
 rep = mtom_call("VerifyDocument", open(out + "/mtom.pdf", "rb").read())
 found["verifyMtom"] = rep.valid
