@@ -33,7 +33,7 @@ check:
 
 # What the tests run for real: SoftHSM, OpenLDAP, the independent validators
 # and Chromium (for the PDF corpus). Installed through apt when missing.
-TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core
+TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core python3-zeep jaxws default-jdk-headless
 deps-test:
 	@missing=$$(for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

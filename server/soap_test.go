@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -311,10 +313,14 @@ func TestSOAPHostileInputs(t *testing.T) {
 		{"external entity", func() io.Reader { return strings.NewReader(xxe) }, nil, "soap_dtd_forbidden"},
 		{"1 GB envelope", gigabyte, auth, "soap_limit_exceeded"},
 		{"100,000 nested elements", func() io.Reader { return strings.NewReader(deep) }, nil, "soap_limit_exceeded"},
-		{"truncated envelope", func() io.Reader { return strings.NewReader(envelope11("", `<ListSeals xmlns="urn:sealgate:v1">`)[:150]) }, nil, "soap_malformed"},
+		{"truncated envelope", func() io.Reader {
+			return strings.NewReader(envelope11("", `<ListSeals xmlns="urn:sealgate:v1">`)[:150])
+		}, nil, "soap_malformed"},
 		{"not XML", func() io.Reader { return strings.NewReader("%PDF-1.7\n") }, nil, "soap_malformed"},
 		{"truncated MTOM package", func() io.Reader { return strings.NewReader(mtomHead + "order 9 · 1 unit") }, map[string]string{"Content-Type": mtomType, "Authorization": auth["Authorization"]}, "mtom_malformed"},
-		{"MTOM without its attachment", func() io.Reader { return strings.NewReader(strings.TrimSuffix(mtomHead, "\r\n--b\r\nContent-ID: <doc>\r\n\r\n") + "\r\n--b--\r\n") },
+		{"MTOM without its attachment", func() io.Reader {
+			return strings.NewReader(strings.TrimSuffix(mtomHead, "\r\n--b\r\nContent-ID: <doc>\r\n\r\n") + "\r\n--b--\r\n")
+		},
 			map[string]string{"Content-Type": mtomType, "Authorization": auth["Authorization"]}, "mtom_malformed"},
 		{"too many MTOM parts", func() io.Reader {
 			parts := mtomHead + "x"
@@ -355,4 +361,58 @@ func TestSOAPHostileInputs(t *testing.T) {
 
 func basicAuth(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
+}
+
+// TestSOAPJAXWS generates a Java JAX-WS client from /soap?wsdl with
+// wsimport, compiles and runs it: SealDocument over SOAP 1.1 and 1.2 with
+// MTOM and a UsernameToken from a SOAP handler; the results verify.
+func TestSOAPJAXWS(t *testing.T) {
+	for _, tool := range []string{"wsimport", "javac", "java"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install jaxws default-jdk-headless)", tool)
+		}
+	}
+	n := newNode(t)
+	dir := t.TempDir()
+	classes, sources := dir+"/classes", dir+"/src"
+	for _, d := range []string{classes, sources} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("wsimport", "-extension", "-keep", "-p", "sealgate.client", "-d", classes, "-s", sources, n.URL+"/soap?wsdl").CombinedOutput(); err != nil {
+		t.Fatalf("wsimport: %v\n%s", err, out)
+	}
+	jars, err := filepath.Glob("/usr/share/java/*.jar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := []string{classes}
+	for _, j := range jars {
+		if regexp.MustCompile(`(?i)jaxws|jaxb|saaj|stax-ex|streambuffer|policy|gmbal|mimepull|ha-api|management-api|activation|istack|FastInfoset|javax.annotation|jws`).MatchString(filepath.Base(j)) {
+			cp = append(cp, j)
+		}
+	}
+	classPath := strings.Join(cp, ":")
+	if out, err := exec.Command("javac", "-cp", classPath, "-d", classes, "testdata/jaxws/Main.java").CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	invoice := writeTemp(t, "invoice.pdf", pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0101"}}}))
+	out, err := exec.Command("java", "-cp", classPath, "Main", n.URL, n.ERPID, n.ERPSecret, invoice, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("java: %v\n%s", err, out)
+	}
+	for _, want := range []string{"soap11 sealed=B-T", "soap12 sealed=B-T", "valid=true kind=pdf seals=acme", "fault=unauthenticated"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the Java client's output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(string(out), "valid=true") != 2 {
+		t.Errorf("not both seals verified:\n%s", out)
+	}
+	for _, f := range []string{"soap11.pdf", "soap12.pdf"} {
+		if out, err := run(t, "pdfsig", "-nocert", filepath.Join(dir, f)); err != nil || !strings.Contains(out, "Signature is Valid.") || !strings.Contains(out, "Total document signed") {
+			t.Errorf("pdfsig %s: %v\n%s", f, err, out)
+		}
+	}
 }

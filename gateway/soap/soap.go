@@ -226,14 +226,21 @@ func classify(h http.Header) (version, map[string]string, string, error) {
 			return soap11, nil, "", fault.New(fault.Invalid, CodeContentType, "multipart/related of type %q is not MTOM (application/xop+xml)", params["type"])
 		}
 		mtom = params
-		mt = params["start-info"]
+		// start-info is the root part's media type, which for SOAP 1.2
+		// carries the action as its own parameter.
+		if mt, params, err = mime.ParseMediaType(mtom["start-info"]); err != nil {
+			return soap11, nil, "", fault.New(fault.Invalid, CodeContentType, "the MTOM start-info %q cannot be read", mtom["start-info"])
+		}
+		if a, ok := mtom["action"]; ok {
+			params["action"] = a
+		}
 	}
 	action := strings.Trim(h.Get("SOAPAction"), `"`)
 	switch mt {
 	case "text/xml":
 		return soap11, mtom, action, nil
 	case "application/soap+xml":
-		// SOAP 1.2 names the action in the Content-Type (of the package, with MTOM).
+		// SOAP 1.2 names the action in the Content-Type (of the root part, with MTOM).
 		action = params["action"]
 		return soap12, mtom, action, nil
 	}
