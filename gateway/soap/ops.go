@@ -59,12 +59,16 @@ func (c *call) content(raw []byte, what string) (io.Reader, int64, error) {
 		}
 		return io.NewSectionReader(a.f, 0, a.size), a.size, nil
 	}
-	raw = bytes.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, raw)
+	// Line breaks are skipped by the decoder itself; spaces and tabs
+	// (pretty-printed XML) are taken out first, which most senders never need.
+	if bytes.IndexAny(raw, " \t") >= 0 {
+		raw = bytes.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' {
+				return -1
+			}
+			return r
+		}, raw)
+	}
 	b := make([]byte, base64.StdEncoding.DecodedLen(len(raw)))
 	n, err := base64.StdEncoding.Decode(b, raw)
 	if err != nil {
