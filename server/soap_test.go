@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
@@ -22,6 +23,7 @@ import (
 
 	gowsdl "github.com/hooklift/gowsdl/soap"
 
+	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/wsdl"
 )
@@ -414,5 +416,66 @@ func TestSOAPJAXWS(t *testing.T) {
 		if out, err := run(t, "pdfsig", "-nocert", filepath.Join(dir, f)); err != nil || !strings.Contains(out, "Signature is Valid.") || !strings.Contains(out, "Total document signed") {
 			t.Errorf("pdfsig %s: %v\n%s", f, err, out)
 		}
+	}
+}
+
+// TestSOAPCredentials: besides UsernameTokens, SOAP takes what REST takes
+// — HTTP Basic, an OAuth bearer token, a TLS client certificate — for the
+// same principals; and failed UsernameTokens count toward the same lockout.
+func TestSOAPCredentials(t *testing.T) {
+	n := newNode(t)
+	tn := newTLSNode(t, "request")
+	cert := clientCert(t, tn.CA, "erp-soap", 24*time.Hour)
+	if err := tn.Access.AddProcessCert(context.Background(), tn.ERPID, access.ProcessCert{Fingerprint: fingerprint(cert)}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	list := envelope11("", `<ListSeals xmlns="urn:sealgate:v1"/>`)
+	call := func(c *http.Client, base string, header map[string]string, body string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodPost, base+"/soap", strings.NewReader(body))
+		req.Header.Set("Content-Type", "text/xml")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	plain := http.DefaultClient
+	for name, tc := range map[string]struct {
+		c      *http.Client
+		base   string
+		header map[string]string
+	}{
+		"HTTP Basic":         {plain, n.URL, map[string]string{"Authorization": basicAuth(n.ERPID, n.ERPSecret)}},
+		"bearer token":       {plain, n.URL, map[string]string{"Authorization": "Bearer " + oauthToken(t, n.URL, n.ERPID, n.ERPSecret)}},
+		"client certificate": {tn.client(cert), tn.URL, nil},
+	} {
+		if status, b := call(tc.c, tc.base, tc.header, list); status != 200 || !strings.Contains(string(b), "<seal>acme</seal>") {
+			t.Errorf("%s: %d %s", name, status, b)
+		}
+	}
+	if _, b := call(plain, n.URL, nil, list); !strings.Contains(string(b), "<code>unauthenticated</code>") {
+		t.Errorf("anonymous: %s, want unauthenticated", b)
+	}
+	both := envelope11(usernameToken(n.ERPID, n.ERPSecret, nil, "", false), `<ListSeals xmlns="urn:sealgate:v1"/>`)
+	if _, b := call(plain, n.URL, map[string]string{"Authorization": basicAuth(n.ERPID, n.ERPSecret)}, both); !strings.Contains(string(b), "<code>unauthenticated</code>") {
+		t.Errorf("UsernameToken and Authorization together: %s", b)
+	}
+	// Five wrong secrets lock the client id from this address, for SOAP and REST alike.
+	var codes []string
+	for range 6 {
+		_, b := call(plain, n.URL, nil, envelope11(usernameToken(n.ERPID, "sgp_wrong", nil, "", false), `<ListSeals xmlns="urn:sealgate:v1"/>`))
+		_, code := faultOf(t, b)
+		codes = append(codes, code)
+	}
+	if codes[0] != "unauthenticated" || codes[5] != "account_locked" {
+		t.Errorf("wrong UsernameTokens answered %v, want unauthenticated, then account_locked", codes)
+	}
+	if resp, b := n.post(t, "/api/v1/seals?format=cades", n.ERPID, n.ERPSecret, "text/plain", strings.NewReader("x")); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("REST after the lockout: %s %s", resp.Status, b)
 	}
 }

@@ -92,7 +92,7 @@ type SealgateFault struct {
 
 	Message string `xml:"message,omitempty" json:"message,omitempty"`
 
-	RetryAfter int32 `xml:"retryAfter,omitempty" json:"retryAfter,omitempty"`
+	RetryAfter *int32 `xml:"retryAfter,omitempty" json:"retryAfter,omitempty"`
 }
 
 type SealResult struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 
 	"github.com/sealgate/sealgate/fault"
@@ -82,7 +83,11 @@ func writeFault(w http.ResponseWriter, r *http.Request, log *slog.Logger, v vers
 		status = http.StatusBadRequest
 	}
 	problem.SetRetryAfter(w.Header(), err)
-	detail := wsdl.SealgateFault{Code: p.Code, Message: p.Detail, RetryAfter: int32((fault.RetryAfterOf(err).Seconds() + 0.999))}
+	detail := wsdl.SealgateFault{Code: p.Code, Message: p.Detail}
+	if d := fault.RetryAfterOf(err); d > 0 {
+		secs := int32(math.Ceil(d.Seconds()))
+		detail.RetryAfter = &secs
+	}
 	w.Header().Set("Content-Type", v.mediaType()+"; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
