@@ -54,7 +54,9 @@ bench:
 	$(BENCH) -bench 'SigningPAdES100KB|SigningPAdESVsToken|SigningPdfsign100KB' -benchtime 3s ./signing/pades/
 	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/cms/
 	$(BENCH) -bench 'SigningPAdES200MBRSS' -benchtime 1x ./signing/pades/
-	$(BENCH) -bench 'Seal' -benchtime 3s ./server/
+	$(BENCH) -bench 'Seal[^S]|SealService' -benchtime 3s ./server/
+	$(BENCH) -bench 'SealSOAPVsREST' -benchtime 5s ./server/
+	$(BENCH) -bench 'SealSOAPMTOM100MBRSS' -benchtime 1x ./server/
 	$(BENCH) -bench 'Evidence' ./evidence/
 	$(BENCH) -bench 'AccessDecide' -benchtime 50000x ./access/
 	$(BENCH) -bench 'AccessLogin' -benchtime 20x ./access/

@@ -87,20 +87,30 @@ func freshNonce() []byte {
 	return b
 }
 
-// soapPost posts a SOAP 1.1 envelope and returns the response with its body.
+// soapPost posts a SOAP 1.1 envelope to the node and returns the response
+// with its body and how long the answer took.
 func (n *node) soapPost(t testing.TB, action string, body io.Reader, header map[string]string) (*http.Response, []byte, time.Duration) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, n.URL+"/soap", body)
+	h := map[string]string{"SOAPAction": `"` + action + `"`}
+	for k, v := range header {
+		h[k] = v
+	}
+	return soapCall(t, http.DefaultClient, n.URL, h, body)
+}
+
+// soapCall posts body to base's /soap as text/xml unless header says otherwise.
+func soapCall(t testing.TB, c *http.Client, base string, header map[string]string, body io.Reader) (*http.Response, []byte, time.Duration) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/soap", body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
-	req.Header.Set("SOAPAction", `"`+action+`"`)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,17 +441,7 @@ func TestSOAPCredentials(t *testing.T) {
 	}
 	list := envelope11("", `<ListSeals xmlns="urn:sealgate:v1"/>`)
 	call := func(c *http.Client, base string, header map[string]string, body string) (int, []byte) {
-		req, _ := http.NewRequest(http.MethodPost, base+"/soap", strings.NewReader(body))
-		req.Header.Set("Content-Type", "text/xml")
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b, _ := soapCall(t, c, base, header, strings.NewReader(body))
 		return resp.StatusCode, b
 	}
 	plain := http.DefaultClient
@@ -464,6 +464,19 @@ func TestSOAPCredentials(t *testing.T) {
 	both := envelope11(usernameToken(n.ERPID, n.ERPSecret, nil, "", false), `<ListSeals xmlns="urn:sealgate:v1"/>`)
 	if _, b := call(plain, n.URL, map[string]string{"Authorization": basicAuth(n.ERPID, n.ERPSecret)}, both); !strings.Contains(string(b), "<code>unauthenticated</code>") {
 		t.Errorf("UsernameToken and Authorization together: %s", b)
+	}
+	// SOAP 1.2: the action rides in the Content-Type; a caller's fault is a Sender fault, HTTP 400.
+	env12 := `<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><ListSeals xmlns="urn:sealgate:v1"/></e:Body></e:Envelope>`
+	soap12 := func(action string) map[string]string {
+		return map[string]string{"Content-Type": `application/soap+xml; charset=utf-8; action="` + action + `"`, "Authorization": basicAuth(n.ERPID, n.ERPSecret)}
+	}
+	if status, b := call(plain, n.URL, soap12("urn:sealgate:v1/ListSeals"), env12); status != 200 || !strings.Contains(string(b), "<seal>acme</seal>") || !strings.Contains(string(b), "http://www.w3.org/2003/05/soap-envelope") {
+		t.Errorf("SOAP 1.2: %d %s", status, b)
+	}
+	if status, b := call(plain, n.URL, soap12("urn:sealgate:v1/SealDocument"), env12); status != 400 {
+		t.Errorf("SOAP 1.2 with another action: %d %s", status, b)
+	} else if sc, code := faultOf(t, b); sc != "soap:Sender" || code != "soap_operation_unknown" {
+		t.Errorf("SOAP 1.2 with another action: %s %s", sc, code)
 	}
 	// Five wrong secrets lock the client id from this address, for SOAP and REST alike.
 	var codes []string
