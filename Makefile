@@ -31,9 +31,10 @@ check:
 	out=$$(gofmt -l $$files); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# What the tests run for real: SoftHSM, OpenLDAP, the independent validators
-# and Chromium (for the PDF corpus). Installed through apt when missing.
-TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core python3-zeep jaxws default-jdk-headless
+# What the tests run for real: SoftHSM, OpenLDAP, the independent validators,
+# xmlsec1 (it signs the tests' trusted lists) and Chromium (for the PDF corpus).
+# Installed through apt when missing.
+TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core fonts-ipafont-gothic zbar-tools xmlsec1 python3-zeep jaxws default-jdk-headless
 deps-test:
 	@missing=$$(for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -50,6 +51,7 @@ test: deps-test check
 BENCH = $(GO) test -run '^$$' -benchmem
 bench:
 	$(BENCH) -bench 'SigningRawSoftHSM|SigningPool' -benchtime 3s ./signing/pkcs11/
+	$(BENCH) -bench 'SigningCSC' -benchtime 3s ./signing/csc/
 	$(BENCH) -bench 'SigningCAdES100KB' -benchtime 3s ./signing/cms/
 	$(BENCH) -bench 'SigningPAdES100KB|SigningPAdESVsToken|SigningPdfsign100KB' -benchtime 3s ./signing/pades/
 	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/cms/

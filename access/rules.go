@@ -530,6 +530,9 @@ func (s *Service) decideSeal(ctx context.Context, idx *index, st principalState,
 	now := s.now()
 	reason := ""
 	var reasonID int64
+	// perDocument: the reason is a per-document approval asked of a batch,
+	// refused with its own code so a batch's caller knows to send one at a time.
+	perDocument := false
 	ok := okBuf[:0]
 	for _, k := range subjects {
 		for _, seal := range [2]string{a.Seal, AnySeal} {
@@ -538,6 +541,7 @@ func (s *Service) decideSeal(ctx context.Context, idx *index, st principalState,
 					ok = append(ok, r)
 				} else if reason == "" || r.ID < reasonID {
 					reason, reasonID = "rule "+r.Name+": "+why, r.ID
+					perDocument = why == reasonPerDocument
 				}
 			}
 		}
@@ -556,13 +560,20 @@ func (s *Service) decideSeal(ctx context.Context, idx *index, st principalState,
 		if why == "" {
 			return Decision{Allowed: true, Rule: r.Name, RuleID: r.ID}, nil
 		}
-		reason = "rule " + r.Name + ": " + why
+		reason, perDocument = "rule "+r.Name+": "+why, false
 	}
 	if reason == "" {
 		reason = "no rule grants it"
 	}
+	if perDocument {
+		return s.denyWith(ctx, p, a, reason, CodeApprovalPerDocument)
+	}
 	return s.deny(ctx, p, a, reason)
 }
+
+// reasonPerDocument is check's reason when a rule approving each document
+// is asked for a batch.
+const reasonPerDocument = "approval is per document, so batches must hold one document"
 
 // check evaluates the conditions that need no database; "" means they hold.
 func (r *compiledRule) check(p Principal, a Action, now time.Time) string {
@@ -580,7 +591,7 @@ func (r *compiledRule) check(p Principal, a Action, now time.Time) string {
 	case len(r.networks) > 0 && !inNetworks(r.networks, p.Source):
 		return "source address " + strconv.Quote(addrString(p.Source)) + " is not in an allowed network"
 	case r.Approval == ApprovalDocument && a.Documents != 1:
-		return "approval is per document, so batches must hold one document"
+		return reasonPerDocument
 	case r.Approval != ApprovalNone && (p.Approval == nil || p.Approval.ID == 0):
 		return "a fresh TOTP approval is required"
 	case r.Approval != ApprovalNone && now.Sub(p.Approval.At) > time.Duration(r.ApprovalMinutes)*time.Minute:
@@ -659,11 +670,19 @@ func (s *Service) consume(ctx context.Context, r *compiledRule, p Principal, a A
 // deny audits a refusal and returns it as an error naming the seal or
 // operation and the reason.
 func (s *Service) deny(ctx context.Context, p Principal, a Action, reason string) (Decision, error) {
-	subject, code := "operation:"+string(a.Operation), CodeOperationNotPermitted
-	msg := fault.New(fault.Forbidden, code, "%s is not permitted for %s: %s", a.Operation, p.String(), reason)
+	return s.denyWith(ctx, p, a, reason, "")
+}
+
+// denyWith is deny with the refusal's code; "" is the operation's usual one.
+func (s *Service) denyWith(ctx context.Context, p Principal, a Action, reason string, code fault.Code) (Decision, error) {
+	subject := "operation:" + string(a.Operation)
+	msg := fault.New(fault.Forbidden, CodeOperationNotPermitted, "%s is not permitted for %s: %s", a.Operation, p.String(), reason)
 	if a.Operation == OpSeal {
-		subject, code = "seal:"+a.Seal, CodeSealNotPermitted
-		msg = fault.New(fault.Forbidden, code, "seal %q is not permitted for %s: %s", a.Seal, p.String(), reason)
+		subject = "seal:" + a.Seal
+		msg = fault.New(fault.Forbidden, CodeSealNotPermitted, "seal %q is not permitted for %s: %s", a.Seal, p.String(), reason)
+	}
+	if code != "" {
+		msg.Code = code
 	}
 	err := s.Audit(ctx, Event{Type: "decision", Actor: p.String(), Subject: subject, Source: addrString(p.Source),
 		Outcome: OutcomeDenied, Detail: map[string]string{"reason": reason}})

@@ -240,7 +240,7 @@ func TestPerBatchApprovalNeedsAFreshTOTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	contracts := sealAction(func(a *Action) { a.Seal = "contracts"; a.Documents = 2 })
-	if _, err := svc.Decide(ctx, fresh, contracts); fault.CodeOf(err) != CodeSealNotPermitted || !strings.Contains(err.Error(), "per document") {
+	if _, err := svc.Decide(ctx, fresh, contracts); fault.CodeOf(err) != CodeApprovalPerDocument || fault.As(err).Kind != fault.Forbidden || !strings.Contains(err.Error(), "per document") {
 		t.Fatalf("two documents on a per-document approval: %v", err)
 	}
 	contracts.Documents = 1

@@ -20,13 +20,16 @@ import (
 
 // Error codes reported by this package.
 const (
-	CodeUnauthenticated       fault.Code = "unauthenticated"
-	CodeAccountLocked         fault.Code = "account_locked"
-	CodeTOTPRequired          fault.Code = "totp_required"
-	CodeTOTPEnrollment        fault.Code = "totp_enrollment_required"
-	CodeTOTPInvalid           fault.Code = "totp_invalid"
-	CodeTOTPReplayed          fault.Code = "totp_replayed"
-	CodeSealNotPermitted      fault.Code = "seal_not_permitted"
+	CodeUnauthenticated  fault.Code = "unauthenticated"
+	CodeAccountLocked    fault.Code = "account_locked"
+	CodeTOTPRequired     fault.Code = "totp_required"
+	CodeTOTPEnrollment   fault.Code = "totp_enrollment_required"
+	CodeTOTPInvalid      fault.Code = "totp_invalid"
+	CodeTOTPReplayed     fault.Code = "totp_replayed"
+	CodeSealNotPermitted fault.Code = "seal_not_permitted"
+	// CodeApprovalPerDocument: a rule that wants a TOTP approval for each
+	// document was asked for a batch of several.
+	CodeApprovalPerDocument   fault.Code = "approval_per_document"
 	CodeOperationNotPermitted fault.Code = "operation_not_permitted"
 	CodeUserUnknown           fault.Code = "user_unknown"
 	CodeUserExists            fault.Code = "user_exists"

@@ -85,7 +85,7 @@ func (ca *CA) IssueSeal(pub crypto.PublicKey, subj SealSubject, validity time.Du
 	if subj.OrganizationIdentifier != "" {
 		name.ExtraNames = append(name.ExtraNames, pkix.AttributeTypeAndValue{Type: oidOrganizationIdentifier, Value: subj.OrganizationIdentifier})
 	}
-	return ca.issue(pub, validity, &x509.Certificate{Subject: name, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment})
+	return ca.Issue(pub, validity, &x509.Certificate{Subject: name, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment})
 }
 
 var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
@@ -100,7 +100,7 @@ func (ca *CA) IssueTSA(pub crypto.PublicKey, org string, validity time.Duration)
 		return nil, err
 	}
 	name := pkix.Name{CommonName: org + " Development TSA", Organization: []string{org}, OrganizationalUnit: []string{NotQualified}}
-	return ca.issue(pub, validity, &x509.Certificate{Subject: name, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
+	return ca.Issue(pub, validity, &x509.Certificate{Subject: name, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		ExtraExtensions: []pkix.Extension{{Id: oidExtKeyUsage, Critical: true, Value: eku}}})
 }
 
@@ -122,13 +122,13 @@ func (ca *CA) IssueServer(pub crypto.PublicKey, hosts []string, validity time.Du
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	return ca.issue(pub, validity, tmpl)
+	return ca.Issue(pub, validity, tmpl)
 }
 
 // IssueClient issues a TLS client certificate for pub with common name cn,
 // as a process presents to authenticate (see `sealgate process add-cert`).
 func (ca *CA) IssueClient(pub crypto.PublicKey, cn string, validity time.Duration) (*x509.Certificate, error) {
-	return ca.issue(pub, validity, &x509.Certificate{
+	return ca.Issue(pub, validity, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn, Organization: ca.Cert.Subject.Organization, OrganizationalUnit: []string{NotQualified}},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -150,10 +150,12 @@ func (ca *CA) CRL(validity time.Duration, revoked ...*x509.Certificate) ([]byte,
 	}, ca.Cert, ca.Key)
 }
 
-// issue completes tmpl (subject, key usages, extensions) with a serial,
-// validity and key identifier, and signs it. A negative validity makes a
-// certificate that has already expired (for tests of expiry handling).
-func (ca *CA) issue(pub crypto.PublicKey, validity time.Duration, tmpl *x509.Certificate) (*x509.Certificate, error) {
+// Issue completes tmpl (subject, key usages, extensions) with a serial,
+// validity and key identifier, and signs it: the profiles above, and any
+// other a caller builds (e.g. test seal certificates with QC statements).
+// A negative validity makes a certificate that has already expired (for
+// tests of expiry handling).
+func (ca *CA) Issue(pub crypto.PublicKey, validity time.Duration, tmpl *x509.Certificate) (*x509.Certificate, error) {
 	// Back-dated an hour for clocks that lag; validity counts from now.
 	now := time.Now()
 	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(validity)

@@ -34,6 +34,40 @@ var migrations = []string{
 	)`,
 	`CREATE INDEX seal_events_at ON seal_events (at)`,
 	`CREATE INDEX seal_events_sealed ON seal_events (sealed_sha256)`,
+	// A job's document has at most one seal event: on recovery, a document
+	// whose event exists is finished (see Jobs.settle).
+	`ALTER TABLE seal_events ADD COLUMN job_document TEXT`,
+	`CREATE UNIQUE INDEX seal_events_job_document ON seal_events (job_document)`,
+	`CREATE TABLE seal_jobs (
+		id TEXT PRIMARY KEY,
+		principal_kind TEXT NOT NULL,
+		principal_id INTEGER NOT NULL,
+		principal_name TEXT NOT NULL,
+		source TEXT NOT NULL DEFAULT '',
+		options TEXT NOT NULL,
+		rule TEXT NOT NULL,
+		state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+		documents INTEGER NOT NULL,
+		pending INTEGER NOT NULL,
+		sealed INTEGER NOT NULL DEFAULT 0,
+		size INTEGER NOT NULL,
+		created_at INTEGER NOT NULL,
+		finished_at INTEGER)`,
+	`CREATE INDEX seal_jobs_finished ON seal_jobs (finished_at)`,
+	`CREATE TABLE seal_job_documents (
+		job_id TEXT NOT NULL REFERENCES seal_jobs (id) ON DELETE CASCADE,
+		n INTEGER NOT NULL,
+		name TEXT NOT NULL,
+		size INTEGER NOT NULL,
+		created_at INTEGER NOT NULL,
+		state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+		attempts INTEGER NOT NULL DEFAULT 0,
+		not_before INTEGER NOT NULL DEFAULT 0,
+		error_code TEXT NOT NULL DEFAULT '',
+		error_message TEXT NOT NULL DEFAULT '',
+		event_id TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (job_id, n))`,
+	`CREATE INDEX seal_job_documents_queue ON seal_job_documents (state, created_at, job_id, n)`,
 }
 
 // event is one row of seal_events being recorded.
@@ -42,6 +76,8 @@ type event struct {
 	req     Request
 	started time.Time
 	code    string
+	msg     string  // the failure's message, kept for a job's document
+	doc     *jobDoc // the job's document sealed, if any
 }
 
 // record writes the event: sealed when res is not nil, failed otherwise.
@@ -61,19 +97,30 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 		level = string(res.Level)
 	}
 	p := ev.req.Principal
-	// The event row and its audit event commit together.
+	var jobDocument sql.NullString
+	if ev.doc != nil {
+		jobDocument = sql.NullString{String: ev.doc.key(), Valid: true}
+	}
+	// The event row, its audit event and a job document's state commit together.
 	err := s.opts.DB.Write(ctx, func(tx *sql.Tx) error {
 		if err := s.opts.Authorizer.AuditTx(ctx, tx, auditEvent(ev, res)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO seal_events
 			(id, at, principal_kind, principal_id, principal_name, seal_id, card, format, level, document_name,
-			 original_sha256, sealed_sha256, size, outcome, error_code, evidence_index, duration_ms)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			 original_sha256, sealed_sha256, size, outcome, error_code, evidence_index, duration_ms, job_document)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ev.id, ev.started.UTC().Format(time.RFC3339Nano), string(p.Kind), p.ID, p.Name, ev.req.Seal, card,
 			string(ev.req.Format), level, ev.req.Name, orig, sealed, size, outcome, ev.code, idx,
-			time.Since(ev.started).Milliseconds())
-		return err
+			time.Since(ev.started).Milliseconds(), jobDocument)
+		if err != nil || ev.doc == nil {
+			return err
+		}
+		state := JobDone
+		if res == nil {
+			state = JobFailed
+		}
+		return ev.doc.finish(ctx, tx, state, ev.code, ev.msg, ev.id)
 	})
 	if err != nil {
 		return fmt.Errorf("seal: record event: %w", err)

@@ -71,6 +71,9 @@ type Authorizer interface {
 	Decide(ctx context.Context, p access.Principal, a access.Action) (access.Decision, error)
 	// AuditTx appends to the audit trail inside a store.DB.Write transaction.
 	AuditTx(ctx context.Context, tx *sql.Tx, e access.Event) error
+	// Approve checks a fresh TOTP code of a user and returns p carrying the
+	// approval (a job's per-batch approval).
+	Approve(ctx context.Context, p access.Principal, code string) (access.Principal, error)
 }
 
 // Recorder appends evidence of a seal; evidence.Log implements it. Append
@@ -79,6 +82,9 @@ type Recorder interface {
 	Append(ctx context.Context, e evidence.Entry) (uint64, error)
 	// PrincipalHash is the pseudonym recorded instead of the caller's identity.
 	PrincipalHash(id string) evidence.SHA256
+	// Lookup finds the entries naming a document digest (a job's recovery
+	// looks for the leaf of a result kept before a crash).
+	Lookup(ctx context.Context, h evidence.SHA256) ([]evidence.Leaf, error)
 }
 
 // Options configure a Service.
@@ -184,24 +190,34 @@ type Result struct {
 	// have to find that data itself.
 	RevocationUnavailable []string
 
-	data []byte     // CAdES output
-	file *spoolFile // PAdES output
+	data   []byte     // CAdES output
+	file   *spoolFile // PAdES output
+	stored *os.File   // a job's result, kept in its directory
 }
 
 // WriteTo writes the sealed output (the PDF, or the detached signature).
 func (r *Result) WriteTo(w io.Writer) (int64, error) {
-	if r.file == nil {
+	f := r.stored
+	if r.file != nil {
+		f = r.file.f
+	}
+	if f == nil {
 		n, err := w.Write(r.data)
 		return int64(n), err
 	}
-	if _, err := r.file.f.Seek(0, io.SeekStart); err != nil {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
-	return io.Copy(w, r.file.f)
+	return io.Copy(w, f)
 }
 
-// Close releases the result's temporary file.
+// Close releases the result's temporary file (a job's result stays stored).
 func (r *Result) Close() error {
+	if r.stored != nil {
+		err := r.stored.Close()
+		r.stored = nil
+		return err
+	}
 	if r.file == nil {
 		return nil
 	}
@@ -214,16 +230,33 @@ func (r *Result) Close() error {
 // exists and its evidence entry is durable; every failure after the request
 // was understood is recorded as a failed seal event with its code.
 func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
+	return s.sealOne(ctx, req, nil)
+}
+
+// sealOne is the one sealing path, for a request on its own (doc nil) and
+// for a job's document. A job's document was authorized with its job; its
+// output is kept in the job's directory before its evidence is appended, and
+// its seal event names it, so that a crash at any point leaves it
+// recognisably sealed or not (see Jobs.settle). A failure that may pass
+// (a card or TSA unavailable) is not recorded for a job's document: it is
+// tried again.
+func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc) (*Result, error) {
 	started := time.Now()
 	req, err := s.normalize(req)
 	if err != nil {
 		s.observe(req.Format, "failed", fault.CodeOf(err), started)
 		return nil, err
 	}
-	res, err := s.seal(ctx, req)
-	ev := event{req: req, started: started}
+	res, err := s.seal(ctx, req, doc)
+	ev := event{req: req, started: started, doc: doc}
 	if err != nil {
+		if doc != nil && transient(err) {
+			return nil, err
+		}
 		ev.code = string(fault.CodeOf(err))
+		if e := fault.As(err); e != nil && e.Kind != fault.Internal {
+			ev.msg = e.Msg
+		}
 		if rerr := s.record(context.WithoutCancel(ctx), &ev, nil); rerr != nil {
 			s.log.Error("seal event not recorded", "err", rerr)
 		}
@@ -242,6 +275,16 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
+// transient reports whether err may pass by itself: a card, the TSA or the
+// evidence log unavailable, or the work interrupted.
+func transient(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	e := fault.As(err)
+	return e != nil && e.Kind == fault.Unavailable
+}
+
 func (s *Service) observe(f Format, outcome string, code fault.Code, started time.Time) {
 	if s.opts.Observe != nil {
 		s.opts.Observe(f, outcome, code, time.Since(started))
@@ -249,6 +292,25 @@ func (s *Service) observe(f Format, outcome string, code fault.Code, started tim
 }
 
 func (s *Service) normalize(req Request) (Request, error) {
+	req, err := s.normalizeOptions(req)
+	if err != nil {
+		return req, err
+	}
+	if req.Document == nil {
+		return req, fault.New(fault.Invalid, CodeDocumentEmpty, "no document given")
+	}
+	if req.Size > s.opts.MaxDocumentSize {
+		return req, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document of %d bytes exceeds the limit of %d bytes", req.Size, s.opts.MaxDocumentSize)
+	}
+	if req.BatchSize < 1 {
+		req.BatchSize = 1
+	}
+	return req, nil
+}
+
+// normalizeOptions checks req's options and fills in the default seal,
+// format and level: all of a request but its document.
+func (s *Service) normalizeOptions(req Request) (Request, error) {
 	if err := req.CheckOptions(); err != nil {
 		return req, err
 	}
@@ -283,28 +345,30 @@ func (s *Service) normalize(req Request) (Request, error) {
 	if req.Level != LevelBB && s.opts.Timestamper == nil {
 		return req, fault.New(fault.Invalid, CodeLevelUnsupported, "level %s needs a timestamp authority and none is configured", req.Level)
 	}
-	if req.Document == nil {
-		return req, fault.New(fault.Invalid, CodeDocumentEmpty, "no document given")
-	}
-	if req.Size > s.opts.MaxDocumentSize {
-		return req, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document of %d bytes exceeds the limit of %d bytes", req.Size, s.opts.MaxDocumentSize)
-	}
-	if req.BatchSize < 1 {
-		req.BatchSize = 1
-	}
 	return req, nil
 }
 
-func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
-	dec, err := s.opts.Authorizer.Decide(ctx, req.Principal, access.Action{
+// action is what Decide is asked for req.
+func (req Request) action() access.Action {
+	return access.Action{
 		Operation: access.OpSeal,
 		Seal:      req.Seal,
 		Format:    string(req.Format),
 		Level:     string(req.Level),
 		Documents: req.BatchSize,
-	})
-	if err != nil {
-		return nil, err
+	}
+}
+
+func (s *Service) seal(ctx context.Context, req Request, job *jobDoc) (*Result, error) {
+	var rule string
+	if job == nil {
+		dec, err := s.opts.Authorizer.Decide(ctx, req.Principal, req.action())
+		if err != nil {
+			return nil, err
+		}
+		rule = dec.Rule
+	} else {
+		rule = job.rule()
 	}
 	key, err := s.opts.Keys.Key(req.Seal)
 	if err != nil {
@@ -326,9 +390,15 @@ func (s *Service) seal(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, doc.cause(err)
 	}
-	res.Seal, res.Format, res.Rule, res.Card = req.Seal, req.Format, dec.Rule, signedBy.Card
+	res.Seal, res.Format, res.Rule, res.Card = req.Seal, req.Format, rule, signedBy.Card
 	if res.Level == "" {
 		res.Level = req.Level
+	}
+	if job != nil {
+		if err := job.keep(res); err != nil {
+			res.Close()
+			return nil, err
+		}
 	}
 	idx, err := s.opts.Evidence.Append(ctx, evidence.Entry{
 		Version:          evidence.EntryVersion,
@@ -360,7 +430,7 @@ func (s *Service) cades(ctx context.Context, key signing.Key, doc io.Reader, ts 
 		Level:          Level(out.Level),
 		OriginalSHA256: out.SHA256,
 		SealedSHA256:   sum[:],
-		ContentType:    "application/pkcs7-signature",
+		ContentType:    contentType(CAdES),
 		Size:           int64(len(out.Signature)),
 		Time:           now,
 		data:           out.Signature,
@@ -380,7 +450,7 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{ContentType: "application/pdf", Time: time.Now().UTC(), file: out}
+	res := &Result{ContentType: contentType(PAdES), Time: time.Now().UTC(), file: out}
 	opts := req.PDF
 	opts.Level = signing.Level(req.Level)
 	opts.Timestamper = ts
@@ -428,6 +498,14 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 		return nil, 0, nil, spoolError(err, f, doc)
 	}
 	return f.f, n, cleanup, nil
+}
+
+// contentType is the MIME type of a format's output.
+func contentType(f Format) string {
+	if f == CAdES {
+		return "application/pkcs7-signature"
+	}
+	return "application/pdf"
 }
 
 func certHash(k signing.Key) evidence.SHA256 {

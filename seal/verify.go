@@ -11,12 +11,14 @@ import (
 	"math"
 	"net/netip"
 	"runtime"
+	"time"
 
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/signing/cms"
 	"github.com/sealgate/sealgate/signing/pades"
+	"github.com/sealgate/sealgate/trust"
 )
 
 // Prover finds a document's evidence in a role; evidence.Log implements it.
@@ -34,6 +36,10 @@ type Verifier struct {
 	Evidence Prover
 	// Roots are the trusted roots for seals, timestamps and checkpoint seals.
 	Roots *x509.CertPool
+	// Trust are the EU trusted lists: their CAs are trusted roots besides
+	// Roots, and they decide each seal's qualification. Nil: no lists are
+	// configured, and qualification rests on the certificates alone.
+	Trust *trust.Lists
 	// TempDir holds a spooled document while it is checked.
 	TempDir string
 	// Spool bounds the temporary space spooled documents take, shared with
@@ -129,6 +135,19 @@ type Report struct {
 	// EvidencePending is true when the document was recorded after the
 	// newest checkpoint: its proof exists from the next checkpoint on.
 	EvidencePending bool `json:"evidencePending,omitempty"`
+	// Qualifications holds the eIDAS qualification of each seal: the
+	// CAdES signature, or each signature (not document timestamp) of a PDF.
+	Qualifications []SealQualification `json:"qualifications,omitempty"`
+}
+
+// SealQualification is the qualification of one seal of a report.
+type SealQualification struct {
+	// Field is the PDF signature field; empty for a CAdES signature.
+	Field  string `json:"field,omitempty"`
+	Signer string `json:"signer,omitempty"`
+	// Qualification is the verdict, its reasons and the trusted-list
+	// service it rests on, at the seal's best signature time.
+	Qualification trust.Qualification `json:"qualification"`
 }
 
 // Verify checks req.Document.
@@ -172,7 +191,8 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 	var sum evidence.SHA256
 	copy(sum[:], h.Sum(nil))
 	rep := &Report{DocumentSHA256: hex.EncodeToString(sum[:]), Size: size}
-	opts := cms.VerifyOptions{Roots: v.Roots}
+	roots := v.roots()
+	opts := cms.VerifyOptions{Roots: roots}
 
 	signed := true
 	// A signed document is looked up as the output of its seal, not as the
@@ -190,7 +210,7 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 		lookup = sha256.Sum256(req.Signature)
 	case isPDF(f):
 		rep.Kind = "pdf"
-		if rep.PDF, err = pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: v.Roots}); rep.PDF == nil {
+		if rep.PDF, err = pades.Verify(ctx, f, size, pades.VerifyOptions{Roots: roots}); rep.PDF == nil {
 			return nil, err
 		}
 	default:
@@ -214,8 +234,47 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 			return nil, err
 		}
 	}
+	rep.Qualifications = v.qualify(rep)
 	rep.Valid, rep.Verdict = verdict(rep, signed)
 	return rep, nil
+}
+
+// roots are the verifier's roots with the trusted lists' CAs.
+func (v *Verifier) roots() *x509.CertPool { return v.Trust.Pool(v.Roots) }
+
+// qualify decides each seal's qualification at its best signature time:
+// the verified signature timestamp's, else now (when its chain was checked).
+func (v *Verifier) qualify(rep *Report) []SealQualification {
+	var out []SealQualification
+	add := func(field string, c *cms.Report, valid bool) {
+		if c == nil {
+			return
+		}
+		in := trust.Input{Valid: valid, At: c.ChainValidatedAt, Timestamped: c.Timestamp != nil}
+		if in.At.IsZero() {
+			in.At = time.Now()
+		}
+		for _, ci := range c.Chain {
+			if cert := ci.Certificate(); cert != nil {
+				in.Chain = append(in.Chain, cert)
+			}
+		}
+		if len(in.Chain) == 0 && c.SignerCertificate != nil {
+			in.Chain = []*x509.Certificate{c.SignerCertificate}
+		}
+		out = append(out, SealQualification{Field: field, Signer: c.Signer, Qualification: v.Trust.Qualify(in)})
+	}
+	if rep.CMS != nil {
+		add("", rep.CMS, rep.CMS.Valid)
+	}
+	if rep.PDF != nil {
+		for _, s := range rep.PDF.Signatures {
+			if s.Type == "signature" {
+				add(s.Field, s.CMS, s.Valid)
+			}
+		}
+	}
+	return out
 }
 
 func verdict(rep *Report, signed bool) (bool, string) {
@@ -253,7 +312,7 @@ func isPDF(r io.ReaderAt) bool {
 }
 
 func (v *Verifier) verifySeal(content, p7s []byte) error {
-	rep, err := cms.Verify(context.Background(), p7s, cms.SignedContent{Reader: bytes.NewReader(content)}, cms.VerifyOptions{Roots: v.Roots})
+	rep, err := cms.Verify(context.Background(), p7s, cms.SignedContent{Reader: bytes.NewReader(content)}, cms.VerifyOptions{Roots: v.roots()})
 	if err != nil {
 		return err
 	}
@@ -272,7 +331,7 @@ func (v *Verifier) VerifyTimestamp(token []byte) error {
 	}
 	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512} {
 		if h.String() == info.Hash {
-			_, err := cms.VerifyTimestampToken(token, info.Imprint, h, cms.TimestampVerifyOptions{Roots: v.Roots})
+			_, err := cms.VerifyTimestampToken(token, info.Imprint, h, cms.TimestampVerifyOptions{Roots: v.roots()})
 			return err
 		}
 	}

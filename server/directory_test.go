@@ -14,14 +14,10 @@ import (
 	"github.com/sealgate/sealgate/ldapsync/ldaptest"
 )
 
-// TestDirectoryDrivesSealRights runs the directory story over HTTP: an
-// administrator process syncs the directory through the admin API (dry run
-// first), a directory user seals with the directory password because the
-// rule grants the seal to a directory group, leaving that group in the
-// directory takes the right away at the next sync, and a directory that
-// is down makes /readyz say so while nothing is removed.
-func TestDirectoryDrivesSealRights(t *testing.T) {
-	ctx := context.Background()
+// orgDirectory starts slapd with ldapsync/testdata/org.ldif and returns it
+// with the configuration edit that gives a node its ldap section.
+func orgDirectory(t *testing.T) (*ldaptest.Server, func(doc map[string]any)) {
+	t.Helper()
 	dir := ldaptest.Start(t, ldaptest.Options{})
 	org, err := os.ReadFile("../ldapsync/testdata/org.ldif")
 	if err != nil {
@@ -32,7 +28,7 @@ func TestDirectoryDrivesSealRights(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(ldaptest.ServicePassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n := newNode(t, func(doc map[string]any) {
+	return dir, func(doc map[string]any) {
 		doc["ldap"] = map[string]any{
 			"urls":         []string{dir.URL},
 			"plaintext":    true,
@@ -41,7 +37,19 @@ func TestDirectoryDrivesSealRights(t *testing.T) {
 			"users":        map[string]string{"baseDN": "ou=people," + ldaptest.Suffix},
 			"groups":       map[string]string{"baseDN": "ou=groups," + ldaptest.Suffix},
 		}
-	})
+	}
+}
+
+// TestDirectoryDrivesSealRights runs the directory story over HTTP: an
+// administrator process syncs the directory through the admin API (dry run
+// first), a directory user seals with the directory password because the
+// rule grants the seal to a directory group, leaving that group in the
+// directory takes the right away at the next sync, and a directory that
+// is down makes /readyz say so while nothing is removed.
+func TestDirectoryDrivesSealRights(t *testing.T) {
+	ctx := context.Background()
+	dir, withLDAP := orgDirectory(t)
+	n := newNode(t, withLDAP)
 	_, adminSecret, err := n.Access.AddProcess(ctx, "ops", "directory operations", []string{access.RoleAdmin}, "test")
 	if err != nil {
 		t.Fatal(err)

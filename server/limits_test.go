@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sealgate/sealgate/access"
+	"github.com/sealgate/sealgate/internal/loopback"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/server"
 )
@@ -248,7 +249,7 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 // anonymous callers learn only whether the node is ready. Serving also
 // removes spool files a previous run left behind.
 func TestMonitoringNeedsRoleOrListener(t *testing.T) {
-	monitorAddr := freeAddr(t)
+	monitorAddr := loopback.FreeAddr(t)
 	n := newNode(t, func(doc map[string]any) { doc["metrics"] = map[string]any{"listen": monitorAddr} })
 	ctx := context.Background()
 	_, opsSecret, err := n.Access.AddProcess(ctx, "ops", "monitoring", []string{access.RoleAuditor}, "test")
@@ -411,16 +412,6 @@ func spoolHolds(dir string, n int64) bool {
 		}
 	}
 	return total >= n
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // TestVerificationConcurrencyAndRate: beyond verify.concurrency and its

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"sync"
@@ -66,6 +67,9 @@ type metrics struct {
 	seals    *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	codes    codeLabels
+	// jobDocuments and jobDuration are fed by seal.Jobs' hooks.
+	jobDocuments *prometheus.CounterVec
+	jobDuration  *prometheus.HistogramVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -81,8 +85,17 @@ func newMetrics(s *Server) *metrics {
 			Help:    "Time to seal one document, from request to durable evidence.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"format"}),
+		jobDocuments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sealgate_job_documents_total",
+			Help: "Documents of batch jobs that ended, by outcome (done, failed, cancelled).",
+		}, []string{"outcome"}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sealgate_job_duration_seconds",
+			Help:    "Time from a job's submission to its end, by the state it ended in (done, failed, cancelled).",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 16),
+		}, []string{"state"}),
 	}
-	m.reg.MustRegister(m.seals, m.duration, &stateCollector{s: s},
+	m.reg.MustRegister(m.seals, m.duration, m.jobDocuments, m.jobDuration, &stateCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,6 +109,16 @@ func (m *metrics) observe(f seal.Format, outcome string, code fault.Code, took t
 	if outcome == "sealed" {
 		m.duration.WithLabelValues(format).Observe(took.Seconds())
 	}
+}
+
+// observeJobDocument is seal.JobsOptions.ObserveDocument.
+func (m *metrics) observeJobDocument(state seal.JobState) {
+	m.jobDocuments.WithLabelValues(string(state)).Inc()
+}
+
+// observeJob is seal.JobsOptions.ObserveJob.
+func (m *metrics) observeJob(state seal.JobState, took time.Duration) {
+	m.jobDuration.WithLabelValues(string(state)).Observe(took.Seconds())
 }
 
 // labelOf returns v when it is one of known, else "other".
@@ -146,13 +169,20 @@ var (
 		"When the seal certificate expires (Unix time).", []string{"seal"}, nil)
 	descLogSize = prometheus.NewDesc("sealgate_evidence_leaves",
 		"Leaves in the evidence log.", nil, nil)
+	descJobDocuments = prometheus.NewDesc("sealgate_job_documents",
+		"Documents of the jobs kept, by state; queued is the queue's depth.", []string{"state"}, nil)
+	descJobs = prometheus.NewDesc("sealgate_jobs",
+		"Jobs kept, by state.", []string{"state"}, nil)
 )
+
+// jobStates are the states job gauges report, present or not.
+var jobStates = []seal.JobState{seal.JobQueued, seal.JobRunning, seal.JobDone, seal.JobFailed, seal.JobCancelled}
 
 // stateCollector reports the pool's cards and seals and the log's size.
 type stateCollector struct{ s *Server }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCardUp, descCardSignatures, descCardSessions, descSealCards, descSealExpiry, descLogSize} {
+	for _, d := range []*prometheus.Desc{descCardUp, descCardSignatures, descCardSessions, descSealCards, descSealExpiry, descLogSize, descJobDocuments, descJobs} {
 		ch <- d
 	}
 }
@@ -172,4 +202,15 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSealExpiry, prometheus.GaugeValue, float64(st.NotAfter.Unix()), st.ID)
 	}
 	ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(c.s.Evidence.Size()))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.s.Jobs.Stats(ctx)
+	if err != nil {
+		c.s.log.Warn("job figures not read for metrics", "err", err)
+		return
+	}
+	for _, state := range jobStates {
+		ch <- prometheus.MustNewConstMetric(descJobDocuments, prometheus.GaugeValue, float64(st.Documents[state]), string(state))
+		ch <- prometheus.MustNewConstMetric(descJobs, prometheus.GaugeValue, float64(st.Jobs[state]), string(state))
+	}
 }

@@ -23,6 +23,20 @@ type StampSettings struct {
 	LogoPosition string `yaml:"logoPosition"`
 	// FontSize is the text size in points; 0 fits the text into the rectangle.
 	FontSize float64 `yaml:"fontSize"`
+	// Font is a TrueType font file for text beyond Latin, Greek and
+	// Cyrillic; default Go Regular.
+	Font string `yaml:"font"`
+	// Language is the stamp's wording: "en" (default) or "de".
+	Language string `yaml:"language"`
+	// TimeZone is the IANA zone the sealing time is shown in; default UTC.
+	TimeZone string `yaml:"timeZone"`
+	// Background is the stamp's fill, "#RRGGBB"; default a very light
+	// blue-grey.
+	Background string `yaml:"background"`
+	// VerifyURL is shown as a verification hint, e.g. the portal's URL.
+	VerifyURL string `yaml:"verifyURL"`
+	// QR adds a QR code of VerifyURL.
+	QR bool `yaml:"qr"`
 }
 
 // RevocationSettings say where B-LT and B-LTA find revocation data.
@@ -39,18 +53,38 @@ type RevocationSettings struct {
 }
 
 // stamps reads the stamp settings: the entry "" is the default for every
-// seal, the others replace it for the seal they name. Logos are read and
-// checked now, so that a bad file stops the start, not every visible seal.
+// seal, the others replace it for the seal they name. Logos and fonts are
+// read and checked now, so that a bad file stops the start, not every
+// visible seal.
 func (s SealSettings) stamps() (map[string]stamp.Options, error) {
 	out := map[string]stamp.Options{}
 	add := func(id, where string, st StampSettings) error {
-		o := stamp.Options{FontSize: st.FontSize, LogoPosition: stamp.LogoPosition(st.LogoPosition)}
+		o := stamp.Options{
+			FontSize: st.FontSize, LogoPosition: stamp.LogoPosition(st.LogoPosition), Language: stamp.Language(st.Language),
+			Background: st.Background, VerifyURL: st.VerifyURL, QR: st.QR,
+		}
 		if st.Logo != "" {
 			b, err := os.ReadFile(st.Logo)
 			if err != nil {
 				return fmt.Errorf("%s.logo: %w", where, err)
 			}
 			o.Logo = b
+		}
+		if st.Font != "" {
+			b, err := os.ReadFile(st.Font)
+			if err != nil {
+				return fmt.Errorf("%s.font: %w", where, err)
+			}
+			if o.Font, err = stamp.ParseFont(b); err != nil {
+				return fmt.Errorf("%s.%s (%s)", where, fault.As(err).Msg, st.Font)
+			}
+		}
+		if st.TimeZone != "" {
+			zone, err := time.LoadLocation(st.TimeZone)
+			if err != nil {
+				return fmt.Errorf("%s.timeZone: %q is not an IANA time zone: %w", where, st.TimeZone, err)
+			}
+			o.TimeZone = zone
 		}
 		// The messages start with the option's name: "logo: ...".
 		if err := o.Validate(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,11 +130,51 @@ func TestStampAndRevocationSettings(t *testing.T) {
 	}
 }
 
+// The configured wording, zone, verification hint and QR code reach a seal
+// made over REST, and stamp text that cannot be drawn is refused with 400
+// and its code, sealing nothing.
+func TestStampWordingSettings(t *testing.T) {
+	n := newNode(t, func(doc map[string]any) {
+		doc["seal"].(map[string]any)["stamp"] = map[string]any{
+			"language": "de", "timeZone": "Europe/Berlin", "verifyURL": "https://seal.example.com/", "qr": true, "background": "#FFFFFF",
+		}
+	})
+	invoice := pdftest.Bytes(pdftest.Spec{})
+	_, sealed := n.sealPDF(t, "format=pades&page=1&x=300&y=40&width=260&height=100&reason=Rechnung+freigegeben", invoice)
+	f := writeTemp(t, "sealed.pdf", sealed)
+	text, err := run(t, "pdftotext", "-enc", "UTF-8", f, "-")
+	if err != nil {
+		t.Fatalf("pdftotext: %v\n%s", err, text)
+	}
+	for _, want := range []string{"ELEKTRONISCH VERSIEGELT", "Grund: Rechnung freigegeben", "Prüfen: https://seal.example.com/", "Entwicklung — nicht qualifiziert"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the stamp does not say %q:\n%s", want, text)
+		}
+	}
+	if !regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T`).MatchString(text) {
+		t.Errorf("the sealing time is not shown in Berlin time:\n%s", text)
+	}
+	for _, tt := range []struct{ reason, code string }{
+		{strings.Repeat("freigegeben+", 60), "stamp_text_too_long"},
+		{"gepr%C3%BCft+%E2%9C%93", "stamp_glyph_missing"},
+	} {
+		resp, body := n.post(t, "/api/v1/seals?format=pades&page=1&x=300&y=40&width=200&height=70&reason="+tt.reason, n.ERPID, n.ERPSecret, "application/pdf", bytes.NewReader(invoice))
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"code":"`+tt.code+`"`) {
+			t.Errorf("reason %.30s…: status %s, %s; want 400 %s", tt.reason, resp.Status, body, tt.code)
+		}
+	}
+}
+
 // Bad stamp and revocation settings stop the start with a message naming
 // the setting, instead of failing every seal later.
 func TestStampAndRevocationSettingsRefused(t *testing.T) {
 	junk := filepath.Join(t.TempDir(), "junk")
 	if err := os.WriteFile(junk, []byte("GIF89a not a logo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An OpenType font with CFF outlines starts with the tag OTTO.
+	cff := filepath.Join(t.TempDir(), "font.otf")
+	if err := os.WriteFile(cff, append([]byte("OTTO"), make([]byte, 64)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -145,6 +186,12 @@ func TestStampAndRevocationSettingsRefused(t *testing.T) {
 		{"logo missing", map[string]any{"stamps": map[string]any{"acme": map[string]any{"logo": junk + ".png"}}}, "seal.stamps.acme.logo"},
 		{"logo position", map[string]any{"stamp": map[string]any{"logoPosition": "right"}}, "seal.stamp.logoPosition"},
 		{"font size", map[string]any{"stamp": map[string]any{"fontSize": -3}}, "seal.stamp.fontSize"},
+		{"font not TrueType", map[string]any{"stamp": map[string]any{"font": cff}}, "seal.stamp.font: the font has CFF"},
+		{"font missing", map[string]any{"stamps": map[string]any{"acme": map[string]any{"font": junk + ".ttf"}}}, "seal.stamps.acme.font"},
+		{"time zone", map[string]any{"stamp": map[string]any{"timeZone": "Mars/Olympus_Mons"}}, "seal.stamp.timeZone"},
+		{"language", map[string]any{"stamp": map[string]any{"language": "fr"}}, "seal.stamp.language"},
+		{"QR without URL", map[string]any{"stamp": map[string]any{"qr": true}}, "seal.stamp.qr"},
+		{"background", map[string]any{"stamp": map[string]any{"background": "white"}}, "seal.stamp.background"},
 		{"CRL not a CRL", map[string]any{"revocation": map[string]any{"crl": []string{junk}}}, "seal.revocation.crl"},
 		{"OCSP not a response", map[string]any{"revocation": map[string]any{"ocsp": []string{junk}}}, "seal.revocation.ocsp"},
 	}

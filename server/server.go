@@ -16,8 +16,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/config"
@@ -34,9 +37,11 @@ import (
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/cms"
+	"github.com/sealgate/sealgate/signing/csc"
 	"github.com/sealgate/sealgate/signing/pkcs11"
 	"github.com/sealgate/sealgate/signing/softkey"
 	"github.com/sealgate/sealgate/store"
+	"github.com/sealgate/sealgate/trust"
 	"github.com/sealgate/sealgate/tsa"
 )
 
@@ -79,9 +84,13 @@ type Server struct {
 	Access   *access.Service
 	Evidence *evidence.Log
 	Seal     *seal.Service
+	// Jobs seals batches; Serve recovers and runs it.
+	Jobs     *seal.Jobs
 	Verifier *seal.Verifier
 	// Directory syncs users and groups from LDAP; nil without an ldap section.
 	Directory *ldapsync.Syncer
+	// Trust holds the EU trusted lists; nil without a trustedLists section.
+	Trust *trust.Lists
 
 	directoryInterval time.Duration
 	// anchorInterval is how often the audit trail's head is anchored in the
@@ -108,6 +117,7 @@ type Server struct {
 	tls     *tls.Config
 	certs   *certReloader
 	log     *slog.Logger
+	engine  *gin.Engine
 	handler http.Handler
 	closers []func() error
 }
@@ -186,7 +196,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if err != nil {
 		return nil, err
 	}
-	if s.Pool, err = signing.NewPool(ctx, poolCfg, log, pkcs11.Backend{}, softkey.Backend{}); err != nil {
+	if s.Pool, err = signing.NewPool(ctx, poolCfg, log, pkcs11.Backend{}, softkey.Backend{}, csc.Backend{}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.Pool.Close)
@@ -274,13 +284,50 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}); err != nil {
 		return nil, err
 	}
+	jobsCfg, err := seal.LoadJobsConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if jobsCfg.Workers == 0 {
+		jobsCfg.Workers = s.jobWorkers()
+	}
+	if s.Jobs, err = seal.NewJobs(s.Seal, seal.JobsOptions{JobsConfig: jobsCfg,
+		ObserveDocument: s.metrics.observeJobDocument, ObserveJob: s.metrics.observeJob}); err != nil {
+		return nil, err
+	}
 	roots, err := s.trustRoots(poolCfg)
 	if err != nil {
 		return nil, err
 	}
-	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, TempDir: s.settings.TempDir, Spool: spool}
+	if tlCfg, ok, err := trust.LoadConfig(cfg); err != nil {
+		return nil, err
+	} else if ok {
+		if s.Trust, err = trust.Open(ctx, tlCfg, log); err != nil {
+			return nil, err
+		}
+	}
+	s.Verifier = &seal.Verifier{Evidence: s.Evidence, Roots: roots, Trust: s.Trust, TempDir: s.settings.TempDir, Spool: spool}
 	s.handler = s.routes()
 	return s, nil
+}
+
+// jobWorkers is the default number of job workers: twice the signing
+// sessions of the cards in service (a software seal counts as one per
+// CPU), since a worker waits for its durable commits about as long as it
+// signs.
+func (s *Server) jobWorkers() int {
+	sessions := 0
+	for _, c := range s.Pool.Status() {
+		if c.Healthy {
+			sessions += c.Sessions
+		}
+	}
+	for _, st := range s.Pool.Seals() {
+		if st.Software {
+			sessions += runtime.NumCPU()
+		}
+	}
+	return 2 * max(sessions, runtime.NumCPU())
 }
 
 // timestamper returns the configured TSA client, or nil without one; it also
@@ -393,6 +440,7 @@ func (s *Server) trustRoots(poolCfg signing.PoolConfig) (*x509.CertPool, error) 
 
 func (s *Server) routes() http.Handler {
 	e := engine.New(s.log)
+	s.engine = e
 	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
 	s.auth = auth
 	api := &rest.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
@@ -414,7 +462,7 @@ func (s *Server) routes() http.Handler {
 	e.GET("/healthz", engine.Std(http.HandlerFunc(healthz)))
 	e.GET("/readyz", engine.Std(http.HandlerFunc(s.readyz)))
 	e.GET("/metrics", engine.Std(s.monitoring(s.metrics.handler())))
-	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(e, s.log))
+	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(engine.HeadAsGet(e), s.log))
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {
@@ -424,6 +472,10 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 
 // Handler returns the node's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes lists the method and path of every route the node's engine
+// serves, so tests can hold them against the OpenAPI document.
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 
 // readyz reports ready when every seal has a healthy card: to anonymous
 // callers only whether (200 or 503); to the admin and auditor roles the
@@ -524,6 +576,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Jobs a previous run left unfinished resume; this must be done before
+	// the first submission.
+	if err := s.Jobs.Recover(ctx); err != nil {
+		return err
+	}
 	srv := s.httpServer(s.handler)
 	servers := []*http.Server{srv}
 	errc := make(chan error, 2)
@@ -560,6 +617,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.Directory.Loop(loopCtx, s.directoryInterval)
 	}
 	go s.anchorLoop(loopCtx)
+	if s.Trust != nil {
+		go s.Trust.Run(loopCtx)
+	}
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		s.Jobs.Run(loopCtx)
+	}()
 	go func() {
 		if s.tls != nil {
 			errc <- srv.ServeTLS(ln, "", "")
@@ -580,6 +645,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	err := errors.Join(errs...)
 	stopLoop()
+	<-jobsDone // documents being sealed are finished and recorded
 	if aerr := s.AnchorAudit(shutdown); aerr != nil {
 		s.log.Warn("final audit anchor failed", "err", aerr)
 	}

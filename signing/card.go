@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/sealgate/sealgate/fault"
 )
@@ -44,6 +45,18 @@ type CardKey interface {
 	SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error)
 }
 
+// BatchCardKey is a CardKey that signs many digests under one
+// authorization: a remote credential authorizes the batch once and signs
+// several digests per call. SealKey.SignBatch uses it where a card offers it.
+type BatchCardKey interface {
+	CardKey
+	// SignBatch signs every digest (all hashed with opts.HashFunc()) and
+	// returns the signatures in the same order. Errors are as SignContext's:
+	// one wrapping ErrCardOut means the card failed and none of the
+	// signatures counts; the pool signs the batch on another card.
+	SignBatch(ctx context.Context, digests [][]byte, opts crypto.SignerOpts) ([][]byte, error)
+}
+
 // ErrCardOut marks a failure that takes a card out of service.
 var ErrCardOut = errors.New("card out of service")
 
@@ -55,6 +68,45 @@ type Backend interface {
 	// certificate first). A card that cannot be used now is returned out of
 	// service and keeps retrying; only configuration errors fail.
 	OpenCards(ctx context.Context, cfg PoolConfig, chains map[string][]*x509.Certificate, log *slog.Logger) ([]Card, error)
+}
+
+// CardKeys returns a card's keys as the pool sees them, for Card.Keys.
+func CardKeys[K CardKey](keys []K) []CardKey {
+	out := make([]CardKey, len(keys))
+	for i, k := range keys {
+		out[i] = k
+	}
+	return out
+}
+
+// Reprobe calls try after first, then after pauses doubling up to max,
+// until try reports that it is done or ctx ends: how a card out of service
+// is reconnected in the background.
+func Reprobe(ctx context.Context, first, max time.Duration, try func() (done bool)) {
+	delay := first
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, max)
+		if try() {
+			return
+		}
+	}
+}
+
+// PSSSaltLength is the salt length opts asks for with key pub, the
+// special values of crypto/rsa resolved (Auto is the longest that fits).
+func PSSSaltLength(pub *rsa.PublicKey, opts *rsa.PSSOptions) int {
+	switch opts.SaltLength {
+	case rsa.PSSSaltLengthAuto:
+		return (pub.N.BitLen()-1+7)/8 - 2 - opts.HashFunc().Size()
+	case rsa.PSSSaltLengthEqualsHash:
+		return opts.HashFunc().Size()
+	}
+	return opts.SaltLength
 }
 
 // CheckSealKeyType accepts the key types a seal may have: RSA 2048–4096

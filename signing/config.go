@@ -2,7 +2,12 @@ package signing
 
 import (
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
 	"path/filepath"
+	"time"
 
 	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/fault"
@@ -14,17 +19,24 @@ import (
 const DefaultExpiryWarningDays = 30
 
 // PoolConfig is the "signing" section of sealgate.yaml: the PKCS#11 modules,
-// the cards (tokens) they serve, and the seals whose keys sit on those cards.
+// the cards (tokens) they serve, the remote seal credentials at trust
+// service providers (CSC API v2), and the seals whose keys sit on them.
 //
 //	signing:
 //	  modules: [{name: softhsm, path: /usr/lib/softhsm/libsofthsm2.so}]
 //	  tokens:
 //	    - {module: softhsm, label: seal-1, pin: {env: SEAL1_PIN}, sessions: 4}
 //	    - {module: softhsm, label: seal-2, pin: {file: /etc/sealgate/seal-2.pin}}
+//	  remote:
+//	    - name: tsp
+//	      url: https://rs.tsp.example/csc/v2
+//	      credential: 3f1c0f2e-acme-seal
+//	      oauth: {clientId: sealgate, clientSecret: {env: TSP_SECRET}}
+//	      pin: {env: TSP_SEAL_PIN}
 //	  seals:
 //	    - id: acme
 //	      certificate: /etc/sealgate/acme-chain.pem
-//	      keys: [{token: seal-1, label: seal}, {token: seal-2, label: seal}]
+//	      keys: [{token: seal-1, label: seal}, {token: seal-2, label: seal}, {remote: tsp}]
 //	    - id: dev
 //	      softKey: {key: dev-seal.key, certificate: dev-seal.pem}
 type PoolConfig struct {
@@ -32,6 +44,9 @@ type PoolConfig struct {
 	Modules []ModuleConfig `yaml:"modules,omitempty"`
 	// Tokens are the cards, found by label in their module.
 	Tokens []TokenConfig `yaml:"tokens,omitempty"`
+	// Remote are seal credentials at trust service providers, reached
+	// through the CSC API v2 (signing/csc); each is a card of the pool.
+	Remote []RemoteConfig `yaml:"remote,omitempty"`
 	// Seals are the seals sealgate can apply.
 	Seals []SealConfig `yaml:"seals"`
 	// ExpiryWarningDays: seal certificates expiring within this many days are
@@ -74,10 +89,63 @@ type SealConfig struct {
 	SoftKey *SoftKeyConfig `yaml:"softKey,omitempty"`
 }
 
-// KeyRef finds a private key on a card by label and/or CKA_ID.
+// RemoteConfig is one remote seal credential: a key a trust service
+// provider holds for the company, used through its CSC API v2 endpoint.
+type RemoteConfig struct {
+	// Name is how seal keys refer to the credential.
+	Name string `yaml:"name"`
+	// URL is the provider's CSC API base, e.g. https://rs.tsp.example/csc/v2
+	// (the methods info, credentials/info, ... are relative to it). https is
+	// required except on loopback.
+	URL string `yaml:"url"`
+	// Credential is the credentialID at the provider.
+	Credential string `yaml:"credential"`
+	// OAuth is how sealgate obtains its access token.
+	OAuth RemoteOAuthConfig `yaml:"oauth"`
+	// PIN and OTP answer the credential's authorization objects of those
+	// types (credentials/authorize authData); needed only when the
+	// credential's auth mode asks for them.
+	PIN secret.Ref `yaml:"pin,omitempty"`
+	OTP secret.Ref `yaml:"otp,omitempty"`
+	// CA is a PEM file of the CA certificates the provider's TLS certificate
+	// chains to; default the system roots.
+	CA string `yaml:"ca,omitempty"`
+	// Sessions is how many requests sealgate has under way at the provider
+	// at once. Default 4.
+	Sessions int `yaml:"sessions,omitempty"`
+	// Timeout bounds each HTTP request to the provider. Default 10s.
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+	// SADSignatures is how many signatures one credentials/authorize
+	// covers for single signatures on an SCAL1 credential (an SCAL2 SAD is
+	// bound to its hashes). Default 100.
+	SADSignatures int `yaml:"sadSignatures,omitempty"`
+}
+
+// RemoteOAuthConfig is the OAuth 2.0 client sealgate is at the provider.
+type RemoteOAuthConfig struct {
+	// TokenURL is the token endpoint; default the oauth2 base URI the
+	// provider's info method announces, + "/oauth2/token".
+	TokenURL string `yaml:"tokenUrl,omitempty"`
+	// ClientID and ClientSecret identify sealgate to the provider.
+	ClientID     string     `yaml:"clientId"`
+	ClientSecret secret.Ref `yaml:"clientSecret"`
+	// RefreshToken, when set, selects the authorization-code flow: the
+	// refresh token obtained once by an administrator's login at the
+	// provider, exchanged for access tokens (grant_type=refresh_token).
+	// Without it sealgate uses the client-credentials grant.
+	RefreshToken secret.Ref `yaml:"refreshToken,omitempty"`
+	// Scope is requested with every token; default "service".
+	Scope string `yaml:"scope,omitempty"`
+}
+
+// KeyRef finds a private key on a card by label and/or CKA_ID, or names
+// a remote credential.
 type KeyRef struct {
 	// Token is the label of the token holding the key.
-	Token string `yaml:"token"`
+	Token string `yaml:"token,omitempty"`
+	// Remote is the name of the remote credential holding the key; it
+	// excludes Token, Label and ID.
+	Remote string `yaml:"remote,omitempty"`
 	// Label is the key's CKA_LABEL.
 	Label string `yaml:"label,omitempty"`
 	// ID is the key's CKA_ID in hex, e.g. "01".
@@ -117,6 +185,9 @@ func (c *PoolConfig) ResolvePaths(dir string) {
 	}
 	for i := range c.Modules {
 		abs(&c.Modules[i].Path)
+	}
+	for i := range c.Remote {
+		abs(&c.Remote[i].CA)
 	}
 	for i := range c.Seals {
 		abs(&c.Seals[i].Certificate)
@@ -189,6 +260,10 @@ func (c *PoolConfig) Validate() error {
 		}
 		tokens[t.Label] = true
 	}
+	remotes, err := c.validateRemote()
+	if err != nil {
+		return err
+	}
 	seals := map[string]bool{}
 	for _, s := range c.Seals {
 		if s.ID == "" {
@@ -214,7 +289,20 @@ func (c *PoolConfig) Validate() error {
 			return bad("seal %q has no keys", s.ID)
 		}
 		onToken := map[string]bool{}
+		onRemote := map[string]bool{}
 		for _, k := range s.Keys {
+			if k.Remote != "" {
+				switch {
+				case k.Token != "" || k.Label != "" || k.ID != "":
+					return bad("seal %q: key on remote credential %q takes no token, label or id", s.ID, k.Remote)
+				case !remotes[k.Remote]:
+					return bad("seal %q names unknown remote credential %q", s.ID, k.Remote)
+				case onRemote[k.Remote]:
+					return bad("seal %q lists remote credential %q twice", s.ID, k.Remote)
+				}
+				onRemote[k.Remote] = true
+				continue
+			}
 			if !tokens[k.Token] {
 				return bad("seal %q names unknown token %q", s.ID, k.Token)
 			}
@@ -234,4 +322,73 @@ func (c *PoolConfig) Validate() error {
 		return bad("expiryWarningDays %d is negative", c.ExpiryWarningDays)
 	}
 	return nil
+}
+
+// validateRemote checks the remote credentials and returns their names.
+func (c *PoolConfig) validateRemote() (map[string]bool, error) {
+	bad := func(format string, args ...any) error {
+		return fault.New(fault.Invalid, CodeConfigInvalid, "signing: remote "+format, args...)
+	}
+	names := map[string]bool{}
+	for _, r := range c.Remote {
+		if r.Name == "" {
+			return nil, bad("credential at %q has no name", r.URL)
+		}
+		if names[r.Name] {
+			return nil, bad("%q is listed twice", r.Name)
+		}
+		names[r.Name] = true
+		if err := checkRemoteURL(r.URL); err != nil {
+			return nil, bad("%q: url: %v", r.Name, err)
+		}
+		if r.OAuth.TokenURL != "" {
+			if err := checkRemoteURL(r.OAuth.TokenURL); err != nil {
+				return nil, bad("%q: oauth.tokenUrl: %v", r.Name, err)
+			}
+		}
+		switch {
+		case r.Credential == "":
+			return nil, bad("%q has no credential id", r.Name)
+		case r.OAuth.ClientID == "":
+			return nil, bad("%q: oauth.clientId is missing", r.Name)
+		case r.OAuth.ClientSecret.IsZero():
+			return nil, bad("%q: oauth.clientSecret needs a source (env or file)", r.Name)
+		case r.Sessions < 0:
+			return nil, bad("%q: sessions %d is negative", r.Name, r.Sessions)
+		case r.Timeout < 0:
+			return nil, bad("%q: timeout %v is negative", r.Name, r.Timeout)
+		case r.SADSignatures < 0:
+			return nil, bad("%q: sadSignatures %d is negative", r.Name, r.SADSignatures)
+		}
+		for field, ref := range map[string]secret.Ref{"oauth.clientSecret": r.OAuth.ClientSecret,
+			"oauth.refreshToken": r.OAuth.RefreshToken, "pin": r.PIN, "otp": r.OTP} {
+			if ref.Env != "" && ref.File != "" {
+				return nil, bad("%q: %s names both env and file; choose one", r.Name, field)
+			}
+		}
+	}
+	return names, nil
+}
+
+// checkRemoteURL accepts an absolute https URL, or http on a loopback host
+// (a provider's test endpoint on this machine): seal authorizations never
+// cross a network in clear text.
+func checkRemoteURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return errors.New("missing")
+	case err != nil:
+		return err
+	case u.Host == "":
+		return errors.New("not an absolute URL")
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http":
+		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+			return nil
+		}
+		return errors.New("http is allowed on loopback only; use https")
+	}
+	return fmt.Errorf("scheme %q is not https", u.Scheme)
 }

@@ -45,8 +45,8 @@ type heldKey struct {
 }
 
 // NewPool reads the certificate of every seal of cfg and opens the cards
-// with backends (signing/pkcs11 for cards and HSM slots, signing/softkey for
-// development keys). A card that cannot be used (module missing, token
+// with backends (signing/pkcs11 for cards and HSM slots, signing/csc for
+// remote credentials, signing/softkey for development keys). A card that cannot be used (module missing, token
 // absent, PIN refused, key missing or not matching) is logged, reported in
 // Status as unhealthy and keeps being retried; the pool serves the seals on
 // the other cards. Only an invalid configuration, an unreadable certificate
@@ -162,7 +162,55 @@ func (k *SealKey) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]by
 // out of service and the same digest is signed on the next card holding the
 // seal. With no healthy card left it fails with token_unavailable.
 func (k *SealKey) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	s := k.seal
+	var sig []byte
+	err := k.seal.onCards(ctx, func(hk heldKey) error {
+		var err error
+		sig, err = hk.key.SignContext(ctx, digest, opts)
+		return err
+	})
+	return sig, err
+}
+
+// SignBatch signs every digest (each hashed with opts.HashFunc(), all with
+// the same opts) and returns the signatures in the order of digests. The
+// whole batch goes to the least busy healthy card: one that implements
+// BatchCardKey (a remote credential) signs it under one authorization,
+// any other card signs the digests one by one. When a card fails, the
+// digests it has not signed go to the next card holding the seal. With no
+// healthy card left it fails with token_unavailable and returns no
+// signature; any other error (a digest that does not fit opts) is returned
+// as the card gave it.
+func (k *SealKey) SignBatch(ctx context.Context, digests [][]byte, opts crypto.SignerOpts) ([][]byte, error) {
+	sigs := make([][]byte, len(digests))
+	done := 0 // digests[:done] are signed
+	err := k.seal.onCards(ctx, func(hk heldKey) error {
+		if bk, ok := hk.key.(BatchCardKey); ok {
+			out, err := bk.SignBatch(ctx, digests[done:], opts)
+			if err != nil {
+				return err
+			}
+			done += copy(sigs[done:], out)
+			return nil
+		}
+		for ; done < len(digests); done++ {
+			sig, err := hk.key.SignContext(ctx, digests[done], opts)
+			if err != nil {
+				return err
+			}
+			sigs[done] = sig
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sigs, nil
+}
+
+// onCards runs sign on the least busy healthy card holding the seal, and
+// again on the next one each time a card fails with ErrCardOut. sign keeps
+// whatever progress it made before failing.
+func (s *seal) onCards(ctx context.Context, sign func(heldKey) error) error {
 	var tried []CardKey
 	var lastErr error
 	for {
@@ -170,13 +218,13 @@ func (k *SealKey) SignContext(ctx context.Context, digest []byte, opts crypto.Si
 		if !ok {
 			break
 		}
-		sig, err := hk.key.SignContext(ctx, digest, opts)
+		err := sign(hk)
 		if err == nil {
 			reportCard(ctx, hk.card.Label())
-			return sig, nil
+			return nil
 		}
 		if !errors.Is(err, ErrCardOut) {
-			return nil, err
+			return err
 		}
 		tried = append(tried, hk.key)
 		lastErr = err
@@ -184,7 +232,7 @@ func (k *SealKey) SignContext(ctx context.Context, digest []byte, opts crypto.Si
 	if lastErr == nil {
 		lastErr = errors.New("no card holding the seal is in service")
 	}
-	return nil, fault.Wrap(lastErr, fault.Unavailable, CodeTokenUnavailable, "no card holding seal %q is available", s.id)
+	return fault.Wrap(lastErr, fault.Unavailable, CodeTokenUnavailable, "no card holding seal %q is available", s.id)
 }
 
 // pick returns the least busy copy of the key whose card is in service and

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,63 @@ func TestPoolOverBackends(t *testing.T) {
 
 	if _, err := signing.NewPool(context.Background(), cfg, nil); fault.CodeOf(err) != signing.CodeConfigInvalid {
 		t.Errorf("a seal without a backend: %v, want %s", err, signing.CodeConfigInvalid)
+	}
+}
+
+// On a card without batch signing, SignBatch signs digest by digest, and a
+// Batch gathers concurrent signers into it; a run that leaves does not
+// hold up the others.
+func TestSignBatchOnPlainCard(t *testing.T) {
+	pool, err := signing.NewPool(context.Background(), devSealConfig(t), nil, softkey.Backend{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	k, err := pool.Key("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := k.(*signing.SealKey)
+	pub := key.Public().(*ecdsa.PublicKey)
+	digests := make([][]byte, 10)
+	for i := range digests {
+		d := sha256.Sum256([]byte{byte(i)})
+		digests[i] = d[:]
+	}
+	sigs, err := key.SignBatch(context.Background(), digests, crypto.SHA256)
+	if err != nil || len(sigs) != len(digests) {
+		t.Fatalf("SignBatch: %d signatures, %v", len(sigs), err)
+	}
+	for i, sig := range sigs {
+		if !ecdsa.VerifyASN1(pub, digests[i], sig) {
+			t.Errorf("signature %d does not verify", i)
+		}
+	}
+
+	batch := key.NewBatch(len(digests)+1, time.Minute)
+	batch.Leave() // one run failed before signing
+	start := time.Now()
+	errs := make(chan error, len(digests))
+	for i := range digests {
+		go func() {
+			sig, err := signing.SignContext(context.Background(), batch, digests[i], crypto.SHA256)
+			if err == nil && !ecdsa.VerifyASN1(pub, digests[i], sig) {
+				err = fmt.Errorf("signature %d does not verify", i)
+			}
+			errs <- err
+		}()
+	}
+	for range digests {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Error("the batch waited for the run that left")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := key.NewBatch(2, time.Minute).SignContext(ctx, digests[0], crypto.SHA256); err != context.DeadlineExceeded {
+		t.Errorf("a run waiting for a batch that never fills: %v, want its own deadline", err)
 	}
 }

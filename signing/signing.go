@@ -6,7 +6,8 @@
 // nothing of users, HTTP or SOAP.
 //
 // The backends live in their own packages: signing/pkcs11 (seal cards and
-// HSM slots) and signing/softkey (the development software key). The formats
+// HSM slots), signing/csc (remote seals at a trust service provider, CSC
+// API v2) and signing/softkey (the development software key). The formats
 // build on Key: signing/cms (CMS and CAdES), signing/pades (PAdES) with
 // signing/stamp (the visible stamp), over signing/pdf.
 package signing

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sealgate/sealgate/internal/loopback"
 )
 
 // TestAnonymousPasswordBurstKeepsMemoryBounded runs the real binary with its
@@ -25,7 +27,7 @@ func TestAnonymousPasswordBurstKeepsMemoryBounded(t *testing.T) {
 		t.Skip("starts the server binary")
 	}
 	data := filepath.Join(t.TempDir(), "data")
-	d := startServe(t, data, freeAddr(t))
+	d := startServe(t, data, loopback.FreeAddr(t))
 	pid := d.cmd.Process.Pid
 	before := procKiB(t, pid, "VmRSS")
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"github.com/sealgate/sealgate/internal/loopback"
 )
 
 // TestNoSecretInLogs runs the binary from its first start through sealing
@@ -27,7 +29,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	var commandErrors bytes.Buffer
 	cli := runner(t, data, &commandErrors)
-	addr := freeAddr(t)
+	addr := loopback.FreeAddr(t)
 	d := startServe(t, data, addr, "--log-level", "debug")
 	creds := readCredentials(t, data)
 	secrets := map[string]string{

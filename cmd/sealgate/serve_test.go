@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/sealgate/sealgate/devsetup"
 	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/internal/loopback"
 	"github.com/sealgate/sealgate/store"
 )
 
@@ -90,16 +90,6 @@ func runner(t *testing.T, data string, stderr *bytes.Buffer) func(args ...string
 		}
 		return out.String()
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startServe runs `sealgate serve --data data --listen addr [flags]` and
@@ -213,7 +203,7 @@ func TestServeDefaultsAndCrashRecovery(t *testing.T) {
 		t.Skip("builds and runs the sealgate binary")
 	}
 	data := filepath.Join(t.TempDir(), "data")
-	addr := freeAddr(t)
+	addr := loopback.FreeAddr(t)
 	d := startServe(t, data, addr)
 	creds := readCredentials(t, data)
 	if want := "its one-time password is in " + filepath.Join(data, "dev-credentials.json"); !strings.Contains(d.output.String(), want) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/devsetup"
+	"github.com/sealgate/sealgate/internal/loopback"
 )
 
 // TestServeTLSDevelopment follows the README's HTTPS steps with the binary:
@@ -37,7 +38,7 @@ func TestServeTLSDevelopment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := loopback.FreeAddr(t)
 	var cfg strings.Builder
 	for _, line := range strings.SplitAfter(string(dev), "\n") {
 		if !strings.HasPrefix(line, "listen:") {

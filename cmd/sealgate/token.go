@@ -15,6 +15,7 @@ import (
 
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/csc"
 	"github.com/sealgate/sealgate/signing/pkcs11"
 	"github.com/sealgate/sealgate/signing/softkey"
 )
@@ -63,7 +64,7 @@ status 2 when a seal has no card in service.`,
 			if err != nil {
 				return err
 			}
-			pool, err := signing.NewPool(cmd.Context(), cfg, a.logger(), pkcs11.Backend{}, softkey.Backend{})
+			pool, err := signing.NewPool(cmd.Context(), cfg, a.logger(), pkcs11.Backend{}, softkey.Backend{}, csc.Backend{})
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
+	"github.com/sealgate/sealgate/signing/csc/csctest"
 	"github.com/sealgate/sealgate/signing/signingtest"
 )
 
@@ -106,6 +107,56 @@ func TestTokenCommands(t *testing.T) {
 	for _, want := range []string{"contracts", "CN=Example GmbH Seal", "1/1 card-new", "expires in 19 days"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("token list after the import does not show %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestTokenListRemote: a remote seal credential (CSC API v2) is listed
+// beside the local card holding the same seal, in service, without its
+// secrets; with the provider down the seal still has its local card.
+func TestTokenListRemote(t *testing.T) {
+	h := signingtest.NewSoftHSM(t)
+	tsp, cfg := csctest.StartSeal(t, h, csctest.Options{}, "card-a")
+	rc := cfg.Remote[0]
+	yaml := `signing:
+  modules: [{name: softhsm, path: ` + h.Module + `}]
+  tokens: [{module: softhsm, label: card-a, pin: {file: ` + cfg.Tokens[0].PIN.File + `}}]
+  remote:
+    - name: tsp
+      url: ` + rc.URL + `
+      credential: ` + rc.Credential + `
+      ca: ` + rc.CA + `
+      timeout: 1s
+      oauth: {clientId: ` + rc.OAuth.ClientID + `, clientSecret: {file: ` + rc.OAuth.ClientSecret.File + `}}
+      pin: {file: ` + rc.PIN.File + `}
+  seals:
+    - {id: acme, certificate: ` + cfg.Seals[0].Certificate + `, keys: [{token: card-a, label: seal}, {remote: tsp}]}
+`
+	cfgFile := filepath.Join(t.TempDir(), "sealgate.yaml")
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runToken(t, cfgFile, "list")
+	if err != nil {
+		t.Fatalf("token list: %v\n%s", err, out)
+	}
+	for _, want := range []string{"acme-seal", "csc:tsp", "card-a", "2/2 card-a,tsp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("token list does not show %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "client-secret-1") || strings.Contains(out, "246810") {
+		t.Errorf("token list shows a secret:\n%s", out)
+	}
+
+	tsp.SetFault(csctest.Fault{Status: 503})
+	out, err = runToken(t, cfgFile, "list")
+	if err != nil {
+		t.Fatalf("token list with the provider down: %v\n%s", err, out)
+	}
+	for _, want := range []string{"OUT (retrying)", "HTTP 503", "1/2 card-a,tsp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("token list with the provider down does not show %q:\n%s", want, out)
 		}
 	}
 }

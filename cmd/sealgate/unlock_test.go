@@ -23,7 +23,7 @@ func TestUnlockLiftsALockAtOnce(t *testing.T) {
 		t.Skip("builds and runs the sealgate binary")
 	}
 	data := filepath.Join(t.TempDir(), "data")
-	d := startServe(t, data, freeAddr(t))
+	d := startServe(t, data, loopback.FreeAddr(t))
 	creds := readCredentials(t, data)
 	client := loopback.Client("127.0.0.2")
 	login := func(pw string) *http.Response {

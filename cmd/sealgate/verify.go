@@ -20,6 +20,7 @@ import (
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/server"
+	"github.com/sealgate/sealgate/trust"
 )
 
 // localAddr is the source address of command-line callers.
@@ -230,6 +231,9 @@ func printReport(w io.Writer, rep *seal.Report, rec *evidence.RecordReport) {
 			fmt.Fprintf(w, "          %s: %s\n", e.Code, e.Message)
 		}
 	}
+	for _, q := range rep.Qualifications {
+		printQualification(w, q)
+	}
 	if ev := rep.Evidence; ev != nil {
 		fmt.Fprintf(w, "evidence  leaf %d of %d: %s (checkpoint seal checked: %v)\n", ev.Index, ev.Size, mark[ev.OK], ev.SealChecked)
 		for _, p := range ev.Problems {
@@ -245,5 +249,26 @@ func printReport(w io.Writer, rep *seal.Report, rec *evidence.RecordReport) {
 		for _, p := range rec.Problems {
 			fmt.Fprintf(w, "          %s: %s\n", p.Code, p.Message)
 		}
+	}
+}
+
+// printQualification tells a seal's eIDAS qualification in words: the
+// verdict, what it rests on, and the trusted-list service behind it.
+func printQualification(w io.Writer, sq seal.SealQualification) {
+	q := sq.Qualification
+	what := "the signature"
+	if sq.Field != "" {
+		what = fmt.Sprintf("field %q", sq.Field)
+	}
+	when := "now"
+	if q.AtSource == "signatureTimestamp" {
+		when = "at the signature timestamp"
+	}
+	fmt.Fprintf(w, "eIDAS     %s: %s — %s (%s, %s)\n", what, q.Level, q.Words, when, q.At.Format("2006-01-02 15:04:05Z"))
+	for _, r := range q.Reasons {
+		fmt.Fprintf(w, "          %s\n", r)
+	}
+	if s := q.Service; s != nil {
+		fmt.Fprintf(w, "          trusted list %s (sequence %d): %s, %s — %s since %s\n", s.Territory, s.Sequence, s.Provider, s.Name, trust.ShortName(s.Status), s.StatusSince.Format("2006-01-02 15:04:05Z"))
 	}
 }

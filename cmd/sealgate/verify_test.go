@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sealgate/sealgate/internal/loopback"
 	"github.com/sealgate/sealgate/internal/pdftest"
 )
 
@@ -33,19 +34,28 @@ func sealgateCmd(t *testing.T, args ...string) (string, int) {
 	return string(out), 0
 }
 
+// initDevelopment makes a development setup with `sealgate init` in a
+// temporary directory: it returns the directory and its data directory.
+// Tests that run the binary are skipped with -short.
+func initDevelopment(t *testing.T) (dir, data string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the sealgate binary")
+	}
+	dir = t.TempDir()
+	data = filepath.Join(dir, "data")
+	if out, code := sealgateCmd(t, "init", "--data", data); code != 0 {
+		t.Fatalf("init: %d\n%s", code, out)
+	}
+	return dir, data
+}
+
 // TestSealAndVerifyCommands runs the CLI as an operator would on a
 // development setup: seal a PDF with a visible stamp and a file as CAdES,
 // verify both offline (exit 0), a changed copy (exit 1), an evidence record
 // from `evidence show --record`, and the same verification through a server.
 func TestSealAndVerifyCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the sealgate binary")
-	}
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if out, code := sealgateCmd(t, "init", "--data", data); code != 0 {
-		t.Fatalf("init: %d\n%s", code, out)
-	}
+	dir, data := initDevelopment(t)
 	pdf := filepath.Join(dir, "invoice.pdf")
 	if err := os.WriteFile(pdf, pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 7"}}}), 0o644); err != nil {
 		t.Fatal(err)
@@ -118,7 +128,7 @@ func TestSealAndVerifyCommands(t *testing.T) {
 		t.Errorf("verify with another document's record: %d\n%s", code, out)
 	}
 
-	d := startServe(t, data, freeAddr(t))
+	d := startServe(t, data, loopback.FreeAddr(t))
 	if out, code := sealgateCmd(t, "verify", "--server", d.url, "--signature", pdf+".p7s", pdf); code != 0 || !strings.HasPrefix(out, "VALID") {
 		t.Errorf("verify --server: %d\n%s", code, out)
 	}

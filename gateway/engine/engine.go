@@ -54,6 +54,19 @@ func New(log *slog.Logger) *gin.Engine {
 	return e
 }
 
+// HeadAsGet serves HEAD requests with the GET routes of h, as net/http's
+// own mux does (gin routes HEAD separately): net/http sends the headers and
+// drops the body.
+func HeadAsGet(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // Std mounts a net/http handler: gin's path parameters become the
 // request's path values (http.Request.PathValue).
 func Std(h http.Handler) gin.HandlerFunc {

@@ -23,7 +23,7 @@ func TestEngine(t *testing.T) {
 		io.WriteString(w, "item "+r.PathValue("id"))
 	})))
 	e.GET("/panic", engine.Std(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })))
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(engine.HeadAsGet(e))
 	defer srv.Close()
 
 	tests := []struct {
@@ -34,6 +34,7 @@ func TestEngine(t *testing.T) {
 		{"path value", "GET", "/items/42?reason=secret-reason", "", 200, "item 42", ""},
 		{"unknown path", "GET", "/nothing", "", 404, "", "bad_request"},
 		{"wrong method", "DELETE", "/items/42", "", 405, "", "bad_request"},
+		{"HEAD as GET", "HEAD", "/items/42", "", 200, "", ""},
 		{"trailing slash is another path", "GET", "/items/42/", "", 404, "", "bad_request"},
 		{"panic", "GET", "/panic", "", 500, "", "internal"},
 		{"request id kept", "GET", "/items/7", "proxy-id.1", 200, "item 7", ""},

@@ -1,6 +1,7 @@
 package problem_test
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -257,5 +258,55 @@ func TestREADMEErrorTable(t *testing.T) {
 		if !uses.codes[code] {
 			t.Errorf("the README's error table lists %s, which the code base does not have", code)
 		}
+	}
+}
+
+// TestOpenAPIProblemCodes: every problem code the OpenAPI document lists
+// for a response is in the README's error table under that response's
+// status, so the document names only codes that exist, with their status.
+func TestOpenAPIProblemCodes(t *testing.T) {
+	table := readmeTable(t)
+	b, err := os.ReadFile(filepath.Join(repoRoot, "gateway", "rest", "openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type response struct {
+		Ref     string `json:"$ref"`
+		Content map[string]struct {
+			Schema struct {
+				Properties struct {
+					Code struct {
+						Enum []string `json:"enum"`
+					} `json:"code"`
+				} `json:"properties"`
+			} `json:"schema"`
+		} `json:"content"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]struct{ Responses map[string]response }
+		Components struct{ Responses map[string]response }
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			for statusText, r := range op.Responses {
+				if name, ok := strings.CutPrefix(r.Ref, "#/components/responses/"); ok {
+					r = doc.Components.Responses[name]
+				}
+				status, _ := strconv.Atoi(statusText)
+				for _, code := range r.Content["application/problem+json"].Schema.Properties.Code.Enum {
+					checked++
+					if !table[code][status] {
+						t.Errorf("%s %s: the document lists code %s under %d; the README's error table does not", strings.ToUpper(method), path, code, status)
+					}
+				}
+			}
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("checked only %d codes of the document: the walk is broken", checked)
 	}
 }

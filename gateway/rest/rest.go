@@ -69,6 +69,7 @@ func (a *REST) Register(r gin.IRouter) {
 	r.GET("/api/v1/log/checkpoint", engine.Std(http.HandlerFunc(a.getCheckpoint)))
 	r.GET("/api/v1/log/consistency", engine.Std(http.HandlerFunc(a.getConsistency)))
 	r.GET("/api/v1/log/key", engine.Std(http.HandlerFunc(a.getLogKey)))
+	r.GET("/api/v1/openapi.json", engine.Std(http.HandlerFunc(getOpenAPI)))
 }
 
 // listSeals returns the seals the caller may use.

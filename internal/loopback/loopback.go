@@ -7,10 +7,23 @@ package loopback
 import (
 	"net"
 	"net/http"
+	"testing"
 )
 
 // Client returns an HTTP client whose connections come from address src.
 func Client(src string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+}
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, for a server a test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -64,46 +64,74 @@ func containsBytes(set [][]byte, b []byte) bool {
 }
 
 // addDSS adds a document security store (ETSI EN 319 142-1 §5.4.2) to the
-// update, extending the one an earlier seal left.
+// update. A store an earlier seal left is extended, not copied (ISO 32000-2
+// §12.8.4.3): its entries keep their streams, its /VRI stays, and only data
+// it does not hold yet is added — nothing at all when it holds everything.
 func addDSS(u *pdf.Update, data validationData) error {
 	r := u.Reader()
 	_, cat, err := r.Catalog()
 	if err != nil {
 		return err
 	}
-	var certRefs, ocspRefs, crlRefs pdf.Array
+	dss := pdf.Dict{"Type": pdf.Name("DSS")}
 	if old, err := r.Dict(cat["DSS"]); err == nil && old != nil {
-		for _, k := range []struct {
-			key pdf.Name
-			dst *pdf.Array
-		}{{"Certs", &certRefs}, {"OCSPs", &ocspRefs}, {"CRLs", &crlRefs}} {
-			a, err := r.Array(old[k.key])
-			if err != nil {
-				return err
+		dss = old.Clone()
+	}
+	added := false
+	for _, k := range []struct {
+		key  pdf.Name
+		ders [][]byte
+	}{
+		{"Certs", certificatesDER(data.certs)}, {"OCSPs", data.ocsps}, {"CRLs", data.crls},
+	} {
+		refs, held, err := dssEntries(r, dss, k.key)
+		if err != nil {
+			return err
+		}
+		for _, der := range k.ders {
+			if containsBytes(held, der) {
+				continue
 			}
-			*k.dst = append(pdf.Array{}, a...)
+			held = append(held, der)
+			refs = append(refs, u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(der)}))
+			added = true
+		}
+		if len(refs) > 0 {
+			dss[k.key] = refs
 		}
 	}
-	stream := func(der []byte) pdf.Ref {
-		return u.Add(&pdf.Stream{Dict: pdf.Dict{"Filter": pdf.Name("FlateDecode")}, Data: pdf.Deflate(der)})
-	}
-	for _, c := range data.certs {
-		certRefs = append(certRefs, stream(c.Raw))
-	}
-	for _, d := range data.ocsps {
-		ocspRefs = append(ocspRefs, stream(d))
-	}
-	for _, d := range data.crls {
-		crlRefs = append(crlRefs, stream(d))
-	}
-	dss := pdf.Dict{"Type": pdf.Name("DSS"), "Certs": certRefs}
-	if len(ocspRefs) > 0 {
-		dss["OCSPs"] = ocspRefs
-	}
-	if len(crlRefs) > 0 {
-		dss["CRLs"] = crlRefs
+	if !added {
+		return nil
 	}
 	return updateCatalog(u, pdf.Dict{"DSS": u.Add(dss)})
+}
+
+// dssEntries returns the entries of a document security store's array key
+// as they are, with the data of each (nil where an entry cannot be read).
+func dssEntries(doc *pdf.Reader, dss pdf.Dict, key pdf.Name) (pdf.Array, [][]byte, error) {
+	arr, err := doc.Array(dss[key])
+	if err != nil {
+		return nil, nil, err
+	}
+	ders := make([][]byte, len(arr))
+	for i, o := range arr {
+		so, err := doc.Resolve(o)
+		if err != nil {
+			continue
+		}
+		if st, ok := so.(*pdf.Stream); ok {
+			ders[i], _ = doc.StreamData(st)
+		}
+	}
+	return append(pdf.Array{}, arr...), ders, nil
+}
+
+func certificatesDER(certs []*x509.Certificate) [][]byte {
+	ders := make([][]byte, len(certs))
+	for i, c := range certs {
+		ders[i] = c.Raw
+	}
+	return ders
 }
 
 // validationCertificates returns the seal's chain followed by the

@@ -5,13 +5,16 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -99,9 +102,9 @@ func newCRLSeal(t testing.TB, p *signingtest.PKI) *crlSeal {
 	return &crlSeal{key: key, crl: crl, srv: srv}
 }
 
-// dssCounts opens a sealed file and counts the entries of its document
-// security store.
-func dssCounts(t testing.TB, file []byte) (certs, ocsps, crls int) {
+// dssEntries opens a sealed file and returns its document security store
+// and, for each of its arrays, the data of every entry in order.
+func dssEntries(t testing.TB, file []byte) (pdf.Dict, map[pdf.Name][][]byte) {
 	t.Helper()
 	r, err := pdf.Open(bytes.NewReader(file), int64(len(file)))
 	if err != nil {
@@ -115,10 +118,34 @@ func dssCounts(t testing.TB, file []byte) (certs, ocsps, crls int) {
 	if err != nil || dss == nil {
 		t.Fatalf("no /DSS in the catalog: %v", err)
 	}
-	c, _ := r.Array(dss["Certs"])
-	o, _ := r.Array(dss["OCSPs"])
-	l, _ := r.Array(dss["CRLs"])
-	return len(c), len(o), len(l)
+	entries := map[pdf.Name][][]byte{}
+	for _, key := range []pdf.Name{"Certs", "OCSPs", "CRLs"} {
+		arr, err := r.Array(dss[key])
+		if err != nil {
+			t.Fatalf("/DSS /%s: %v", key, err)
+		}
+		for _, o := range arr {
+			so, err := r.Resolve(o)
+			st, ok := so.(*pdf.Stream)
+			if err != nil || !ok {
+				t.Fatalf("/DSS /%s entry %v is not a stream: %v", key, o, err)
+			}
+			data, err := r.StreamData(st)
+			if err != nil {
+				t.Fatalf("/DSS /%s entry %v: %v", key, o, err)
+			}
+			entries[key] = append(entries[key], data)
+		}
+	}
+	return dss, entries
+}
+
+// dssCounts opens a sealed file and counts the entries of its document
+// security store.
+func dssCounts(t testing.TB, file []byte) (certs, ocsps, crls int) {
+	t.Helper()
+	_, e := dssEntries(t, file)
+	return len(e["Certs"]), len(e["OCSPs"]), len(e["CRLs"])
 }
 
 // B-LT embeds an OCSP response fetched from the seal's responder, or a
@@ -275,4 +302,126 @@ func TestPAdESPdfcpu(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Repeated seals extend the document security store instead of copying
+// it (ETSI EN 319 142-1 §5.4, ISO 32000-2 §12.8.4.3): three B-LT seals and
+// a B-LTA seal store each certificate, OCSP response and CRL once, keep
+// the streams and the /VRI an earlier revision wrote, and every seal
+// reaches its level with pdfsig, qpdf, pdfcpu and the verifier content.
+func TestPAdESDSSReuse(t *testing.T) {
+	p := signingtest.SharedPKI(t)
+	s := newCRLSeal(t, p)
+	ts := publishedTSA(t, p, s)
+	tests := []struct {
+		name        string
+		rev         pades.RevocationOptions
+		ocsps, crls int  // in the final store
+		vri         bool // another producer adds a /VRI after the first seal
+	}{
+		// The same CRL covers the seal and the authority: after the
+		// first seal, the store holds everything the later ones need.
+		{"configured CRL", pades.RevocationOptions{CRLs: [][]byte{s.crl}}, 0, 1, true},
+		// Each seal fetches a fresh OCSP response for its certificate
+		// and the same CRL for the authority's.
+		{"fetched", pades.RevocationOptions{HTTPClient: s.srv.Client()}, 4, 1, false},
+	}
+	levels := []signing.Level{signing.LevelBLT, signing.LevelBLT, signing.LevelBLT, signing.LevelBLTA}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := pdftest.Bytes(pdftest.Spec{})
+			var firstCerts pdf.Array
+			var vri pdf.Name
+			for i, level := range levels {
+				var res *pades.Result
+				doc, res = signingtest.SealPDF(t, s.key, doc, pades.Options{Level: level, Timestamper: ts, Revocation: tt.rev})
+				if res.Level != level || len(res.RevocationUnavailable) != 0 {
+					t.Fatalf("seal %d: level %s, revocation unavailable for %q; want %s", i+1, res.Level, res.RevocationUnavailable, level)
+				}
+				if i == 0 {
+					dss, _ := dssEntries(t, doc)
+					firstCerts = dss["Certs"].(pdf.Array)
+					if tt.vri {
+						doc, vri = addVRI(t, doc)
+					}
+				}
+			}
+			dss, entries := dssEntries(t, doc)
+			for key, ders := range entries {
+				distinct := map[string]bool{}
+				for _, d := range ders {
+					distinct[string(d)] = true
+				}
+				if len(distinct) != len(ders) {
+					t.Errorf("/DSS /%s: %d entries, %d distinct", key, len(ders), len(distinct))
+				}
+			}
+			if c, o, l := len(entries["Certs"]), len(entries["OCSPs"]), len(entries["CRLs"]); c != 3 || o != tt.ocsps || l != tt.crls {
+				t.Errorf("DSS holds %d certificates, %d OCSP responses, %d CRLs; want 3, %d, %d", c, o, l, tt.ocsps, tt.crls)
+			}
+			if certs := dss["Certs"].(pdf.Array); len(certs) < len(firstCerts) || !reflect.DeepEqual(certs[:len(firstCerts)], firstCerts) {
+				t.Errorf("/DSS /Certs %v does not keep the first seal's %v", certs, firstCerts)
+			}
+			if v, ok := dss["VRI"].(pdf.Dict); tt.vri && (!ok || v[vri] == nil) {
+				t.Errorf("/DSS /VRI %v lost the entry %s", dss["VRI"], vri)
+			}
+			signingtest.CheckIndependently(t, doc, len(levels)+1)
+			// pdfcpu 0.15 does not know /VRI: it calls the entry
+			// unsupported and every signature's validity unknown.
+			if !tt.vri {
+				out := pdfcpuValidate(t, doc, p.CAFile(t))
+				if strings.Count(out, "Status: signature is valid") != len(levels)+1 || strings.Contains(out, "DocModified: true") {
+					t.Errorf("pdfcpu: want %d valid signatures:\n%s", len(levels)+1, out)
+				}
+			}
+			rep, err := verifyPDF(t, doc, p)
+			if err != nil || !rep.Valid {
+				t.Fatalf("VerifyPDF: %v, %+v", err, rep)
+			}
+			for _, sig := range rep.Signatures {
+				// The document timestamp covers every seal and the store.
+				if sig.Type == "signature" && sig.Level != signing.LevelBLTA {
+					t.Errorf("signature %s reaches %s, want %s", sig.Field, sig.Level, signing.LevelBLTA)
+				}
+			}
+		})
+	}
+}
+
+// addVRI appends an update that gives the document security store a /VRI
+// entry (ISO 32000-2 §12.8.4.4) for the file's first signature, as other
+// producers write, and returns the file and the entry's key.
+func addVRI(t testing.TB, file []byte) ([]byte, pdf.Name) {
+	t.Helper()
+	r, err := pdf.Open(bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, cat, err := r.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dss, err := r.Dict(cat["DSS"])
+	if err != nil || dss == nil {
+		t.Fatalf("no /DSS: %v", err)
+	}
+	sum := sha1.Sum(signingtest.SignatureContents(t, file)[0].DER)
+	key := pdf.Name(strings.ToUpper(hex.EncodeToString(sum[:])))
+	u := pdf.NewUpdate(r)
+	dss = dss.Clone()
+	entry := pdf.Dict{}
+	for vriKey, dssKey := range map[pdf.Name]pdf.Name{"Cert": "Certs", "CRL": "CRLs", "OCSP": "OCSPs"} {
+		if dss[dssKey] != nil {
+			entry[vriKey] = dss[dssKey]
+		}
+	}
+	dss["VRI"] = pdf.Dict{key: entry}
+	cat = cat.Clone()
+	cat["DSS"] = u.Add(dss)
+	u.Set(root, cat)
+	laid, err := u.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(bytes.Clone(file), laid.Bytes...), key
 }

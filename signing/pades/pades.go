@@ -154,6 +154,14 @@ func Seal(ctx context.Context, key signing.Key, in io.ReaderAt, size int64, out 
 	if err := checkDocMDP(r, opts.Certify != approvalNotCertified); err != nil {
 		return nil, err
 	}
+	// The stamp's text is checked before the timestamp authority is asked
+	// or anything is signed.
+	var look *stamp.Stamp
+	if opts.Field != "" || opts.Placement.Page != 0 {
+		if look, err = stamp.New(r, stamp.Content{Signer: chain[0], Time: opts.Time, Reason: opts.Reason, Location: opts.Location}, opts.Stamp); err != nil {
+			return nil, err
+		}
+	}
 	var sample []byte // a token from the authority, for sizes and its certificates
 	if opts.Level.Rank() >= signing.LevelBT.Rank() {
 		if sample, err = sampleTimestamp(ctx, opts.Timestamper, opts.Hash); err != nil {
@@ -176,13 +184,6 @@ func Seal(ctx context.Context, key signing.Key, in io.ReaderAt, size int64, out 
 			res.Level = signing.LevelBT
 		}
 		validation = func(u *pdf.Update) error { return addDSS(u, data) }
-	}
-	var look *stamp.Stamp
-	if opts.Field != "" || opts.Placement.Page != 0 {
-		if err := opts.Stamp.Validate(); err != nil {
-			return nil, err
-		}
-		look = stamp.New(r, stamp.Content{Signer: chain[0], Time: opts.Time, Reason: opts.Reason, Location: opts.Location}, opts.Stamp)
 	}
 	sigDict := pdf.Dict{
 		"Type":      pdf.Name("Sig"),

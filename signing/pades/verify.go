@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -562,20 +563,8 @@ func readDSS(doc *pdf.Reader) dssStore {
 	}
 	out.at, _ = doc.ObjectOffset(ref.Num)
 	streams := func(key pdf.Name) [][]byte {
-		var ders [][]byte
-		arr, _ := doc.Array(dss[key])
-		for _, o := range arr {
-			so, err := doc.Resolve(o)
-			if err != nil {
-				continue
-			}
-			if st, ok := so.(*pdf.Stream); ok {
-				if der, err := doc.StreamData(st); err == nil {
-					ders = append(ders, der)
-				}
-			}
-		}
-		return ders
+		_, ders, _ := dssEntries(doc, dss, key)
+		return slices.DeleteFunc(ders, func(der []byte) bool { return der == nil })
 	}
 	for _, der := range streams("Certs") {
 		if c, err := x509.ParseCertificate(der); err == nil {

@@ -290,7 +290,7 @@ func TestVerifyPDFUnsigned(t *testing.T) {
 func FuzzPDFVerifyAndSeal(f *testing.F) {
 	p := signingtest.SharedPKI(f)
 	key := p.Keys["ecdsa-p256"]
-	plain := pdftest.Bytes(pdftest.Spec{SigField: "Approval", SigFieldRect: [4]float64{10, 10, 100, 40}})
+	plain := pdftest.Bytes(pdftest.Spec{SigField: "Approval", SigFieldRect: [4]float64{10, 10, 200, 70}})
 	sealed, _ := signingtest.SealPDF(f, key, plain, pades.Options{Field: "Approval"})
 	f.Add(plain)
 	f.Add(sealed)

@@ -95,13 +95,7 @@ func (c *card) InService() bool { return c.conn.Load() != nil }
 func (c *card) Load() int64 { return c.busy.Load() }
 
 // Keys implements signing.Card.
-func (c *card) Keys() []signing.CardKey {
-	out := make([]signing.CardKey, len(c.keys))
-	for i, k := range c.keys {
-		out[i] = k
-	}
-	return out
-}
+func (c *card) Keys() []signing.CardKey { return signing.CardKeys(c.keys) }
 
 // Status implements signing.Card.
 func (c *card) Status() signing.CardStatus {

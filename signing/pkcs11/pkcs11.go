@@ -335,17 +335,7 @@ func (c *card) startProbe() {
 // the failure turns out fatal or the pool closes.
 func (c *card) probe() {
 	defer c.probes.Done()
-	delay := probeFirst
-	for {
-		select {
-		case <-c.stopped.Done():
-			c.mu.Lock()
-			c.probing = false
-			c.mu.Unlock()
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, probeMax)
+	signing.Reprobe(c.stopped, probeFirst, probeMax, func() bool {
 		m := c.module
 		m.op.RLock()
 		gen := m.gen
@@ -360,13 +350,14 @@ func (c *card) probe() {
 			c.mu.Unlock()
 		}
 		c.mu.Lock()
-		if c.conn.Load() != nil || c.fatal {
+		defer c.mu.Unlock()
+		// Cleared under the lock that down checks, so a failure from now on starts a new probe.
+		done := c.conn.Load() != nil || c.fatal
+		if done {
 			c.probing = false
-			c.mu.Unlock()
-			return
 		}
-		c.mu.Unlock()
-	}
+		return done
+	})
 }
 
 // connect finds the token, opens its sessions, logs in, finds every seal key
@@ -574,13 +565,7 @@ func signDigest(p *pkcs11.Ctx, s pkcs11.SessionHandle, h pkcs11.ObjectHandle, pu
 	case *rsa.PublicKey:
 		hash := opts.HashFunc()
 		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			salt := pss.SaltLength
-			switch salt {
-			case rsa.PSSSaltLengthAuto:
-				salt = (pub.N.BitLen()-1+7)/8 - 2 - hash.Size()
-			case rsa.PSSSaltLengthEqualsHash:
-				salt = hash.Size()
-			}
+			salt := signing.PSSSaltLength(pub, pss)
 			mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(hashes[hash].mech, hashes[hash].mgf, uint(salt)))
 		} else {
 			mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)

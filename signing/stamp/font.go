@@ -2,33 +2,46 @@ package stamp
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"unicode"
 
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/gofont/goregular"
 	"golang.org/x/image/font/sfnt"
 	"golang.org/x/image/math/fixed"
 
+	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/pdf"
 )
 
 // The stamp's text is set in Go Regular (BSD licence, which permits
-// embedding), embedded as a subset of the glyphs the stamp draws, as a
-// CIDFontType2 with Identity-H encoding so that any name the seal
-// certificate carries can be drawn, and with a ToUnicode map so the stamp's
-// text can be copied and searched. An embedded font keeps PDF/A inputs
-// conforming where a standard-14 font would not.
+// embedding) or in the configured stamp font, embedded as a subset of the
+// glyphs the stamp draws, as a CIDFontType2 with Identity-H encoding so that
+// any name the seal certificate carries can be drawn, and with a ToUnicode
+// map so the stamp's text can be copied and searched. An embedded font keeps
+// PDF/A inputs conforming where a standard-14 font would not.
 
-const stampFontName = "GoRegular"
+// defaultFontName is Go Regular's PostScript name.
+const defaultFontName = "GoRegular"
 
-// parsedFont is the font file parsed once, for metrics and for subsetting.
+// CodeGlyphMissing is reported for stamp text with a character the stamp
+// font cannot draw: it would show as an empty box.
+const CodeGlyphMissing fault.Code = "stamp_glyph_missing"
+
+// parsedFont is a font file parsed once, for metrics and for subsetting.
 type parsedFont struct {
 	f       *sfnt.Font
 	ttf     *ttfFont
+	name    string // PostScript name, for BaseFont
+	id      string // a digest of the file: subsets of different fonts differ
 	upem    float64
 	ascent  float64
 	descent float64
@@ -36,32 +49,101 @@ type parsedFont struct {
 	bbox    [4]float64
 }
 
-var loadStampFont = sync.OnceValue(func() *parsedFont {
-	f, err := sfnt.Parse(goregular.TTF)
-	var ttf *ttfFont
-	if err == nil {
-		ttf, err = parseTTF(goregular.TTF)
-	}
+var loadDefaultFont = sync.OnceValue(func() *parsedFont {
+	p, err := parseFont(goregular.TTF)
 	if err != nil {
 		panic(fmt.Sprintf("signing: embedded Go Regular font: %v", err)) // a build-time constant
+	}
+	return p
+})
+
+// Font is a stamp font, parsed once (when the configuration is read): a
+// CJK font has tens of thousands of glyphs.
+type Font struct {
+	p *parsedFont
+}
+
+// ParseFont reads a TrueType-outlined font file (.ttf, or .otf with a glyf
+// table) for Options.Font. OpenType fonts with CFF outlines and font
+// collections are refused.
+func ParseFont(data []byte) (*Font, error) {
+	p, err := parseFont(data)
+	if err != nil {
+		return nil, fault.Wrap(err, fault.Invalid, signing.CodePAdESOptionInvalid, "font: %v", err)
+	}
+	return &Font{p: p}, nil
+}
+
+// parsed returns the font, or Go Regular for nil.
+func (f *Font) parsed() *parsedFont {
+	if f == nil {
+		return loadDefaultFont()
+	}
+	return f.p
+}
+
+// parseFont reads a TrueType-outlined font file: OpenType fonts with CFF
+// outlines and font collections are refused, since the subsetter cuts glyf
+// tables.
+func parseFont(data []byte) (*parsedFont, error) {
+	if len(data) >= 4 {
+		switch string(data[:4]) {
+		case "OTTO":
+			return nil, errors.New("the font has CFF (PostScript) outlines; the stamp needs a TrueType-outlined font (a glyf table), e.g. a .ttf file")
+		case "ttcf":
+			return nil, errors.New("the file is a font collection (TTC); the stamp needs a single TrueType font")
+		}
+	}
+	ttf, err := parseTTF(data)
+	if err != nil {
+		return nil, err
+	}
+	f, err := sfnt.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("ttf: %w", err)
 	}
 	var buf sfnt.Buffer
 	upem := float64(f.UnitsPerEm())
 	ppem := fixed.Int26_6(f.UnitsPerEm()) << 6
-	m, _ := f.Metrics(&buf, ppem, font.HintingNone)
-	b, _ := f.Bounds(&buf, ppem, font.HintingNone)
+	m, err := f.Metrics(&buf, ppem, font.HintingNone)
+	if err != nil {
+		return nil, fmt.Errorf("ttf: %w", err)
+	}
+	b, err := f.Bounds(&buf, ppem, font.HintingNone)
+	if err != nil {
+		return nil, fmt.Errorf("ttf: %w", err)
+	}
 	scale := func(v fixed.Int26_6) float64 { return float64(v) / 64 * 1000 / upem }
+	sum := sha256.Sum256(data)
 	return &parsedFont{
 		f:       f,
 		ttf:     ttf,
+		name:    postScriptName(f, &buf),
+		id:      string(sum[:8]),
 		upem:    upem,
 		ascent:  scale(m.Ascent),
 		descent: -scale(m.Descent),
 		capH:    scale(m.CapHeight),
 		// sfnt's y axis points down; PDF's points up.
 		bbox: [4]float64{scale(b.Min.X), -scale(b.Max.Y), scale(b.Max.X), -scale(b.Min.Y)},
+	}, nil
+}
+
+// postScriptName is the font's PostScript name as a PDF name may carry it
+// (ISO 32000-1 §9.6.2.1: no spaces), or "StampFont" without one.
+func postScriptName(f *sfnt.Font, buf *sfnt.Buffer) string {
+	n, _ := f.Name(buf, sfnt.NameIDPostScript)
+	n = strings.Map(func(r rune) rune {
+		if r <= ' ' || r > '~' || strings.ContainsRune("()<>[]{}/%#", r) {
+			return -1
+		}
+		return r
+	}, n)
+	if n == "" {
+		return "StampFont"
 	}
-})
+	return n
+}
 
 // embeddedFont is one use of the stamp font: it records the glyphs encoded
 // so that the font dictionary lists their widths and Unicode values.
@@ -71,8 +153,8 @@ type embeddedFont struct {
 	used map[sfnt.GlyphIndex]rune
 }
 
-func stampFont() *embeddedFont {
-	return &embeddedFont{p: loadStampFont(), used: map[sfnt.GlyphIndex]rune{}}
+func (p *parsedFont) use() *embeddedFont {
+	return &embeddedFont{p: p, used: map[sfnt.GlyphIndex]rune{}}
 }
 
 func (e *embeddedFont) glyph(r rune) (sfnt.GlyphIndex, float64) {
@@ -87,14 +169,19 @@ func (e *embeddedFont) glyph(r rune) (sfnt.GlyphIndex, float64) {
 	return g, float64(adv) / 64 * 1000 / e.p.upem
 }
 
-// width returns s's advance width in thousandths of the font size.
-func (e *embeddedFont) width(s string) float64 {
-	w := 0.0
-	for _, r := range s {
-		_, a := e.glyph(r)
-		w += a
+// checkGlyphs refuses text (the stamp's field) with a character the font
+// has no glyph for, and right-to-left text, which the stamp would draw in
+// the wrong order: it does no bidirectional layout or shaping.
+func (e *embeddedFont) checkGlyphs(field, text string) error {
+	for _, r := range text {
+		if unicode.In(r, unicode.Arabic, unicode.Hebrew, unicode.Syriac, unicode.Thaana, unicode.Nko) {
+			return fault.New(fault.Invalid, CodeGlyphMissing, "%s: the character U+%04X %q is right-to-left script, which the stamp cannot lay out", field, r, r)
+		}
+		if g, err := e.p.f.GlyphIndex(&e.buf, r); err != nil || g == 0 {
+			return fault.New(fault.Invalid, CodeGlyphMissing, "%s: the stamp font %s has no glyph for U+%04X %q; configure a stamp font (seal.stamp.font) that has it", field, e.p.name, r, r)
+		}
 	}
-	return w
+	return nil
 }
 
 // encode returns s as hex glyph ids for a Tj operator.
@@ -140,7 +227,8 @@ var subsetCache = newBoundedCache[*fontSubset](64)
 // subset returns the font objects' data for the glyphs encoded so far.
 func (e *embeddedFont) subset() *fontSubset {
 	glyphs := slices.Sorted(maps.Keys(e.used))
-	key := make([]byte, 0, 6*len(glyphs))
+	key := make([]byte, 0, len(e.p.id)+6*len(glyphs))
+	key = append(key, e.p.id...)
 	for _, g := range glyphs {
 		key = binary.BigEndian.AppendUint16(key, uint16(g))
 		key = binary.BigEndian.AppendUint32(key, uint32(e.used[g]))
@@ -207,7 +295,7 @@ func (e *embeddedFont) makeSubset(glyphs []sfnt.GlyphIndex) *fontSubset {
 func (e *embeddedFont) embed(u *pdf.Update) pdf.Ref {
 	p := e.p
 	sub := e.subset()
-	name := pdf.Name(sub.tag + "+" + stampFontName)
+	name := pdf.Name(sub.tag + "+" + p.name)
 	flate := func(data []byte, extra pdf.Dict) pdf.Ref {
 		dict := pdf.Dict{"Filter": pdf.Name("FlateDecode")}
 		for k, v := range extra {

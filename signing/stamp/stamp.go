@@ -15,9 +15,12 @@ import (
 	"image/color"
 	_ "image/jpeg" // registers the JPEG decoder for image.Decode
 	_ "image/png"  // and the PNG decoder
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/pdf"
@@ -35,32 +38,106 @@ const (
 	LogoTop  LogoPosition = "top"
 )
 
-// Options configure how the stamp looks: an optional logo and its
-// position, and the font size.
+// Options configure how the stamp looks: its language, time zone, colours,
+// font and logo, and the verification hint.
 type Options struct {
 	// Logo is a PNG (transparency kept) or JPEG image.
 	Logo []byte
 	// LogoPosition is LogoLeft (default) or LogoTop.
 	LogoPosition LogoPosition
-	// FontSize in points; zero fits the text into the rectangle.
+	// FontSize in points; zero fits the text into the rectangle. A fixed
+	// size is at least MinFontSize.
 	FontSize float64
+	// Font is the stamp font (see ParseFont), for text beyond Go Regular's
+	// Latin, Greek and Cyrillic; nil means Go Regular.
+	Font *Font
+	// Language of the stamp's wording: LanguageEnglish (default) or
+	// LanguageGerman.
+	Language Language
+	// TimeZone the sealing time is shown in; nil means UTC.
+	TimeZone *time.Location
+	// Background is the stamp's fill, "#RRGGBB"; empty means a very light
+	// blue-grey. The fill is opaque, so page content does not show through.
+	Background string
+	// VerifyURL, when set, is shown as a verification hint ("Verify: URL"),
+	// e.g. the portal where anyone can check a sealed document.
+	VerifyURL string
+	// QR adds a QR code of VerifyURL.
+	QR bool
 }
 
-// maxStampFont is the largest font size Options accept, in points.
-const maxStampFont = 200
+// Language is the language of the stamp's wording.
+type Language string
 
-// Validate checks the options as a stamp uses them: a known logo position,
-// a font size from 0 (fit) to 200 points, a logo that decodes as PNG or
-// JPEG. Each error's message starts with the option's name (logoPosition,
-// fontSize, logo), so that a configuration can point at the setting.
+// Stamp languages.
+const (
+	LanguageEnglish Language = "en"
+	LanguageGerman  Language = "de"
+)
+
+// wording is what a stamp says besides its content.
+type wording struct {
+	heading, reason, location, verify, development string
+}
+
+var wordings = map[Language]wording{
+	LanguageEnglish: {"Electronically sealed", "Reason", "Location", "Verify", devpki.NotQualified},
+	LanguageGerman:  {"Elektronisch versiegelt", "Grund", "Ort", "Prüfen", "Entwicklung — nicht qualifiziert"},
+}
+
+// CodeTextTooLong is reported for stamp text that does not fit into the
+// stamp's rectangle at the smallest readable size, MinFontSize.
+const CodeTextTooLong fault.Code = "stamp_text_too_long"
+
+// Font sizes, in points.
+const (
+	// MinFontSize is the smallest text size a stamp uses: smaller print is
+	// not readable on paper.
+	MinFontSize = 6.0
+	// maxStampFont is the largest font size Options accept.
+	maxStampFont = 200
+	// fitMaxFont is where fitting starts: large enough for any stamp.
+	fitMaxFont = 11.0
+)
+
+// defaultBackground is a very light blue-grey: the stamp stands out from
+// white paper and a QR code on it still scans.
+var defaultBackground = [3]float64{0.965, 0.973, 0.988}
+
+// Validate checks the options as a stamp uses them. Each error's message
+// starts with the option's name (logoPosition, fontSize, logo, language, background, verifyURL, qr), so that a configuration can point
+// at the setting.
 func (o Options) Validate() error {
+	invalid := func(format string, args ...any) error {
+		return fault.New(fault.Invalid, signing.CodePAdESOptionInvalid, format, args...)
+	}
 	switch o.LogoPosition {
 	case "", LogoLeft, LogoTop:
 	default:
-		return fault.New(fault.Invalid, signing.CodePAdESOptionInvalid, "logoPosition: %q is not left or top", o.LogoPosition)
+		return invalid("logoPosition: %q is not left or top", o.LogoPosition)
 	}
-	if o.FontSize < 0 || o.FontSize > maxStampFont {
-		return fault.New(fault.Invalid, signing.CodePAdESOptionInvalid, "fontSize: %g is not between 0 (fit) and %d points", o.FontSize, maxStampFont)
+	if o.FontSize != 0 && !(o.FontSize >= MinFontSize && o.FontSize <= maxStampFont) {
+		return invalid("fontSize: %g is not 0 (fit) or between %g and %d points", o.FontSize, MinFontSize, maxStampFont)
+	}
+	if _, ok := wordings[o.language()]; !ok {
+		return invalid("language: %q is not en or de", o.Language)
+	}
+	if _, err := o.background(); err != nil {
+		return invalid("background: %v", err)
+	}
+	if o.VerifyURL != "" {
+		u, err := url.Parse(o.VerifyURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return invalid("verifyURL: %q is not an http or https URL", o.VerifyURL)
+		}
+	}
+	if o.QR {
+		if o.VerifyURL == "" {
+			return invalid("qr: a QR code needs verifyURL")
+		}
+		if _, err := verifyQR(o.VerifyURL); err != nil {
+			return invalid("%v", err)
+		}
 	}
 	if len(o.Logo) > 0 {
 		if _, err := cachedLogo(o.Logo, pdfaProfile{}); err != nil {
@@ -74,10 +151,34 @@ func (o Options) Validate() error {
 	return nil
 }
 
+func (o Options) language() Language {
+	if o.Language == "" {
+		return LanguageEnglish
+	}
+	return o.Language
+}
+
+// background returns the fill colour, RGB from 0 to 1.
+func (o Options) background() ([3]float64, error) {
+	if o.Background == "" {
+		return defaultBackground, nil
+	}
+	var c [3]float64
+	s, ok := strings.CutPrefix(o.Background, "#")
+	v, err := strconv.ParseUint(s, 16, 32)
+	if !ok || len(s) != 6 || err != nil {
+		return c, fmt.Errorf("%q is not a colour #RRGGBB", o.Background)
+	}
+	for i := range c {
+		c[i] = float64(v>>(16-8*i)&0xff) / 255
+	}
+	return c, nil
+}
+
 // Content is what a stamp says.
 type Content struct {
 	// Signer is the seal certificate; its organisation (else common name)
-	// heads the stamp.
+	// heads the stamp, and a development certificate is marked as such.
 	Signer *x509.Certificate
 	// Time is the sealing time.
 	Time time.Time
@@ -88,94 +189,162 @@ type Content struct {
 // Stamp is a stamp ready to be drawn into one document: what it says, how
 // it looks, and what the document (PDF/A) demands of it.
 type Stamp struct {
-	lines []string
+	paras []paragraph
+	font  *parsedFont
+	bg    [3]float64
+	qr    *qrPath
 	opts  Options
 	pdfa  pdfaProfile
 }
 
-// New prepares the stamp for doc, the document it will be added to.
-func New(doc *pdf.Reader, c Content, o Options) *Stamp {
+// New prepares the stamp for doc, the document it will be added to. It
+// refuses text the stamp font cannot draw (CodeGlyphMissing), naming the
+// field and the character; the options must have passed Validate.
+func New(doc *pdf.Reader, c Content, o Options) (*Stamp, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Stamp{opts: o, pdfa: readPDFAProfile(doc)}
+	s.font = o.Font.parsed()
+	s.bg, _ = o.background()
+	if o.QR {
+		s.qr, _ = verifyQR(o.VerifyURL)
+	}
+	words := wordings[o.language()]
 	org := c.Signer.Subject.CommonName
 	if len(c.Signer.Subject.Organization) > 0 && c.Signer.Subject.Organization[0] != "" {
 		org = c.Signer.Subject.Organization[0]
 	}
-	lines := []string{org, "Sealed " + c.Time.UTC().Format(time.DateTime) + " UTC"}
+	zone := o.TimeZone
+	if zone == nil {
+		zone = time.UTC
+	}
+	when := c.Time.In(zone).Format("2006-01-02 15:04:05 MST")
+	if z, _ := c.Time.In(zone).Zone(); strings.HasPrefix(z, "+") || strings.HasPrefix(z, "-") {
+		when = c.Time.In(zone).Format("2006-01-02 15:04:05 UTC-07:00") // a zone without an abbreviation
+	}
+	type part struct {
+		field, text string
+		role        role
+	}
+	parts := []part{
+		{"heading", strings.ToUpper(words.heading), roleHeading},
+		{"organisation", org, roleOrganisation},
+		{"time", when, roleBody},
+	}
 	if c.Reason != "" {
-		lines = append(lines, "Reason: "+c.Reason)
+		parts = append(parts, part{"reason", words.reason + ": " + c.Reason, roleBody})
 	}
 	if c.Location != "" {
-		lines = append(lines, "Location: "+c.Location)
+		parts = append(parts, part{"location", words.location + ": " + c.Location, roleBody})
 	}
-	return &Stamp{lines: lines, opts: o, pdfa: readPDFAProfile(doc)}
+	if o.VerifyURL != "" {
+		parts = append(parts, part{"verifyURL", words.verify + ": " + o.VerifyURL, roleHint})
+	}
+	if developmentSeal(c.Signer) {
+		parts = append(parts, part{"development marking", words.development, roleDevelopment})
+	}
+	e := s.font.use()
+	for _, p := range parts {
+		if err := e.checkGlyphs(p.field, p.text); err != nil {
+			return nil, err
+		}
+		s.paras = append(s.paras, newParagraph(e, p.field, p.text, p.role))
+	}
+	return s, nil
 }
 
-// Stamp geometry, as fractions of the rectangle.
-const (
-	stampPadding    = 0.06
-	stampLineHeight = 1.25
-	stampMaxFont    = 14.0
-	stampMinFont    = 2.0
+// developmentSeal tells whether cert is of the development PKI, which marks
+// every certificate it issues as not qualified.
+func developmentSeal(cert *x509.Certificate) bool {
+	for _, ou := range cert.Subject.OrganizationalUnit {
+		if strings.Contains(ou, devpki.NotQualified) {
+			return true
+		}
+	}
+	return false
+}
+
+// Colours of the stamp, RGB from 0 to 1: a dark blue for the frame and the
+// heading, near-black text, a dark red for the development marking.
+var (
+	colourAccent = [3]float64{0.11, 0.23, 0.45}
+	colourRule   = [3]float64{0.62, 0.69, 0.80}
+	colourText   = [3]float64{0.10, 0.12, 0.18}
+	colourQR     = [3]float64{0.04, 0.06, 0.12}
+	colourDev    = [3]float64{0.70, 0.10, 0.10}
 )
 
 // Appearance adds the stamp's form XObject for a w×h rectangle (displayed
 // orientation, drawn through matrix) to u and returns its reference. It
 // draws in the colour space the document's PDF/A output intent asks for.
+// Text that does not fit at MinFontSize (or at the configured size) is
+// refused with CodeTextTooLong, before anything is added to u.
 func (s *Stamp) Appearance(u *pdf.Update, w, h float64, matrix pdf.Array) (pdf.Ref, error) {
-	pad := stampPadding * min(w, h)
+	pad := min(max(0.08*min(w, h), 3), 8)
+	tx, ty, tw, th := pad, pad, w-2*pad, h-2*pad
+	var logoBox, qrBox [4]float64
+	if len(s.opts.Logo) > 0 {
+		if s.opts.LogoPosition == LogoTop {
+			logoBox = [4]float64{tx, ty + th*0.7, tw, th * 0.3}
+			th -= logoBox[3] + pad/2
+		} else {
+			// A quarter of the width at most: the text is what is read.
+			side := min(th*0.8, tw*0.24)
+			logoBox = [4]float64{tx, ty + (th-side)/2, side, side}
+			tx += side + 1.5*pad
+			tw -= side + 1.5*pad
+		}
+	}
+	if s.qr != nil {
+		side := min(th, tw*0.3)
+		qrBox = [4]float64{tx + tw - side, ty + (th-side)/2, side, side}
+		tw -= side + pad
+	}
+	lay, err := s.fit(w, h, tw, th)
+	if err != nil {
+		return pdf.Ref{}, err
+	}
+
 	res := pdf.Dict{}
 	space := s.pdfa.space()
 	var c bytes.Buffer
 	c.WriteString("q\n")
-	space.setColor(&c, true, 0.20, 0.25, 0.45)
-	c.WriteString(" 0.8 w\n")
-	fmt.Fprintf(&c, "0.4 0.4 %s %s re S\n", num(w-0.8), num(h-0.8))
-	tx, ty, tw, th := pad, pad, w-2*pad, h-2*pad
+	setColour(&c, space, true, colourAccent)
+	setColour(&c, space, false, s.bg)
+	c.WriteString("1 w\n")
+	roundedRect(&c, 0.5, 0.5, w-1, h-1, min(3, h/8))
+	c.WriteString("b\n")
 	if len(s.opts.Logo) > 0 {
 		logo, iw, ih, err := logoImage(u, s.opts.Logo, s.pdfa)
 		if err != nil {
 			return pdf.Ref{}, err
 		}
 		res["XObject"] = pdf.Dict{"Logo": logo}
-		var bx, by, bw, bh float64
-		if s.opts.LogoPosition == LogoTop {
-			bx, by, bw, bh = pad, h-pad-th*0.4, tw, th*0.4
-			th -= bh + pad
-		} else {
-			bx, by, bw, bh = pad, pad, min(th, tw*0.35), th
-			tx += bw + pad
-			tw -= bw + pad
-		}
+		bx, by, bw, bh := logoBox[0], logoBox[1], logoBox[2], logoBox[3]
 		scale := min(bw/float64(iw), bh/float64(ih))
 		dw, dh := float64(iw)*scale, float64(ih)*scale
 		fmt.Fprintf(&c, "q %s 0 0 %s %s %s cm /Logo Do Q\n", num(dw), num(dh), num(bx+(bw-dw)/2), num(by+(bh-dh)/2))
-	}
-	font := stampFont()
-	size := s.opts.FontSize
-	if size <= 0 {
-		size = stampMaxFont
-		for _, l := range s.lines {
-			if lw := font.width(l); lw > 0 {
-				size = min(size, tw*1000/lw)
-			}
+		if s.opts.LogoPosition != LogoTop {
+			// A hairline sets the logo apart from the text.
+			setColour(&c, space, true, colourRule)
+			x := tx - 0.75*pad
+			fmt.Fprintf(&c, "0.5 w %s %s m %s %s l S\n", num(x), num(pad), num(x), num(h-pad))
 		}
-		size = min(size, th/(stampLineHeight*float64(len(s.lines))))
-		size = max(size, stampMinFont)
 	}
-	c.WriteString("BT ")
-	space.setColor(&c, false, 0.10, 0.12, 0.30)
-	c.WriteString("\n")
-	fmt.Fprintf(&c, "/F1 %s Tf\n", num(size))
-	lead := size * stampLineHeight
-	// Center the block of lines vertically in the text area.
-	top := ty + th/2 + lead*float64(len(s.lines))/2
-	for i, l := range s.lines {
-		y := top - lead*float64(i+1) + (lead-size)/2 + size*0.22
-		fmt.Fprintf(&c, "1 0 0 1 %s %s Tm <%s> Tj\n", num(tx), num(y), font.encode(l))
+	if s.qr != nil {
+		m := qrBox[2] / float64(s.qr.modules)
+		c.WriteString("q ")
+		setColour(&c, space, false, colourQR)
+		fmt.Fprintf(&c, " %s 0 0 %s %s %s cm\n", num(m), num(m), num(qrBox[0]), num(qrBox[1]))
+		c.Write(s.qr.path)
+		c.WriteString("Q\n")
 	}
-	c.WriteString("ET\nQ\n")
-	res["Font"] = pdf.Dict{"F1": font.embed(u)}
-	// A few hundred bytes: compressing them would cost more time than the
-	// bytes are worth.
+	s.draw(&c, space, lay, tx, ty, tw, th)
+	c.WriteString("Q\n")
+	res["Font"] = pdf.Dict{"F1": lay.font.embed(u)}
+	// A few kilobytes at most: compressing them would cost more time than
+	// the bytes are worth.
 	return u.Add(&pdf.Stream{
 		Dict: pdf.Dict{
 			"Type":      pdf.Name("XObject"),
@@ -186,6 +355,22 @@ func (s *Stamp) Appearance(u *pdf.Update, w, h float64, matrix pdf.Array) (pdf.R
 		},
 		Data: c.Bytes(),
 	}), nil
+}
+
+// roundedRect appends a closed rectangle path with corners of radius r,
+// drawn with Bézier quarter circles.
+func roundedRect(c *bytes.Buffer, x, y, w, h, r float64) {
+	k := r * (1 - 0.5523) // distance from the corner to each control point
+	fmt.Fprintf(c, "%s %s m\n", num(x+r), num(y))
+	fmt.Fprintf(c, "%s %s l %s %s %s %s %s %s c\n", num(x+w-r), num(y), num(x+w-k), num(y), num(x+w), num(y+k), num(x+w), num(y+r))
+	fmt.Fprintf(c, "%s %s l %s %s %s %s %s %s c\n", num(x+w), num(y+h-r), num(x+w), num(y+h-k), num(x+w-k), num(y+h), num(x+w-r), num(y+h))
+	fmt.Fprintf(c, "%s %s l %s %s %s %s %s %s c\n", num(x+r), num(y+h), num(x+k), num(y+h), num(x), num(y+h-k), num(x), num(y+h-r))
+	fmt.Fprintf(c, "%s %s l %s %s %s %s %s %s c h\n", num(x), num(y+r), num(x), num(y+k), num(x+k), num(y), num(x+r), num(y))
+}
+
+func setColour(c *bytes.Buffer, space deviceSpace, stroke bool, rgb [3]float64) {
+	space.setColor(c, stroke, rgb[0], rgb[1], rgb[2])
+	c.WriteByte('\n')
 }
 
 func num(f float64) string {

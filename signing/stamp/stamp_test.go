@@ -23,14 +23,22 @@ import (
 // PDF unit), cropped to the page's crop box as a viewer shows it.
 func render(t testing.TB, file []byte, page int) image.Image {
 	t.Helper()
+	n := fmt.Sprint(page)
+	return pdftoppm(t, file, "-r", "72", "-cropbox", "-f", n, "-l", n)
+}
+
+// pdftoppm renders file with args (which select one page) and decodes the
+// PNG it writes.
+func pdftoppm(t testing.TB, file []byte, args ...string) image.Image {
+	t.Helper()
 	dir := t.TempDir()
 	in := filepath.Join(dir, "in.pdf")
 	if err := os.WriteFile(in, file, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "page")
-	n := fmt.Sprint(page)
-	if msg, err := exec.Command("pdftoppm", "-r", "72", "-png", "-cropbox", "-singlefile", "-f", n, "-l", n, in, out).CombinedOutput(); err != nil {
+	args = append(append([]string{"-png", "-singlefile"}, args...), in, out)
+	if msg, err := exec.Command("pdftoppm", args...).CombinedOutput(); err != nil {
 		t.Fatalf("pdftoppm: %v\n%s", err, msg)
 	}
 	f, err := os.ReadFile(out + ".png")
