@@ -446,7 +446,7 @@ func (s *Server) routes() http.Handler {
 	api := &rest.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	api.Register(e)
 	ws := soap.New(soap.Options{Settings: s.soap, TempDir: s.settings.TempDir, Spool: s.spool, MaxDocumentSize: s.settings.MaxDocumentSize})
-	ws.Seal, ws.Verifier, ws.Access, ws.Auth, ws.Log = s.Seal, api.Verifier, s.Access, auth, s.log
+	ws.Seal, ws.Jobs, ws.Verifier, ws.Access, ws.Auth, ws.Log = s.Seal, s.Jobs, api.Verifier, s.Access, auth, s.log
 	ws.Register(e)
 	e.POST("/api/v1/oauth/token", engine.Std(auth.TokenHandler()))
 	e.POST("/api/v1/sessions", engine.Std(auth.LoginHandler()))

@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,7 +141,7 @@ func TestSOAPGoClient(t *testing.T) {
 	}
 	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0099"}}})
 	page, x, y, w, h := int32(1), 0.0, 0.0, 200.0, 60.0
-	res, err := port.SealDocument(&wsdl.SealDocument{Format: "pades", Page: &page, X: &x, Y: &y, Width: &w, Height: &h, Reason: "Invoice",
+	res, err := port.SealDocument(&wsdl.SealDocument{SealOptions: &wsdl.SealOptions{Format: "pades", Page: &page, X: &x, Y: &y, Width: &w, Height: &h, Reason: "Invoice"},
 		Document: []byte(base64.StdEncoding.EncodeToString(invoice))})
 	if err != nil {
 		t.Fatalf("SealDocument: %v", err)
@@ -217,12 +220,14 @@ func TestSOAPWSSecurityRefusals(t *testing.T) {
 
 // TestSOAPZeep drives the endpoint with python3-zeep (Debian's
 // /usr/bin/python3), which reads /soap?wsdl: PAdES and CAdES inline and as
-// MTOM, verification; the outputs pass pdfsig and openssl cms -verify.
+// MTOM, a batch job and its results, verification; the outputs pass pdfsig
+// and openssl cms -verify.
 func TestSOAPZeep(t *testing.T) {
 	if err := exec.Command("/usr/bin/python3", "-c", "import zeep").Run(); err != nil {
 		t.Skip("python3-zeep is not installed (apt-get install python3-zeep)")
 	}
 	n := newNode(t)
+	runJobs(t, n.Server)
 	dir := t.TempDir()
 	invoice := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: "Invoice 2026-0100"}}})
 	order := bytes.Repeat([]byte("order 8 · 12 units\n"), 3000)
@@ -246,10 +251,16 @@ func TestSOAPZeep(t *testing.T) {
 			Valid bool   `json:"valid"`
 			Kind  string `json:"kind"`
 		} `json:"verifyCades"`
-		MtomAnswers   []string `json:"mtomAnswers"`
-		MtomPades     string   `json:"mtomPades"`
-		MtomCades     string   `json:"mtomCades"`
-		VerifyMtom    bool     `json:"verifyMtom"`
+		MtomAnswers    []string `json:"mtomAnswers"`
+		MtomPades      string   `json:"mtomPades"`
+		MtomCades      string   `json:"mtomCades"`
+		VerifyMtom     bool     `json:"verifyMtom"`
+		BatchSubmitted struct {
+			State     string `json:"state"`
+			Documents int    `json:"documents"`
+		} `json:"batchSubmitted"`
+		BatchState    string  `json:"batchState"`
+		BatchVerified [][]any `json:"batchVerified"`
 		WrongPassword struct {
 			Code   string `json:"code"`
 			Detail string `json:"detail"`
@@ -267,10 +278,14 @@ func TestSOAPZeep(t *testing.T) {
 	if len(found.MtomAnswers) != 3 || found.MtomAnswers[0] != "multipart/related" {
 		t.Errorf("MTOM requests were answered as %v, want multipart/related", found.MtomAnswers)
 	}
+	if found.BatchSubmitted.State != "queued" || found.BatchSubmitted.Documents != 2 || found.BatchState != "done" ||
+		fmt.Sprint(found.BatchVerified) != "[[a.pdf true] [b.pdf true]]" {
+		t.Errorf("batch: %+v %s %v", found.BatchSubmitted, found.BatchState, found.BatchVerified)
+	}
 	if found.WrongPassword.Detail != "unauthenticated" {
 		t.Errorf("wrong password: %+v", found.WrongPassword)
 	}
-	for _, f := range []string{"inline.pdf", "mtom.pdf"} {
+	for _, f := range []string{"inline.pdf", "mtom.pdf", "batch-1.pdf", "batch-2.pdf"} {
 		if out, err := run(t, "pdfsig", "-nocert", dir+"/"+f); err != nil || !strings.Contains(out, "Signature is Valid.") || !strings.Contains(out, "Total document signed") {
 			t.Errorf("pdfsig %s: %v\n%s", f, err, out)
 		}
@@ -336,7 +351,7 @@ func TestSOAPHostileInputs(t *testing.T) {
 			map[string]string{"Content-Type": mtomType, "Authorization": auth["Authorization"]}, "mtom_malformed"},
 		{"too many MTOM parts", func() io.Reader {
 			parts := mtomHead + "x"
-			for i := range 10 {
+			for i := range 1000 {
 				parts += fmt.Sprintf("\r\n--b\r\nContent-ID: <p%d>\r\n\r\nx", i)
 			}
 			return strings.NewReader(parts + "\r\n--b--\r\n")
@@ -491,4 +506,101 @@ func TestSOAPCredentials(t *testing.T) {
 	if resp, b := n.post(t, "/api/v1/seals?format=cades", n.ERPID, n.ERPSecret, "text/plain", strings.NewReader("x")); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("REST after the lockout: %s %s", resp.Status, b)
 	}
+}
+
+// TestSOAPBatch: a SealBatch over MTOM (one attachment per document), its
+// status and results for its owner only, and the refusals of the batch
+// operations with their codes.
+func TestSOAPBatch(t *testing.T) {
+	n := newNode(t)
+	auth := map[string]string{"Authorization": basicAuth(n.ERPID, n.ERPSecret)}
+	order := []byte("order 10 · 3 units\n")
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.SetBoundary("sealgate-test-boundary")
+	root, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {`application/xop+xml; type="text/xml"`}, "Content-Id": {"<root>"}})
+	io.WriteString(root, envelope11("", `<SealBatch xmlns="urn:sealgate:v1"><format>cades</format><level>B-B</level>`+
+		`<document><name>one.txt</name><content>`+strings.Replace(xopInclude, "cid:doc", "cid:one", 1)+`</content></document>`+
+		`<document><name>two.txt</name><content>`+strings.Replace(xopInclude, "cid:doc", "cid:two", 1)+`</content></document></SealBatch>`))
+	for _, id := range []string{"one", "two"} {
+		part, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Id": {"<" + id + ">"}})
+		part.Write(order)
+	}
+	mw.Close()
+	resp, b, _ := n.soapPost(t, "urn:sealgate:v1/SealBatch", &body, map[string]string{"Content-Type": mtomType, "Authorization": auth["Authorization"]})
+	var submitted struct {
+		ID    string `xml:"Body>SealBatchResponse>job>id"`
+		State string `xml:"Body>SealBatchResponse>job>state"`
+		Docs  []struct {
+			Name string `xml:"name"`
+			Size int64  `xml:"size"`
+		} `xml:"Body>SealBatchResponse>job>document"`
+	}
+	if err := xml.Unmarshal(mtomRoot(t, resp, b), &submitted); err != nil || resp.StatusCode != 200 || submitted.State != "queued" || len(submitted.Docs) != 2 ||
+		submitted.Docs[1].Name != "two.txt" || submitted.Docs[1].Size != int64(len(order)) {
+		t.Fatalf("SealBatch: %s %v %+v\n%s", resp.Status, err, submitted, b)
+	}
+	getStatus := envelope11("", `<GetJobStatus xmlns="urn:sealgate:v1"><jobId>`+submitted.ID+`</jobId></GetJobStatus>`)
+	getFirst := envelope11("", `<GetSealedDocument xmlns="urn:sealgate:v1"><jobId>`+submitted.ID+`</jobId><n>1</n></GetSealedDocument>`)
+	if _, b, _ := n.soapPost(t, "", strings.NewReader(getFirst), auth); !strings.Contains(string(b), "<code>job_pending</code>") {
+		t.Errorf("a result before the job ran: %s", b)
+	}
+	intruder := map[string]string{"Authorization": basicAuth(n.IntruderID, n.IntruderSecret)}
+	if _, b, _ := n.soapPost(t, "", strings.NewReader(getStatus), intruder); !strings.Contains(string(b), "<code>job_unknown</code>") {
+		t.Errorf("another principal's job: %s", b)
+	}
+	runJobs(t, n.Server)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, b, _ := n.soapPost(t, "", strings.NewReader(getStatus), auth)
+		if strings.Contains(string(b), "<state>done</state><seal>") || time.Now().After(deadline) {
+			if !strings.Contains(string(b), "<done>2</done>") {
+				t.Fatalf("the job did not finish: %s", b)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, b, _ = n.soapPost(t, "", strings.NewReader(getFirst), auth)
+	var got struct {
+		Name string `xml:"Body>GetSealedDocumentResponse>name"`
+		P7S  string `xml:"Body>GetSealedDocumentResponse>sealedDocument"`
+	}
+	if err := xml.Unmarshal(b, &got); err != nil || got.Name != "one.txt" {
+		t.Fatalf("GetSealedDocument: %s %v %s", resp.Status, err, b)
+	}
+	p7s, _ := base64.StdEncoding.DecodeString(got.P7S)
+	if out, err := run(t, "openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", writeTemp(t, "one.p7s", p7s), "-content", writeTemp(t, "one.txt", order), "-CAfile", n.CAFile, "-purpose", "any", "-out", os.DevNull); err != nil {
+		t.Errorf("openssl cms -verify: %v\n%s", err, out)
+	}
+	for name, tc := range map[string]struct{ body, code string }{
+		"no documents":      {`<SealBatch xmlns="urn:sealgate:v1"><format>cades</format></SealBatch>`, "job_empty"},
+		"a name for all":    {`<SealBatch xmlns="urn:sealgate:v1"><name>x</name><document><content>eA==</content></document></SealBatch>`, "bad_request"},
+		"a bad option":      {`<SealBatch xmlns="urn:sealgate:v1"><level>B-Z</level><document><content>eA==</content></document></SealBatch>`, "level_unsupported"},
+		"no such document":  {`<GetSealedDocument xmlns="urn:sealgate:v1"><jobId>` + submitted.ID + `</jobId><n>3</n></GetSealedDocument>`, "job_document_unknown"},
+		"no such job":       {`<GetJobStatus xmlns="urn:sealgate:v1"><jobId>0000</jobId></GetJobStatus>`, "job_unknown"},
+		"not base64 inline": {`<SealBatch xmlns="urn:sealgate:v1"><document><content>!!</content></document></SealBatch>`, "bad_request"},
+	} {
+		if _, b, _ := n.soapPost(t, "", strings.NewReader(envelope11("", tc.body)), auth); !strings.Contains(string(b), "<code>"+tc.code+"</code>") {
+			t.Errorf("%s: %s, want %s", name, b, tc.code)
+		}
+	}
+}
+
+// mtomRoot is the envelope of an MTOM answer.
+func mtomRoot(t *testing.T, resp *http.Response, b []byte) []byte {
+	t.Helper()
+	_, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || params["boundary"] == "" {
+		t.Fatalf("not an MTOM answer: %s %q\n%s", resp.Status, resp.Header.Get("Content-Type"), b)
+	}
+	part, err := multipart.NewReader(bytes.NewReader(b), params["boundary"]).NextPart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := io.ReadAll(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
 }

@@ -24,31 +24,7 @@ type NCName string
 type SealDocument struct {
 	XMLName xml.Name `xml:"urn:sealgate:v1 SealDocument"`
 
-	Seal string `xml:"seal,omitempty" json:"seal,omitempty"`
-
-	Format string `xml:"format,omitempty" json:"format,omitempty"`
-
-	Level string `xml:"level,omitempty" json:"level,omitempty"`
-
-	Name string `xml:"name,omitempty" json:"name,omitempty"`
-
-	Field string `xml:"field,omitempty" json:"field,omitempty"`
-
-	Page *int32 `xml:"page,omitempty" json:"page,omitempty"`
-
-	X *float64 `xml:"x,omitempty" json:"x,omitempty"`
-
-	Y *float64 `xml:"y,omitempty" json:"y,omitempty"`
-
-	Width *float64 `xml:"width,omitempty" json:"width,omitempty"`
-
-	Height *float64 `xml:"height,omitempty" json:"height,omitempty"`
-
-	Reason string `xml:"reason,omitempty" json:"reason,omitempty"`
-
-	Location string `xml:"location,omitempty" json:"location,omitempty"`
-
-	Certify string `xml:"certify,omitempty" json:"certify,omitempty"`
+	*SealOptions
 
 	Document []byte `xml:"document,omitempty" json:"document,omitempty"`
 }
@@ -75,6 +51,52 @@ type VerifyDocumentResponse struct {
 	Report *VerificationReport `xml:"report,omitempty" json:"report,omitempty"`
 }
 
+type SealBatch struct {
+	XMLName xml.Name `xml:"urn:sealgate:v1 SealBatch"`
+
+	*SealOptions
+
+	Totp string `xml:"totp,omitempty" json:"totp,omitempty"`
+
+	Document []*BatchDocument `xml:"document,omitempty" json:"document,omitempty"`
+}
+
+type SealBatchResponse struct {
+	XMLName xml.Name `xml:"urn:sealgate:v1 SealBatchResponse"`
+
+	Job *JobStatus `xml:"job,omitempty" json:"job,omitempty"`
+}
+
+type GetJobStatus struct {
+	XMLName xml.Name `xml:"urn:sealgate:v1 GetJobStatus"`
+
+	JobId string `xml:"jobId,omitempty" json:"jobId,omitempty"`
+}
+
+type GetJobStatusResponse struct {
+	XMLName xml.Name `xml:"urn:sealgate:v1 GetJobStatusResponse"`
+
+	Job *JobStatus `xml:"job,omitempty" json:"job,omitempty"`
+}
+
+type GetSealedDocument struct {
+	XMLName xml.Name `xml:"urn:sealgate:v1 GetSealedDocument"`
+
+	JobId string `xml:"jobId,omitempty" json:"jobId,omitempty"`
+
+	N int32 `xml:"n,omitempty" json:"n,omitempty"`
+}
+
+type GetSealedDocumentResponse struct {
+	XMLName xml.Name `xml:"urn:sealgate:v1 GetSealedDocumentResponse"`
+
+	Name string `xml:"name,omitempty" json:"name,omitempty"`
+
+	Result *SealResult `xml:"result,omitempty" json:"result,omitempty"`
+
+	SealedDocument []byte `xml:"sealedDocument,omitempty" json:"sealedDocument,omitempty"`
+}
+
 type ListSeals struct {
 	XMLName xml.Name `xml:"urn:sealgate:v1 ListSeals"`
 }
@@ -93,6 +115,34 @@ type SealgateFault struct {
 	Message string `xml:"message,omitempty" json:"message,omitempty"`
 
 	RetryAfter *int32 `xml:"retryAfter,omitempty" json:"retryAfter,omitempty"`
+}
+
+type SealOptions struct {
+	Seal string `xml:"seal,omitempty" json:"seal,omitempty"`
+
+	Format string `xml:"format,omitempty" json:"format,omitempty"`
+
+	Level string `xml:"level,omitempty" json:"level,omitempty"`
+
+	Name string `xml:"name,omitempty" json:"name,omitempty"`
+
+	Field string `xml:"field,omitempty" json:"field,omitempty"`
+
+	Page *int32 `xml:"page,omitempty" json:"page,omitempty"`
+
+	X *float64 `xml:"x,omitempty" json:"x,omitempty"`
+
+	Y *float64 `xml:"y,omitempty" json:"y,omitempty"`
+
+	Width *float64 `xml:"width,omitempty" json:"width,omitempty"`
+
+	Height *float64 `xml:"height,omitempty" json:"height,omitempty"`
+
+	Reason string `xml:"reason,omitempty" json:"reason,omitempty"`
+
+	Location string `xml:"location,omitempty" json:"location,omitempty"`
+
+	Certify string `xml:"certify,omitempty" json:"certify,omitempty"`
 }
 
 type SealResult struct {
@@ -285,6 +335,64 @@ type EvidenceEntry struct {
 	PrincipalHash string `xml:"principalHash,omitempty" json:"principalHash,omitempty"`
 }
 
+type BatchDocument struct {
+	Name string `xml:"name,omitempty" json:"name,omitempty"`
+
+	Content []byte `xml:"content,omitempty" json:"content,omitempty"`
+}
+
+type JobStatus struct {
+	Id string `xml:"id,omitempty" json:"id,omitempty"`
+
+	State string `xml:"state,omitempty" json:"state,omitempty"`
+
+	Seal string `xml:"seal,omitempty" json:"seal,omitempty"`
+
+	Format string `xml:"format,omitempty" json:"format,omitempty"`
+
+	Level string `xml:"level,omitempty" json:"level,omitempty"`
+
+	Created soap.XSDDateTime `xml:"created,omitempty" json:"created,omitempty"`
+
+	Finished soap.XSDDateTime `xml:"finished,omitempty" json:"finished,omitempty"`
+
+	Expires soap.XSDDateTime `xml:"expires,omitempty" json:"expires,omitempty"`
+
+	Counts *JobCounts `xml:"counts,omitempty" json:"counts,omitempty"`
+
+	Document []*JobDocument `xml:"document,omitempty" json:"document,omitempty"`
+}
+
+type JobCounts struct {
+	Queued int32 `xml:"queued,omitempty" json:"queued,omitempty"`
+
+	Running int32 `xml:"running,omitempty" json:"running,omitempty"`
+
+	Done int32 `xml:"done,omitempty" json:"done,omitempty"`
+
+	Failed int32 `xml:"failed,omitempty" json:"failed,omitempty"`
+
+	Cancelled int32 `xml:"cancelled,omitempty" json:"cancelled,omitempty"`
+}
+
+type JobDocument struct {
+	N int32 `xml:"n,omitempty" json:"n,omitempty"`
+
+	Name string `xml:"name,omitempty" json:"name,omitempty"`
+
+	Size int64 `xml:"size,omitempty" json:"size,omitempty"`
+
+	State string `xml:"state,omitempty" json:"state,omitempty"`
+
+	Code string `xml:"code,omitempty" json:"code,omitempty"`
+
+	Message string `xml:"message,omitempty" json:"message,omitempty"`
+
+	EventId string `xml:"eventId,omitempty" json:"eventId,omitempty"`
+
+	EvidenceIndex *uint64 `xml:"evidenceIndex,omitempty" json:"evidenceIndex,omitempty"`
+}
+
 type SealgatePortType interface {
 
 	// Error can be either of the following types:
@@ -310,6 +418,30 @@ type SealgatePortType interface {
 	ListSeals(request *ListSeals) (*ListSealsResponse, error)
 
 	ListSealsContext(ctx context.Context, request *ListSeals) (*ListSealsResponse, error)
+
+	// Error can be either of the following types:
+	//
+	//   - SealgateFault
+
+	SealBatch(request *SealBatch) (*SealBatchResponse, error)
+
+	SealBatchContext(ctx context.Context, request *SealBatch) (*SealBatchResponse, error)
+
+	// Error can be either of the following types:
+	//
+	//   - SealgateFault
+
+	GetJobStatus(request *GetJobStatus) (*GetJobStatusResponse, error)
+
+	GetJobStatusContext(ctx context.Context, request *GetJobStatus) (*GetJobStatusResponse, error)
+
+	// Error can be either of the following types:
+	//
+	//   - SealgateFault
+
+	GetSealedDocument(request *GetSealedDocument) (*GetSealedDocumentResponse, error)
+
+	GetSealedDocumentContext(ctx context.Context, request *GetSealedDocument) (*GetSealedDocumentResponse, error)
 }
 
 type sealgatePortType struct {
@@ -368,6 +500,57 @@ func (service *sealgatePortType) ListSealsContext(ctx context.Context, request *
 
 func (service *sealgatePortType) ListSeals(request *ListSeals) (*ListSealsResponse, error) {
 	return service.ListSealsContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *sealgatePortType) SealBatchContext(ctx context.Context, request *SealBatch) (*SealBatchResponse, error) {
+	response := new(SealBatchResponse)
+	err := service.client.CallContext(ctx, "urn:sealgate:v1/SealBatch", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *sealgatePortType) SealBatch(request *SealBatch) (*SealBatchResponse, error) {
+	return service.SealBatchContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *sealgatePortType) GetJobStatusContext(ctx context.Context, request *GetJobStatus) (*GetJobStatusResponse, error) {
+	response := new(GetJobStatusResponse)
+	err := service.client.CallContext(ctx, "urn:sealgate:v1/GetJobStatus", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *sealgatePortType) GetJobStatus(request *GetJobStatus) (*GetJobStatusResponse, error) {
+	return service.GetJobStatusContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *sealgatePortType) GetSealedDocumentContext(ctx context.Context, request *GetSealedDocument) (*GetSealedDocumentResponse, error) {
+	response := new(GetSealedDocumentResponse)
+	err := service.client.CallContext(ctx, "urn:sealgate:v1/GetSealedDocument", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *sealgatePortType) GetSealedDocument(request *GetSealedDocument) (*GetSealedDocumentResponse, error) {
+	return service.GetSealedDocumentContext(
 		context.Background(),
 		request,
 	)

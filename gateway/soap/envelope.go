@@ -55,7 +55,8 @@ type Limits struct {
 	MaxElements int `yaml:"maxElements"`
 	// MaxAttributes bounds the attributes of one element. Default 64.
 	MaxAttributes int `yaml:"maxAttributes"`
-	// MaxParts bounds the MIME parts of an MTOM package. Default 8.
+	// MaxParts bounds the MIME parts of an MTOM package (a SealBatch has
+	// one per document). Default 1,000.
 	MaxParts int `yaml:"maxParts"`
 	// MaxPartSize bounds one MTOM attachment in bytes. Default: the
 	// seal section's maxDocumentSize, else 2 GiB.
@@ -78,7 +79,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxDepth, 64)
 	def(&l.MaxElements, 10000)
 	def(&l.MaxAttributes, 64)
-	def(&l.MaxParts, 8)
+	def(&l.MaxParts, 1000)
 	return l
 }
 

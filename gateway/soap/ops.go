@@ -77,28 +77,36 @@ func (c *call) content(raw []byte, what string) (io.Reader, int64, error) {
 	return bytes.NewReader(b[:n]), int64(n), nil
 }
 
-// sealDocument seals one document, with the options REST takes, checked
-// by seal.ParseOptions.
-func (c *call) sealDocument() error {
-	var req wsdl.SealDocument
-	if err := prepare(c, &req); err != nil {
-		return err
-	}
+// optionFields are a request's seal options as seal.ParseOptions takes
+// them, so SOAP refuses what REST refuses, with the same codes.
+func optionFields(o *wsdl.SealOptions) map[string][]string {
 	fields := map[string][]string{}
-	for name, v := range map[string]string{"seal": req.Seal, "format": req.Format, "level": req.Level, "name": req.Name,
-		"field": req.Field, "reason": req.Reason, "location": req.Location, "certify": req.Certify} {
+	if o == nil {
+		return fields
+	}
+	for name, v := range map[string]string{"seal": o.Seal, "format": o.Format, "level": o.Level, "name": o.Name,
+		"field": o.Field, "reason": o.Reason, "location": o.Location, "certify": o.Certify} {
 		if v != "" {
 			fields[name] = []string{v}
 		}
 	}
-	if req.Page != nil {
-		fields["page"] = []string{strconv.Itoa(int(*req.Page))}
+	if o.Page != nil {
+		fields["page"] = []string{strconv.Itoa(int(*o.Page))}
 	}
-	rect := []*float64{req.X, req.Y, req.Width, req.Height}
+	rect := []*float64{o.X, o.Y, o.Width, o.Height}
 	for i, name := range seal.RectNames() {
 		if rect[i] != nil {
 			fields[name] = []string{strconv.FormatFloat(*rect[i], 'g', -1, 64)}
 		}
+	}
+	return fields
+}
+
+// sealDocument seals one document.
+func (c *call) sealDocument() error {
+	var req wsdl.SealDocument
+	if err := prepare(c, &req); err != nil {
+		return err
 	}
 	doc, size, err := c.content(req.Document, "document")
 	if err != nil {
@@ -106,7 +114,7 @@ func (c *call) sealDocument() error {
 	}
 	req.Document = nil
 	sr := seal.Request{Principal: c.p, Document: doc, Size: size}
-	if err := seal.ParseOptions(&sr, fields); err != nil {
+	if err := seal.ParseOptions(&sr, optionFields(req.SealOptions)); err != nil {
 		return err
 	}
 	res, err := c.e.Seal.Seal(c.r.Context(), sr)
@@ -114,11 +122,23 @@ func (c *call) sealDocument() error {
 		return err
 	}
 	defer res.Close()
+	c.respondSealed("SealDocumentResponse", "", res)
+	return nil
+}
+
+// respondSealed answers with the element local holding the document's
+// name (when not ""), its result and the sealed document.
+func (c *call) respondSealed(local, name string, res *seal.Result) {
 	out := &document{src: res, contentType: res.ContentType}
 	c.respond(c.env.version, func(w io.Writer, enc *xml.Encoder) error {
-		start := xml.StartElement{Name: xml.Name{Space: nsSealgate, Local: "SealDocumentResponse"}}
+		start := xml.StartElement{Name: xml.Name{Space: nsSealgate, Local: local}}
 		if err := enc.EncodeToken(start); err != nil {
 			return err
+		}
+		if name != "" {
+			if err := enc.EncodeElement(name, xml.StartElement{Name: xml.Name{Local: "name"}}); err != nil {
+				return err
+			}
 		}
 		if err := writeField(enc, reflect.ValueOf(sealResult(res)), xml.StartElement{Name: xml.Name{Local: "result"}}); err != nil {
 			return err
@@ -131,7 +151,6 @@ func (c *call) sealDocument() error {
 		}
 		return enc.Flush()
 	}, out)
-	return nil
 }
 
 func sealResult(res *seal.Result) *wsdl.SealResult {

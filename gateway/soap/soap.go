@@ -76,6 +76,7 @@ const CodeConfigInvalid fault.Code = "soap_config_invalid"
 // Endpoint is the SOAP endpoint.
 type Endpoint struct {
 	Seal     *seal.Service
+	Jobs     *seal.Jobs
 	Verifier *seal.Verifier
 	Access   Seals
 	Auth     Authenticator
@@ -103,7 +104,7 @@ type Options struct {
 	Now func() time.Time
 }
 
-// New returns an endpoint; set Seal, Verifier, Access, Auth and Log on it.
+// New returns an endpoint; set Seal, Jobs, Verifier, Access, Auth and Log on it.
 func New(opts Options) *Endpoint {
 	s := opts.Settings
 	if s.MaxPartSize == 0 {
@@ -169,9 +170,12 @@ type operation struct {
 }
 
 var operations = map[string]operation{
-	"SealDocument":   {"urn:sealgate:v1/SealDocument", (*call).sealDocument},
-	"VerifyDocument": {"urn:sealgate:v1/VerifyDocument", (*call).verifyDocument},
-	"ListSeals":      {"urn:sealgate:v1/ListSeals", (*call).listSeals},
+	"SealDocument":      {"urn:sealgate:v1/SealDocument", (*call).sealDocument},
+	"VerifyDocument":    {"urn:sealgate:v1/VerifyDocument", (*call).verifyDocument},
+	"ListSeals":         {"urn:sealgate:v1/ListSeals", (*call).listSeals},
+	"SealBatch":         {"urn:sealgate:v1/SealBatch", (*call).sealBatch},
+	"GetJobStatus":      {"urn:sealgate:v1/GetJobStatus", (*call).getJobStatus},
+	"GetSealedDocument": {"urn:sealgate:v1/GetSealedDocument", (*call).getSealedDocument},
 }
 
 // post runs one operation; every failure is a SOAP fault.
@@ -205,7 +209,7 @@ func (c *call) run() (version, error) {
 	name := c.env.op.Name
 	op, ok := operations[name.Local]
 	if !ok || name.Space != nsSealgate {
-		return v, fault.New(fault.Invalid, CodeOperationUnknown, "the Body's element {%s}%s is not an operation of urn:sealgate:v1 (SealDocument, VerifyDocument, ListSeals)", name.Space, name.Local)
+		return v, fault.New(fault.Invalid, CodeOperationUnknown, "the Body's element {%s}%s is not an operation of urn:sealgate:v1 (SealDocument, SealBatch, GetJobStatus, GetSealedDocument, VerifyDocument, ListSeals)", name.Space, name.Local)
 	}
 	if action != "" && action != op.action {
 		return v, fault.New(fault.Invalid, CodeOperationUnknown, "the SOAP action %q does not match the Body's operation %s (%s)", action, name.Local, op.action)

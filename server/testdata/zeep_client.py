@@ -3,13 +3,15 @@
 usage: zeep_client.py URL CLIENT_ID SECRET PDF DOC OUTDIR
 
 Reads the WSDL from URL/soap?wsdl, seals PDF (PAdES) and DOC (CAdES)
-inline with a WS-Security UsernameToken, and again as MTOM with HTTP Basic
+inline with a WS-Security UsernameToken, runs a batch job and fetches its
+results, and seals again as MTOM with HTTP Basic
 (zeep builds the envelope; the script packages it as MTOM/XOP, and zeep
 reads the MTOM answer), verifies what it got, and writes the outputs to
 OUTDIR for pdfsig and openssl. Prints one JSON line of findings.
 """
 import json
 import sys
+import time
 import uuid
 
 import requests
@@ -80,6 +82,21 @@ open(out + "/mtom.p7s", "wb").write(r.sealedDocument)
 found["mtomCades"] = r.result.format
 rep = mtom_call("VerifyDocument", open(out + "/mtom.pdf", "rb").read())
 found["verifyMtom"] = rep.valid
+
+# A batch: submitted, followed until done, each sealed document fetched and verified.
+job = ws.service.SealBatch(format="pades", reason="Batch", document=[{"name": "a.pdf", "content": pdf}, {"name": "b.pdf", "content": pdf}])
+found["batchSubmitted"] = {"state": job.state, "documents": len(job.document)}
+for _ in range(300):
+    job = ws.service.GetJobStatus(jobId=job.id)
+    if job.state in ("done", "failed", "cancelled"):
+        break
+    time.sleep(0.1)
+found["batchState"] = job.state
+found["batchVerified"] = []
+for d in job.document:
+    r = ws.service.GetSealedDocument(jobId=job.id, n=d.n)
+    open("%s/batch-%d.pdf" % (out, d.n), "wb").write(r.sealedDocument)
+    found["batchVerified"].append([r.name, ws.service.VerifyDocument(document=r.sealedDocument).valid])
 
 try:
     Client(url + "/soap?wsdl", wsse=UsernameToken(client_id, "sgp_wrong")).service.ListSeals()
