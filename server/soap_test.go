@@ -28,6 +28,7 @@ import (
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/internal/pdftest"
+	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/wsdl"
 )
 
@@ -162,6 +163,21 @@ func TestSOAPGoClient(t *testing.T) {
 	}
 	if r := rep.Report; !r.Valid || r.Kind != "pdf" || r.Pdf == nil || len(r.Pdf.Signature) != 1 || !r.Pdf.Signature[0].Valid || !r.InLog {
 		t.Errorf("report %+v", r)
+	}
+	// The same report as REST's, typed.
+	resp, b := n.post(t, "/api/v1/verifications", "", "", "application/pdf", bytes.NewReader(sealed))
+	var restRep seal.Report
+	if err := json.Unmarshal(b, &restRep); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("REST verification: %s %v", resp.Status, err)
+	}
+	r, rs := rep.Report, restRep.PDF.Signatures[0]
+	soapSig := r.Pdf.Signature[0]
+	if r.Verdict != restRep.Verdict || r.DocumentSha256 != restRep.DocumentSHA256 || r.Size != restRep.Size ||
+		soapSig.Level != string(rs.Level) || soapSig.SubFilter != rs.SubFilter || fmt.Sprint(soapSig.ByteRange) != fmt.Sprint(rs.ByteRange) ||
+		soapSig.Cms.Signer != rs.CMS.Signer || len(soapSig.Cms.Chain) != len(rs.CMS.Chain) ||
+		(rs.CMS.Timestamp == nil) != (soapSig.Cms.Timestamp == nil) ||
+		len(r.Qualification) != len(restRep.Qualifications) || len(r.Qualification) == 0 || r.Qualification[0].Level != string(restRep.Qualifications[0].Qualification.Level) {
+		t.Errorf("SOAP report %+v differs from REST's %+v", r, restRep)
 	}
 
 	// A principal without a rule gets the fault REST's problem has.

@@ -189,6 +189,78 @@ type VerificationReport struct {
 	InLog bool `xml:"inLog,omitempty" json:"inLog,omitempty"`
 
 	EvidencePending bool `xml:"evidencePending,omitempty" json:"evidencePending,omitempty"`
+
+	Qualification []*SealQualification `xml:"qualification,omitempty" json:"qualification,omitempty"`
+}
+
+type SealQualification struct {
+	Field string `xml:"field,omitempty" json:"field,omitempty"`
+
+	Signer string `xml:"signer,omitempty" json:"signer,omitempty"`
+
+	Level string `xml:"level,omitempty" json:"level,omitempty"`
+
+	Words string `xml:"words,omitempty" json:"words,omitempty"`
+
+	At soap.XSDDateTime `xml:"at,omitempty" json:"at,omitempty"`
+
+	AtSource string `xml:"atSource,omitempty" json:"atSource,omitempty"`
+
+	Reason []string `xml:"reason,omitempty" json:"reason,omitempty"`
+
+	Service *TrustService `xml:"service,omitempty" json:"service,omitempty"`
+
+	Certificate *CertificateClaims `xml:"certificate,omitempty" json:"certificate,omitempty"`
+}
+
+type TrustService struct {
+	Territory string `xml:"territory,omitempty" json:"territory,omitempty"`
+
+	List string `xml:"list,omitempty" json:"list,omitempty"`
+
+	Sequence int32 `xml:"sequence,omitempty" json:"sequence,omitempty"`
+
+	Provider string `xml:"provider,omitempty" json:"provider,omitempty"`
+
+	Name string `xml:"name,omitempty" json:"name,omitempty"`
+
+	Type_ string `xml:"type,omitempty" json:"type,omitempty"`
+
+	Status string `xml:"status,omitempty" json:"status,omitempty"`
+
+	StatusSince soap.XSDDateTime `xml:"statusSince,omitempty" json:"statusSince,omitempty"`
+
+	AdditionalInfo []string `xml:"additionalInfo,omitempty" json:"additionalInfo,omitempty"`
+
+	Qualifier []string `xml:"qualifier,omitempty" json:"qualifier,omitempty"`
+}
+
+type CertificateClaims struct {
+	QcCompliance bool `xml:"qcCompliance,omitempty" json:"qcCompliance,omitempty"`
+
+	QcSSCD bool `xml:"qcSSCD,omitempty" json:"qcSSCD,omitempty"`
+
+	QcType []string `xml:"qcType,omitempty" json:"qcType,omitempty"`
+
+	QcCClegislation []string `xml:"qcCClegislation,omitempty" json:"qcCClegislation,omitempty"`
+
+	QcPDS []*PDS `xml:"qcPDS,omitempty" json:"qcPDS,omitempty"`
+
+	QcRetentionPeriod *int32 `xml:"qcRetentionPeriod,omitempty" json:"qcRetentionPeriod,omitempty"`
+
+	Policy []string `xml:"policy,omitempty" json:"policy,omitempty"`
+
+	LegalPerson bool `xml:"legalPerson,omitempty" json:"legalPerson,omitempty"`
+
+	OrganizationIdentifier string `xml:"organizationIdentifier,omitempty" json:"organizationIdentifier,omitempty"`
+
+	Problem []string `xml:"problem,omitempty" json:"problem,omitempty"`
+}
+
+type PDS struct {
+	Url string `xml:"url,omitempty" json:"url,omitempty"`
+
+	Language string `xml:"language,omitempty" json:"language,omitempty"`
 }
 
 type Finding struct {

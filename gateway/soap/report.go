@@ -27,10 +27,37 @@ func dateTimePtr(t *time.Time) xsd.XSDDateTime {
 func verificationReport(r *seal.Report) *wsdl.VerificationReport {
 	out := &wsdl.VerificationReport{Valid: r.Valid, Verdict: r.Verdict, DocumentSha256: r.DocumentSHA256, Size: r.Size, Kind: r.Kind,
 		Cms: cmsReport(r.CMS), Evidence: evidenceReport(r.Evidence), InLog: r.InLog, EvidencePending: r.EvidencePending}
+	for _, q := range r.Qualifications {
+		out.Qualification = append(out.Qualification, sealQualification(q))
+	}
 	if p := r.PDF; p != nil {
 		out.Pdf = &wsdl.PdfReport{Valid: p.Valid, Revisions: int32(p.Revisions), Error: findings(p.Errors)}
 		for _, s := range p.Signatures {
 			out.Pdf.Signature = append(out.Pdf.Signature, pdfSignature(s))
+		}
+	}
+	return out
+}
+
+func sealQualification(q seal.SealQualification) *wsdl.SealQualification {
+	v := q.Qualification
+	out := &wsdl.SealQualification{Field: q.Field, Signer: q.Signer, Level: string(v.Level), Words: v.Words, At: dateTime(v.At),
+		AtSource: v.AtSource, Reason: v.Reasons}
+	if sv := v.Service; sv != nil {
+		out.Service = &wsdl.TrustService{Territory: sv.Territory, List: sv.List, Sequence: int32(sv.Sequence), Provider: sv.Provider,
+			Name: sv.Name, Type_: sv.Type, Status: sv.Status, StatusSince: dateTime(sv.StatusSince), AdditionalInfo: sv.AdditionalInfo,
+			Qualifier: sv.Qualifiers}
+	}
+	if c := v.Certificate; c != nil {
+		out.Certificate = &wsdl.CertificateClaims{QcCompliance: c.QcCompliance, QcSSCD: c.QcSSCD, QcType: c.QcTypes,
+			QcCClegislation: c.QcCClegislation, Policy: c.Policies, LegalPerson: c.LegalPerson,
+			OrganizationIdentifier: c.OrganizationIdentifier, Problem: c.Problems}
+		if c.QcRetentionPeriod != 0 {
+			years := int32(c.QcRetentionPeriod)
+			out.Certificate.QcRetentionPeriod = &years
+		}
+		for _, p := range c.QcPDS {
+			out.Certificate.QcPDS = append(out.Certificate.QcPDS, &wsdl.PDS{Url: p.URL, Language: p.Language})
 		}
 	}
 	return out
