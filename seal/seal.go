@@ -228,6 +228,12 @@ func (r *Result) Close() error {
 	return err
 }
 
+// Load reports the single seals of sealID holding a turn (being sealed,
+// or their documents still arriving) and those waiting for one (seal.queue).
+func (s *Service) Load(sealID string) (inProgress, waiting int) {
+	return s.admit.load(sealID)
+}
+
 // Seal seals one document. Nothing is recorded as sealed unless the output
 // exists and its evidence entry is durable; every failure after the request
 // was understood is recorded as a failed seal event with its code.
