@@ -57,6 +57,7 @@ bench:
 	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/cms/
 	$(BENCH) -bench 'SigningPAdES200MBRSS' -benchtime 1x ./signing/pades/
 	$(BENCH) -bench 'Seal' -benchtime 3s ./server/
+	$(BENCH) -bench 'Job' -benchtime 5x ./server/
 	$(BENCH) -bench 'Evidence' ./evidence/
 	$(BENCH) -bench 'AccessDecide' -benchtime 50000x ./access/
 	$(BENCH) -bench 'AccessLogin' -benchtime 20x ./access/
