@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -17,15 +18,16 @@ import (
 	"github.com/sealgate/sealgate/signing/signingtest"
 )
 
-// remoteNode starts a node whose seal "acme" lives only at a CSC provider
-// on loopback allowing multisign hashes per signHash call, with jobs of
-// up to batchSize documents signed as one batch; its jobs are not run.
-func remoteNode(t testing.TB, multisign, batchSize int) (*node, *csctest.Server) {
+// remoteNode starts a node whose seal "acme" lives at a CSC provider on
+// loopback allowing multisign hashes per signHash call (and on a local
+// SoftHSM card for each of localTokens), with jobs of up to batchSize
+// documents signed as one batch; its jobs are not run.
+func remoteNode(t testing.TB, multisign, batchSize int, localTokens ...string) (*node, *csctest.Server) {
 	t.Helper()
 	var tsp *csctest.Server
 	n := newNode(t, func(doc map[string]any) {
 		var cfg signing.PoolConfig
-		tsp, cfg = csctest.StartSeal(t, signingtest.NewSoftHSM(t), csctest.Options{Multisign: multisign})
+		tsp, cfg = csctest.StartSeal(t, signingtest.NewSoftHSM(t), csctest.Options{Multisign: multisign}, localTokens...)
 		doc["signing"] = cfg
 		doc["jobs"] = map[string]any{"workers": batchSize, "batchSize": batchSize}
 	})
@@ -91,6 +93,47 @@ func TestJobBatchesRemoteSignatures(t *testing.T) {
 	// Its batch would have waited 5 s for the bad document.
 	if took > 4*time.Second {
 		t.Errorf("a job of 3 PDFs and a bad document took %s: the batch waited for the document that failed", took)
+	}
+}
+
+// The provider failing its signHash calls while a job's batches are
+// signed: the pool signs them on the local card holding the same seal, and
+// every document ends sealed and verifying, none failed or retried.
+func TestJobBatchFailsOver(t *testing.T) {
+	const docs = 40
+	n, tsp := remoteNode(t, 15, 10, "local-1")
+	runJobs(t, n.Server)
+	erp := n.process(t, n.ERPID, n.ERPSecret)
+	roots := x509.NewCertPool()
+	roots.AddCert(n.CA.Cert)
+	roots.AddCert(signingtest.SharedPKI(t).CA.Cert)
+	files := textDocs(docs)
+	authorize0 := tsp.Calls("credentials/authorize")
+	tsp.SetFault(csctest.Fault{Status: http.StatusServiceUnavailable, Methods: []string{"signatures/signHash"}})
+	st := waitJob(t, n.Server, erp, submit(t, n.Server, erp, seal.CAdES, files...).ID, 2*time.Minute)
+	if st.State != seal.JobDone || st.Counts.Done != docs {
+		t.Fatalf("job with the provider failing: %s %+v", st.State, st.Counts)
+	}
+	// A batch authorized at the provider whose signHash failed moved on.
+	if tsp.Calls("credentials/authorize") == authorize0 {
+		t.Error("no batch went to the provider, so none failed over")
+	}
+	byCard := map[string]int{}
+	for k, doc := range files {
+		checkResult(t, n.Server, erp, st, k+1, doc, roots)
+		res, err := n.Jobs.Result(context.Background(), erp, st.ID, k+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byCard[res.Card]++
+		res.Close()
+	}
+	var retried int
+	if err := n.DB.Read().QueryRow(`SELECT COUNT(*) FROM seal_job_documents WHERE job_id = ? AND attempts > 0`, st.ID).Scan(&retried); err != nil {
+		t.Fatal(err)
+	}
+	if byCard["local-1"] != docs || retried != 0 {
+		t.Errorf("documents by card %v, %d tried again; want all %d signed on local-1 at the first attempt", byCard, retried, docs)
 	}
 }
 
