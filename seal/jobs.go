@@ -99,9 +99,6 @@ func LoadJobsConfig(f *config.File) (JobsConfig, error) {
 	if c.Workers < 0 || c.BatchSize < 0 || c.MaxDocuments < 0 || c.MaxTotalSize < 0 || c.MaxQueued < 0 || c.Retention < 0 {
 		return c, fault.New(fault.Invalid, CodeJobsConfigInvalid, "jobs: workers, batchSize, maxDocuments, maxTotalSize, maxQueued and retention must not be negative")
 	}
-	if c.Workers > 0 && c.BatchSize > c.Workers {
-		return c, fault.New(fault.Invalid, CodeJobsConfigInvalid, "jobs: batchSize %d exceeds workers %d: the documents of a batch are sealed side by side", c.BatchSize, c.Workers)
-	}
 	if c.MaxDocuments == 0 {
 		c.MaxDocuments = 10000
 	}
