@@ -59,6 +59,7 @@ bench:
 	$(BENCH) -bench 'Seal[^S]|SealService' -benchtime 3s ./server/
 	$(BENCH) -bench 'SealSOAPVsREST' -benchtime 5s ./server/
 	$(BENCH) -bench 'SealSOAPMTOM100MBRSS' -benchtime 1x ./server/
+	$(BENCH) -bench 'Job' -benchtime 5x ./server/
 	$(BENCH) -bench 'Evidence' ./evidence/
 	$(BENCH) -bench 'AccessDecide' -benchtime 50000x ./access/
 	$(BENCH) -bench 'AccessLogin' -benchtime 20x ./access/

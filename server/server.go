@@ -303,7 +303,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		return nil, err
 	}
 	if jobsCfg.Workers == 0 {
-		jobsCfg.Workers = s.jobWorkers()
+		jobsCfg.Workers = max(s.jobWorkers(), jobsCfg.BatchSize)
 	}
 	if s.Jobs, err = seal.NewJobs(s.Seal, seal.JobsOptions{JobsConfig: jobsCfg,
 		ObserveDocument: s.metrics.observeJobDocument, ObserveJob: s.metrics.observeJob}); err != nil {
