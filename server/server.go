@@ -434,7 +434,7 @@ func (s *Server) routes() http.Handler {
 	s.engine = e
 	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
 	s.auth = auth
-	api := &rest.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
+	api := &rest.REST{Seal: s.Seal, Jobs: s.Jobs, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	api.Register(e)
 	e.POST("/api/v1/oauth/token", engine.Std(auth.TokenHandler()))
 	e.POST("/api/v1/sessions", engine.Std(auth.LoginHandler()))
