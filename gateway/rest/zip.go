@@ -54,14 +54,14 @@ func (a *REST) zipDocuments(r *http.Request) (docs iter.Seq2[seal.JobInput, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	remove = func() {
+	cleanup := func() {
 		if err := tmp.Remove(); err != nil {
 			a.Log.Warn("temporary ZIP file not removed", "err", err)
 		}
 	}
 	defer func() {
 		if err != nil {
-			remove()
+			cleanup()
 		}
 	}()
 	size, err := io.Copy(tmp, io.LimitReader(r.Body, lim.MaxTotalSize+1))
@@ -92,7 +92,7 @@ func (a *REST) zipDocuments(r *http.Request) (docs iter.Seq2[seal.JobInput, erro
 				return
 			}
 		}
-	}, remove, nil
+	}, cleanup, nil
 }
 
 // zipFiles reads the archive's directory, bounded so that an archive
