@@ -360,6 +360,22 @@ func TestJobRefusalsOverREST(t *testing.T) {
 			t.Errorf("%s: %s %s (%s), want %d %s", tc.what, resp.Status, p.Code, p.Detail, tc.status, tc.code)
 		}
 	}
+	// Without a Content-Length the archive is cut off where it passes the limit.
+	req, err := http.NewRequest("POST", n.URL+"/api/v1/jobs?format=cades", io.MultiReader(bytes.NewReader(randomBytes(t, 9<<20))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/zip")
+	req.SetBasicAuth(n.ERPID, n.ERPSecret)
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if p := readProblem(t, resp, b); resp.StatusCode != 413 || p.Code != "zip_too_large" {
+			t.Errorf("a chunked archive over jobs.maxTotalSize: %s %s", resp.Status, p.Code)
+		}
+	}
 	resp, b := restCall(t, "POST", n.URL+"/api/v1/jobs", "", "application/zip", zipBytes(t, one), nil)
 	if p := readProblem(t, resp, b); resp.StatusCode != 401 || p.Code != "unauthenticated" {
 		t.Errorf("anonymous: %s %s", resp.Status, p.Code)

@@ -235,14 +235,17 @@ func (a *REST) getJobResults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var zw *zip.Writer
+	begin := func() {
+		h := w.Header()
+		h.Set("Content-Type", "application/zip")
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "job-" + id + ".zip"}))
+		w.WriteHeader(http.StatusOK)
+		zw = zip.NewWriter(w)
+	}
 	names := map[string]bool{}
 	for res, err := range results {
 		if err == nil && zw == nil {
-			h := w.Header()
-			h.Set("Content-Type", "application/zip")
-			h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": "job-" + id + ".zip"}))
-			w.WriteHeader(http.StatusOK)
-			zw = zip.NewWriter(w)
+			begin()
 		}
 		if err == nil {
 			err = writeZipEntry(zw, uniqueName(names, resultName(res.Name, res.Format)), res)
@@ -257,9 +260,8 @@ func (a *REST) getJobResults(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if zw == nil {
-		// A job without a sealed document: an empty archive.
-		w.Header().Set("Content-Type", "application/zip")
-		zw = zip.NewWriter(w)
+		// No document was sealed: an empty archive.
+		begin()
 	}
 	if err := zw.Close(); err != nil {
 		a.Log.Warn("sending a job's results failed", "job", id, "err", err)

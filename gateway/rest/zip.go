@@ -50,6 +50,9 @@ const (
 // remove deletes the temporary file; call it once the job is submitted.
 func (a *REST) zipDocuments(r *http.Request) (docs iter.Seq2[seal.JobInput, error], remove func(), err error) {
 	lim := a.Jobs.Limits()
+	if r.ContentLength > lim.MaxTotalSize {
+		return nil, nil, fault.New(fault.TooLarge, CodeZipTooLarge, "the ZIP archive's %d bytes exceed %d (jobs.maxTotalSize)", r.ContentLength, lim.MaxTotalSize)
+	}
 	tmp, err := a.Seal.NewTempFile("zip")
 	if err != nil {
 		return nil, nil, err
@@ -86,7 +89,10 @@ func (a *REST) zipDocuments(r *http.Request) (docs iter.Seq2[seal.JobInput, erro
 				yield(seal.JobInput{}, fault.Wrap(err, fault.Invalid, CodeZipMalformed, "ZIP entry %q could not be opened", f.Name))
 				return
 			}
-			more := yield(seal.JobInput{Name: f.Name, Reader: &zipEntry{r: rc, name: f.Name}}, nil)
+			// Names without the UTF-8 flag are often in a DOS code page:
+			// kept readable for the records rather than refused.
+			name := strings.ToValidUTF8(f.Name, "_")
+			more := yield(seal.JobInput{Name: name, Reader: &zipEntry{r: rc, name: name}}, nil)
 			rc.Close()
 			if !more {
 				return
@@ -139,15 +145,17 @@ func zipFiles(ra io.ReaderAt, size int64, lim seal.JobsConfig) ([]*zip.File, err
 func checkZipEntry(f *zip.File) error {
 	name := f.Name
 	invalid := func(why string) error {
-		return fault.New(fault.Invalid, CodeZipEntryInvalid, "ZIP entry %q: %s", name, why)
+		return fault.New(fault.Invalid, CodeZipEntryInvalid, "ZIP entry %q: %s", strings.ToValidUTF8(name, "_"), why)
 	}
 	switch {
 	case name == "":
 		return invalid("the name is empty")
 	case strings.Contains(name, `\`):
 		return invalid("the name has a backslash")
-	case strings.HasPrefix(name, "/") || len(name) > 1 && name[1] == ':':
+	case strings.HasPrefix(name, "/"):
 		return invalid("the name is an absolute path")
+	case len(name) > 1 && name[1] == ':' && (name[0]|0x20 >= 'a' && name[0]|0x20 <= 'z'):
+		return invalid("the name begins with a drive letter")
 	case !f.Mode().IsRegular():
 		return invalid("not a regular file (a link or a device)")
 	case f.Flags&0x1 != 0:
