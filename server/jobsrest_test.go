@@ -112,16 +112,7 @@ func restCall(t testing.TB, method, u, auth, contentType string, body []byte, he
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return roundTrip(t, req)
 }
 
 // postJobREST submits a job and returns its status as answered with 202.
@@ -367,16 +358,11 @@ func TestJobRefusalsOverREST(t *testing.T) {
 	}
 	req.Header.Set("Content-Type", "application/zip")
 	req.SetBasicAuth(n.ERPID, n.ERPSecret)
-	if resp, err := http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	} else {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if p := readProblem(t, resp, b); resp.StatusCode != 413 || p.Code != "zip_too_large" {
-			t.Errorf("a chunked archive over jobs.maxTotalSize: %s %s", resp.Status, p.Code)
-		}
+	resp, b := roundTrip(t, req)
+	if p := readProblem(t, resp, b); resp.StatusCode != 413 || p.Code != "zip_too_large" {
+		t.Errorf("a chunked archive over jobs.maxTotalSize: %s %s", resp.Status, p.Code)
 	}
-	resp, b := restCall(t, "POST", n.URL+"/api/v1/jobs", "", "application/zip", zipBytes(t, one), nil)
+	resp, b = restCall(t, "POST", n.URL+"/api/v1/jobs", "", "application/zip", zipBytes(t, one), nil)
 	if p := readProblem(t, resp, b); resp.StatusCode != 401 || p.Code != "unauthenticated" {
 		t.Errorf("anonymous: %s %s", resp.Status, p.Code)
 	}

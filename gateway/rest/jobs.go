@@ -38,9 +38,8 @@ var jobFields = func() map[string]int {
 // more parts "document", or a ZIP archive with the options in the query.
 // It answers 202 once the job and its documents are durable.
 func (a *REST) postJob(w http.ResponseWriter, r *http.Request) {
-	p, err := a.Auth.Authenticate(r)
-	if err != nil {
-		problem.Write(w, r, a.Log, err)
+	p, ok := a.authenticate(w, r)
+	if !ok {
 		return
 	}
 	jr, done, err := a.jobRequest(r, p)
@@ -55,6 +54,16 @@ func (a *REST) postJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJobAccepted(w, st)
+}
+
+// authenticate returns r's caller, or answers the refusal.
+func (a *REST) authenticate(w http.ResponseWriter, r *http.Request) (access.Principal, bool) {
+	p, err := a.Auth.Authenticate(r)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return p, false
+	}
+	return p, true
 }
 
 // jobRequest turns r into the job p asks for: its options (query, and for
@@ -156,9 +165,8 @@ func writeJobAccepted(w http.ResponseWriter, st seal.JobStatus) {
 
 // getJob returns a job's status.
 func (a *REST) getJob(w http.ResponseWriter, r *http.Request) {
-	p, err := a.Auth.Authenticate(r)
-	if err != nil {
-		problem.Write(w, r, a.Log, err)
+	p, ok := a.authenticate(w, r)
+	if !ok {
 		return
 	}
 	st, err := a.Jobs.Status(r.Context(), p, r.PathValue("id"))
@@ -173,9 +181,8 @@ func (a *REST) getJob(w http.ResponseWriter, r *http.Request) {
 // headers of POST /seals; its ETag is the sealed document's digest, so
 // If-None-Match spares sending it again.
 func (a *REST) getJobDocument(w http.ResponseWriter, r *http.Request) {
-	p, err := a.Auth.Authenticate(r)
-	if err != nil {
-		problem.Write(w, r, a.Log, err)
+	p, ok := a.authenticate(w, r)
+	if !ok {
 		return
 	}
 	n, err := strconv.Atoi(r.PathValue("n"))
@@ -223,9 +230,8 @@ func etagMatches(header, etag string) bool {
 // Once the archive has begun, a failure can only cut the connection, so
 // that a client never takes a truncated archive for a whole one.
 func (a *REST) getJobResults(w http.ResponseWriter, r *http.Request) {
-	p, err := a.Auth.Authenticate(r)
-	if err != nil {
-		problem.Write(w, r, a.Log, err)
+	p, ok := a.authenticate(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
@@ -295,9 +301,8 @@ func uniqueName(taken map[string]bool, name string) string {
 
 // deleteJob cancels a job and purges its results.
 func (a *REST) deleteJob(w http.ResponseWriter, r *http.Request) {
-	p, err := a.Auth.Authenticate(r)
-	if err != nil {
-		problem.Write(w, r, a.Log, err)
+	p, ok := a.authenticate(w, r)
+	if !ok {
 		return
 	}
 	if err := a.Jobs.Cancel(r.Context(), p, r.PathValue("id")); err != nil {
