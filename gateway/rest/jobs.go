@@ -72,7 +72,6 @@ func (a *REST) authenticate(w http.ResponseWriter, r *http.Request) (access.Prin
 // holds (a ZIP's temporary file); call it once the job is submitted.
 func (a *REST) jobRequest(r *http.Request, p access.Principal) (seal.JobRequest, func(), error) {
 	jr := seal.JobRequest{Request: seal.Request{Principal: p}}
-	done := func() {}
 	var fields url.Values
 	var mr *multipart.Reader
 	var first *multipart.Part
@@ -108,7 +107,7 @@ func (a *REST) jobRequest(r *http.Request, p access.Principal) (seal.JobRequest,
 	}
 	if mr != nil {
 		jr.Documents = multipartDocuments(mr, first)
-		return jr, done, nil
+		return jr, func() {}, nil
 	}
 	docs, done, err := a.zipDocuments(r)
 	if err != nil {

@@ -42,12 +42,14 @@ const (
 )
 
 // zipDocuments spools the ZIP body of r to a temporary file within the
-// spool budget — an archive's directory is at its end, so it can only be
-// read with random access — checks every entry before anything is handed
-// to the job (names, methods, count, declared sizes and ratios), and
-// yields the files' entries in order, directories skipped. Entry names are
-// the documents' names for the records only; they never become paths.
-// remove deletes the temporary file; call it once the job is submitted.
+// spool budget, checks every entry before anything is handed to the job
+// (names, methods, count, declared sizes and ratios), and yields the
+// files' entries in order, directories skipped. An archive's directory is
+// at its end, so it needs random access: its local headers alone, read as
+// a stream, may leave sizes out (data descriptors) or disagree with the
+// directory. Entry names are the documents' names for the records only;
+// they never become paths. remove deletes the temporary file; call it once
+// the job is submitted.
 func (a *REST) zipDocuments(r *http.Request) (docs iter.Seq2[seal.JobInput, error], remove func(), err error) {
 	lim := a.Jobs.Limits()
 	if r.ContentLength > lim.MaxTotalSize {
