@@ -164,6 +164,11 @@ func NewJobs(svc *Service, opts JobsOptions) (*Jobs, error) {
 	return &Jobs{svc: svc, db: svc.opts.DB, opts: opts, log: svc.log, wake: make(chan struct{}, 1)}, nil
 }
 
+// Limits are the job limits in force (jobs.maxDocuments, jobs.maxTotalSize
+// and the rest), for transports that check an archive's directory before
+// unpacking it.
+func (j *Jobs) Limits() JobsConfig { return j.opts.JobsConfig }
+
 // JobInput is one document handed in with a job. Reader is read to its end
 // before the next document is asked for.
 type JobInput struct {

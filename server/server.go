@@ -428,7 +428,7 @@ func (s *Server) routes() http.Handler {
 	s.engine = e
 	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
 	s.auth = auth
-	api := &rest.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
+	api := &rest.REST{Seal: s.Seal, Jobs: s.Jobs, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	api.Register(e)
 	ws := soap.New(soap.Options{Settings: s.soap, TempDir: s.settings.TempDir, Spool: s.spool, MaxDocumentSize: s.settings.MaxDocumentSize})
 	ws.Seal, ws.Jobs, ws.Verifier, ws.Access, ws.Auth, ws.Log = s.Seal, s.Jobs, api.Verifier, s.Access, auth, s.log
