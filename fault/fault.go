@@ -45,6 +45,9 @@ const (
 	Timeout
 	// MethodNotAllowed means the resource exists but not with this method.
 	MethodNotAllowed
+	// Unprocessable means the request is well-formed but contradicts an
+	// earlier one (an idempotency key reused for another request).
+	Unprocessable
 )
 
 // Error is an error with a stable code.

@@ -50,6 +50,8 @@ func StatusOf(err error) int {
 		return http.StatusRequestTimeout
 	case fault.MethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case fault.Unprocessable:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }
