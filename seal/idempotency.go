@@ -225,7 +225,7 @@ func (s *Service) claimRequest(ctx context.Context, req *Request) (*Result, erro
 		return s.replay(ctx, stored)
 	}
 	req.claim = c
-	req.Document, req.Size = io.NewSectionReader(in.f, 0, size), size
+	req.Document, req.Size = io.NewSectionReader(in, 0, size), size
 	return nil, nil
 }
 
