@@ -352,19 +352,7 @@ func (s *Service) Recover(ctx context.Context) error {
 // Run purges idempotency keys past their window, and their kept outputs,
 // until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	every := min(max(s.opts.IdempotencyWindow/4, 10*time.Millisecond), time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.purgeKeys(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("expired idempotency keys not purged", "err", err)
-			}
-		}
-	}
+	purgeEvery(ctx, s.log, s.opts.IdempotencyWindow, "expired idempotency keys not purged", s.purgeKeys)
 }
 
 func (s *Service) purgeKeys(ctx context.Context) error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -474,16 +475,21 @@ func (j *Jobs) removeOrphans(ctx context.Context) error {
 
 // purgeLoop purges jobs past their retention until ctx ends.
 func (j *Jobs) purgeLoop(ctx context.Context) {
-	every := min(max(j.opts.Retention/4, 10*time.Millisecond), time.Minute)
-	t := time.NewTicker(every)
+	purgeEvery(ctx, j.log, j.opts.Retention, "expired jobs not purged", j.purge)
+}
+
+// purgeEvery calls purge every quarter of keep (between 10 ms and a
+// minute) until ctx ends, and logs failed as its failures.
+func purgeEvery(ctx context.Context, log *slog.Logger, keep time.Duration, failed string, purge func(context.Context) error) {
+	t := time.NewTicker(min(max(keep/4, 10*time.Millisecond), time.Minute))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := j.purge(ctx); err != nil && ctx.Err() == nil {
-				j.log.Error("expired jobs not purged", "err", err)
+			if err := purge(ctx); err != nil && ctx.Err() == nil {
+				log.Error(failed, "err", err)
 			}
 		}
 	}

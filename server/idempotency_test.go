@@ -1,19 +1,16 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +20,6 @@ import (
 	"time"
 
 	"github.com/sealgate/sealgate/access"
-	"github.com/sealgate/sealgate/config"
 	"github.com/sealgate/sealgate/devpki"
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/seal"
@@ -36,25 +32,11 @@ import (
 // header (none when key is empty) as the process id.
 func (n *node) sealWithKey(t testing.TB, id, secret, query, key string, doc []byte) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, n.URL+"/api/v1/seals?"+query, bytes.NewReader(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth(id, secret)
-	req.Header.Set("Content-Type", "application/pdf")
+	h := http.Header{}
 	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+		h.Set("Idempotency-Key", key)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return n.sendWith(t, http.MethodPost, "/api/v1/seals?"+query, id, secret, "application/pdf", h, bytes.NewReader(doc))
 }
 
 // sealEvents counts the node's seal events, all and sealed.
@@ -363,18 +345,7 @@ func TestIdempotentSealCrashHelper(t *testing.T) {
 		t.Skip("child process of TestIdempotentSealSurvivesSIGKILL")
 	}
 	ctx := context.Background()
-	cfg, err := config.Load(path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	erp, err := srv.Access.AuthenticateClientSecret(ctx, "erp", os.Getenv(idemCrashSecretEnv), loopbackAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, erp := openChild(t, path, os.Getenv(idemCrashSecretEnv))
 	next := make(chan int)
 	var out sync.Mutex
 	var wg sync.WaitGroup
@@ -428,18 +399,8 @@ func TestIdempotentSealSurvivesSIGKILL(t *testing.T) {
 	n, cfg := nodeConfig(t)
 	n.open(t, cfg)
 	n.Server.Close() // the child has the database to itself
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdempotentSealCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), idemCrashConfigEnv+"="+cfg.Path, idemCrashSecretEnv+"="+n.ERPSecret)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, lines := startChild(t, "TestIdempotentSealCrashHelper", idemCrashConfigEnv+"="+cfg.Path, idemCrashSecretEnv+"="+n.ERPSecret)
 	answered, killed := map[int]string{}, false
-	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		f := strings.Fields(lines.Text())
 		switch {
