@@ -48,6 +48,9 @@ const (
 	// UnsupportedMediaType means the body's content type is not one the
 	// request takes.
 	UnsupportedMediaType
+	// Unprocessable means the request is well-formed but contradicts an
+	// earlier one (an idempotency key reused for another request).
+	Unprocessable
 )
 
 // Error is an error with a stable code.

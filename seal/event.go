@@ -68,6 +68,25 @@ var migrations = []string{
 		event_id TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (job_id, n))`,
 	`CREATE INDEX seal_job_documents_queue ON seal_job_documents (state, created_at, job_id, n)`,
+	// Idempotency keys (idempotency.go): one row per principal and key; a
+	// seal made under a key has its event name the row, at most once.
+	`CREATE TABLE seal_idempotency (
+		id TEXT PRIMARY KEY,
+		principal_kind TEXT NOT NULL,
+		principal_id INTEGER NOT NULL,
+		principal_name TEXT NOT NULL,
+		request_key TEXT NOT NULL,
+		fingerprint TEXT NOT NULL,
+		state TEXT NOT NULL CHECK (state IN ('running', 'done')),
+		document_name TEXT NOT NULL DEFAULT '',
+		job_id TEXT NOT NULL DEFAULT '',
+		revocation_unavailable TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		UNIQUE (principal_kind, principal_id, request_key))`,
+	`CREATE INDEX seal_idempotency_expires ON seal_idempotency (state, expires_at)`,
+	`ALTER TABLE seal_events ADD COLUMN idempotency TEXT`,
+	`CREATE UNIQUE INDEX seal_events_idempotency ON seal_events (idempotency)`,
 }
 
 // event is one row of seal_events being recorded.
@@ -97,24 +116,38 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 		level = string(res.Level)
 	}
 	p := ev.req.Principal
-	var jobDocument sql.NullString
+	var jobDocument, idempotency sql.NullString
 	if ev.doc != nil {
 		jobDocument = sql.NullString{String: ev.doc.key(), Valid: true}
 	}
-	// The event row, its audit event and a job document's state commit together.
+	claim := ev.req.claim
+	if res == nil {
+		claim = nil // a failure releases the key (settleClaim)
+	}
+	if claim != nil {
+		idempotency = sql.NullString{String: claim.id, Valid: true}
+	}
+	// The event row, its audit event and a job document's or an idempotency
+	// key's state commit together.
 	err := s.opts.DB.Write(ctx, func(tx *sql.Tx) error {
 		if err := s.opts.Authorizer.AuditTx(ctx, tx, auditEvent(ev, res)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO seal_events
 			(id, at, principal_kind, principal_id, principal_name, seal_id, card, format, level, document_name,
-			 original_sha256, sealed_sha256, size, outcome, error_code, evidence_index, duration_ms, job_document)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			 original_sha256, sealed_sha256, size, outcome, error_code, evidence_index, duration_ms, job_document, idempotency)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			ev.id, ev.started.UTC().Format(time.RFC3339Nano), string(p.Kind), p.ID, p.Name, ev.req.Seal, card,
 			string(ev.req.Format), level, ev.req.Name, orig, sealed, size, outcome, ev.code, idx,
-			time.Since(ev.started).Milliseconds(), jobDocument)
-		if err != nil || ev.doc == nil {
+			time.Since(ev.started).Milliseconds(), jobDocument, idempotency)
+		if err != nil {
 			return err
+		}
+		if claim != nil {
+			return claim.finish(ctx, tx, s, res)
+		}
+		if ev.doc == nil {
+			return nil
 		}
 		state := JobDone
 		if res == nil {
@@ -126,6 +159,27 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 		return fmt.Errorf("seal: record event: %w", err)
 	}
 	return nil
+}
+
+// eventResultColumns are the columns of a seal event (as e) that make its
+// Result; scanEventResult reads them.
+const eventResultColumns = `e.id, e.at, e.card, e.level, e.original_sha256, e.sealed_sha256, e.size, e.evidence_index`
+
+// scanEventResult fills res from a row of eventResultColumns followed by
+// the extra destinations.
+func scanEventResult(row *sql.Row, res *Result, extra ...any) error {
+	var at, orig, sealed string
+	var idx int64
+	if err := row.Scan(append([]any{&res.EventID, &at, &res.Card, &res.Level, &orig, &sealed, &res.Size, &idx}, extra...)...); err != nil {
+		return err
+	}
+	res.EvidenceIndex = uint64(idx)
+	res.Time, _ = time.Parse(time.RFC3339Nano, at)
+	var err error
+	if res.OriginalSHA256, err = hex.DecodeString(orig); err == nil {
+		res.SealedSHA256, err = hex.DecodeString(sealed)
+	}
+	return err
 }
 
 // auditEvent is the seal's outcome for the tamper-evident audit trail. The

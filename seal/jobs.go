@@ -2,8 +2,8 @@ package seal
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -186,6 +186,11 @@ type JobRequest struct {
 	// TOTP is a fresh TOTP code that approves the whole job, for rules
 	// with approval: batch.
 	TOTP string
+	// IdempotencyKey, when set, makes the submission idempotent for its
+	// principal, as Request.IdempotencyKey does for one seal: a retry with
+	// the same key, options and documents (the TOTP code aside) gets the
+	// first job's status and submits nothing.
+	IdempotencyKey string
 	// Documents yields the documents in order, or an error of the
 	// transport (which is returned as it is).
 	Documents iter.Seq2[JobInput, error]
@@ -260,8 +265,9 @@ func optionsOf(req Request) jobOptions {
 
 // spooled is a document written to a job's in/ directory.
 type spooled struct {
-	name string
-	size int64
+	name   string
+	size   int64
+	sha256 []byte
 }
 
 // Submit makes a job durable and returns its status (every document
@@ -284,11 +290,32 @@ func (j *Jobs) Submit(ctx context.Context, jr JobRequest) (JobStatus, error) {
 	if err := j.checkQueue(ctx, j.db.Read(), 1); err != nil {
 		return JobStatus{}, err
 	}
+	if jr.IdempotencyKey != "" {
+		if err := CheckIdempotencyKey(jr.IdempotencyKey); err != nil {
+			return JobStatus{}, err
+		}
+	}
 	id := newID()
 	dir := j.jobDir(id)
 	docs, size, err := j.spool(dir, jr.Documents)
-	if err == nil {
-		err = j.admit(ctx, id, jr.TOTP, req, docs, size)
+	var key *jobKey
+	if err == nil && jr.IdempotencyKey != "" {
+		key, err = j.checkKey(ctx, req, jr.IdempotencyKey, docs)
+	}
+	if err == nil && key.answer() == "" {
+		err = j.admit(ctx, id, jr.TOTP, req, docs, size, key)
+	}
+	if err == nil && key.answer() != "" {
+		// A retry: the first job answers, this one's files go.
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			j.log.Error("repeated job's files not removed", "job", id, "err", rerr)
+		}
+		j.log.Info("idempotent job submission replayed", "job", key.first, "principal", p.String())
+		st, err := j.status(ctx, key.first)
+		if errors.Is(err, sql.ErrNoRows) {
+			return st, fault.New(fault.NotFound, CodeJobUnknown, "job %q, which answered this idempotency key, was removed", key.first)
+		}
+		return st, err
 	}
 	if err != nil {
 		if rerr := os.RemoveAll(dir); rerr != nil {
@@ -306,8 +333,48 @@ func (j *Jobs) Submit(ctx context.Context, jr JobRequest) (JobStatus, error) {
 	return st, err
 }
 
-// admit authorizes the spooled job and commits its rows.
-func (j *Jobs) admit(ctx context.Context, id, totp string, req Request, docs []spooled, size int64) error {
+// jobKey is a submission's idempotency key with the fingerprint of its
+// documents; first names the job that answered it first, if any.
+type jobKey struct {
+	key, fingerprint string
+	first            string
+}
+
+// answer is the job that answers the key: none without a key.
+func (k *jobKey) answer() string {
+	if k == nil {
+		return ""
+	}
+	return k.first
+}
+
+// checkKey looks up the submission's idempotency key before the job is
+// authorized (a retry brings the TOTP code used already): the job that
+// answers it, or why it is refused, or nothing when the key is free.
+func (j *Jobs) checkKey(ctx context.Context, req Request, key string, docs []spooled) (*jobKey, error) {
+	names, digests := make([]string, len(docs)), make([][]byte, len(docs))
+	for i, d := range docs {
+		names[i], digests[i] = d.name, d.sha256
+	}
+	k := &jobKey{key: key, fingerprint: fingerprint("job", req, names, digests)}
+	r, err := readKey(ctx, j.db.Read(), req.Principal, key)
+	switch {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && r.state == keyDone && !r.expires.After(time.Now()):
+		return k, nil
+	case err != nil:
+		return nil, fmt.Errorf("seal: read idempotency key: %w", err)
+	}
+	if err := j.svc.checkKey(r, k.fingerprint); err != nil {
+		return nil, err
+	}
+	k.first = r.jobID
+	return k, nil
+}
+
+// admit authorizes the spooled job and commits its rows, with its
+// idempotency key if any (key.first is set when a submission with the same
+// key committed meanwhile).
+func (j *Jobs) admit(ctx context.Context, id, totp string, req Request, docs []spooled, size int64, key *jobKey) error {
 	if err := j.checkQueue(ctx, j.db.Read(), len(docs)); err != nil {
 		return err
 	}
@@ -333,6 +400,20 @@ func (j *Jobs) admit(ctx context.Context, id, totp string, req Request, docs []s
 	}
 	now := time.Now().UnixMilli()
 	return j.db.Write(ctx, func(tx *sql.Tx) error {
+		if key != nil {
+			first, expired, err := j.svc.useKey(ctx, tx, p, key.key, key.fingerprint)
+			if err != nil {
+				return err
+			}
+			if first != nil {
+				key.first = first.jobID
+				return nil
+			}
+			j.svc.removeKept(expired)
+			if err := j.svc.insertKey(ctx, tx, newID(), p, key.key, key.fingerprint, "", id); err != nil {
+				return err
+			}
+		}
 		// Checked again where it counts: jobs submitted meanwhile.
 		if err := j.checkQueue(ctx, tx, len(docs)); err != nil {
 			return err
@@ -403,12 +484,12 @@ func (j *Jobs) spool(dir string, docs iter.Seq2[JobInput, error]) ([]spooled, in
 		if err := checkText("name", doc.Name); err != nil {
 			return nil, 0, fault.New(fault.Invalid, CodeBadRequest, "document %d: %s", n, fault.As(err).Msg)
 		}
-		size, err := j.spoolOne(filepath.Join(in, strconv.Itoa(n)), doc, n, total)
+		size, sum, err := j.spoolOne(filepath.Join(in, strconv.Itoa(n)), doc, n, total)
 		if err != nil {
 			return nil, 0, err
 		}
 		total += size
-		out = append(out, spooled{name: doc.Name, size: size})
+		out = append(out, spooled{name: doc.Name, size: size, sha256: sum})
 	}
 	if len(out) == 0 {
 		return nil, 0, fault.New(fault.Invalid, CodeJobEmpty, "the job has no documents")
@@ -417,15 +498,16 @@ func (j *Jobs) spool(dir string, docs iter.Seq2[JobInput, error]) ([]spooled, in
 }
 
 // spoolOne writes document n to path, which the job's bytes so far (total)
-// and the document limit bound.
-func (j *Jobs) spoolOne(path string, doc JobInput, n int, total int64) (int64, error) {
+// and the document limit bound, and returns its size and SHA-256.
+func (j *Jobs) spoolOne(path string, doc JobInput, n int, total int64) (int64, []byte, error) {
 	perDoc, left := j.svc.opts.MaxDocumentSize, j.opts.MaxTotalSize-total
 	lr := newLimitedReader(doc.Reader, min(perDoc, left))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("seal: spool job document: %w", err)
+		return 0, nil, fmt.Errorf("seal: spool job document: %w", err)
 	}
-	size, err := io.Copy(f, lr)
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(f, h), lr)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -434,17 +516,17 @@ func (j *Jobs) spoolOne(path string, doc JobInput, n int, total int64) (int64, e
 	}
 	switch {
 	case lr.exceeded && left < perDoc:
-		return 0, fault.New(fault.TooLarge, CodeJobTooLarge, "the job's documents exceed %d bytes in all (jobs.maxTotalSize), at document %d", j.opts.MaxTotalSize, n)
+		return 0, nil, fault.New(fault.TooLarge, CodeJobTooLarge, "the job's documents exceed %d bytes in all (jobs.maxTotalSize), at document %d", j.opts.MaxTotalSize, n)
 	case lr.exceeded:
-		return 0, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document %d %q exceeds the limit of %d bytes", n, doc.Name, perDoc)
+		return 0, nil, fault.New(fault.TooLarge, CodeDocumentTooLarge, "document %d %q exceeds the limit of %d bytes", n, doc.Name, perDoc)
 	case lr.failed != nil:
-		return 0, lr.failed
+		return 0, nil, lr.failed
 	case err != nil:
-		return 0, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "document %d %q could not be read", n, doc.Name)
+		return 0, nil, fault.Wrap(err, fault.Invalid, CodeInputUnreadable, "document %d %q could not be read", n, doc.Name)
 	case size == 0:
-		return 0, fault.New(fault.Invalid, CodeDocumentEmpty, "document %d %q is empty", n, doc.Name)
+		return 0, nil, fault.New(fault.Invalid, CodeDocumentEmpty, "document %d %q is empty", n, doc.Name)
 	}
-	return size, nil
+	return size, h.Sum(nil), nil
 }
 
 // syncDir flushes a directory, so the files made in it survive a power loss.
@@ -614,21 +696,10 @@ func (j *Jobs) Result(ctx context.Context, p access.Principal, id string, n int)
 // result opens the stored result of a sealed document.
 func (j *Jobs) result(ctx context.Context, r *jobRow, n int, name string) (*JobResult, error) {
 	res := &Result{Seal: r.opts.Seal, Format: r.opts.Format, Rule: r.rule}
-	var at, orig, sealed string
-	var idx int64
-	err := j.db.Read().QueryRowContext(ctx, `SELECT e.id, e.at, e.card, e.level, e.original_sha256, e.sealed_sha256, e.size, e.evidence_index
-		FROM seal_job_documents d JOIN seal_events e ON e.id = d.event_id WHERE d.job_id = ? AND d.n = ?`, r.id, n).
-		Scan(&res.EventID, &at, &res.Card, &res.Level, &orig, &sealed, &res.Size, &idx)
+	err := scanEventResult(j.db.Read().QueryRowContext(ctx, `SELECT `+eventResultColumns+`
+		FROM seal_job_documents d JOIN seal_events e ON e.id = d.event_id WHERE d.job_id = ? AND d.n = ?`, r.id, n), res)
 	if err != nil {
 		return nil, fmt.Errorf("seal: read seal event of job %s document %d: %w", r.id, n, err)
-	}
-	res.EvidenceIndex = uint64(idx)
-	res.Time, _ = time.Parse(time.RFC3339Nano, at)
-	if res.OriginalSHA256, err = hex.DecodeString(orig); err == nil {
-		res.SealedSHA256, err = hex.DecodeString(sealed)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("seal: digests of job %s document %d: %w", r.id, n, err)
 	}
 	res.ContentType = contentType(r.opts.Format)
 	if res.stored, err = os.Open(filepath.Join(j.jobDir(r.id), "out", strconv.Itoa(n))); err != nil {

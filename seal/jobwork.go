@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,17 +120,17 @@ func (d *jobDoc) request(doc io.Reader) Request {
 	return req
 }
 
-// keep writes the sealed output to the job's out/ directory and flushes
-// it before its evidence is appended: after a crash, the leaf of a result
-// whose event was not recorded is found by the result's digest.
-func (d *jobDoc) keep(res *Result) error {
-	dir := filepath.Dir(d.outPath())
+// keepResult writes the sealed output to path and flushes it before its
+// evidence is appended: after a crash, the leaf of a result whose event was
+// not recorded is found by the result's digest (keptLeaf).
+func keepResult(path string, res *Result) error {
+	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("seal: job results: %w", err)
+		return fmt.Errorf("seal: results directory: %w", err)
 	}
-	f, err := os.OpenFile(d.outPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return fmt.Errorf("seal: keep job result: %w", err)
+		return fmt.Errorf("seal: keep result: %w", err)
 	}
 	_, err = res.WriteTo(f)
 	if err == nil {
@@ -139,7 +140,7 @@ func (d *jobDoc) keep(res *Result) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("seal: keep job result: %w", err)
+		return fmt.Errorf("seal: keep result: %w", err)
 	}
 	return syncDir(dir)
 }
@@ -435,7 +436,7 @@ func (j *Jobs) settleOne(ctx context.Context, d *jobDoc, cause error) error {
 	if events > 0 {
 		return nil
 	}
-	leaf, size, err := j.keptLeaf(ctx, d)
+	leaf, size, err := j.svc.keptLeaf(ctx, d.outPath())
 	if err != nil {
 		return err
 	}
@@ -484,25 +485,25 @@ func (j *Jobs) settleOne(ctx context.Context, d *jobDoc, cause error) error {
 	})
 }
 
-// keptLeaf returns the evidence leaf of the document's kept result, if the
+// keptLeaf returns the evidence leaf of the result kept at path, if the
 // result exists and its leaf was appended, and the result's size.
-func (j *Jobs) keptLeaf(ctx context.Context, d *jobDoc) (*evidence.Leaf, int64, error) {
-	f, err := os.Open(d.outPath())
+func (s *Service) keptLeaf(ctx context.Context, path string) (*evidence.Leaf, int64, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("seal: read kept job result: %w", err)
+		return nil, 0, fmt.Errorf("seal: read kept result: %w", err)
 	}
 	defer f.Close()
 	h := sha256.New()
 	size, err := io.Copy(h, f)
 	if err != nil {
-		return nil, 0, fmt.Errorf("seal: read kept job result: %w", err)
+		return nil, 0, fmt.Errorf("seal: read kept result: %w", err)
 	}
 	var sum evidence.SHA256
 	h.Sum(sum[:0])
-	leaves, err := j.svc.opts.Evidence.Lookup(ctx, sum)
+	leaves, err := s.opts.Evidence.Lookup(ctx, sum)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -576,16 +577,21 @@ func (j *Jobs) removeOrphans(ctx context.Context) error {
 
 // purgeLoop purges jobs past their retention until ctx ends.
 func (j *Jobs) purgeLoop(ctx context.Context) {
-	every := min(max(j.opts.Retention/4, 10*time.Millisecond), time.Minute)
-	t := time.NewTicker(every)
+	purgeEvery(ctx, j.log, j.opts.Retention, "expired jobs not purged", j.purge)
+}
+
+// purgeEvery calls purge every quarter of keep (between 10 ms and a
+// minute) until ctx ends, and logs failed as its failures.
+func purgeEvery(ctx context.Context, log *slog.Logger, keep time.Duration, failed string, purge func(context.Context) error) {
+	t := time.NewTicker(min(max(keep/4, 10*time.Millisecond), time.Minute))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := j.purge(ctx); err != nil && ctx.Err() == nil {
-				j.log.Error("expired jobs not purged", "err", err)
+			if err := purge(ctx); err != nil && ctx.Err() == nil {
+				log.Error(failed, "err", err)
 			}
 		}
 	}

@@ -109,6 +109,12 @@ type Options struct {
 	Observe func(f Format, outcome string, code fault.Code, took time.Duration)
 	// Revocation tells B-LT where to find revocation data.
 	Revocation pades.RevocationOptions
+	// IdempotencyDir keeps the outputs of requests with an idempotency key
+	// for their replays; without it such requests fail.
+	IdempotencyDir string
+	// IdempotencyWindow is how long the answer to an idempotency key is
+	// kept; default DefaultIdempotencyWindow.
+	IdempotencyWindow time.Duration
 	// Stamps is the look of visible stamps by seal id; the entry "" is for
 	// seals not named. A request that brings its own stamp options keeps them.
 	Stamps map[string]stamp.Options
@@ -138,6 +144,14 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.IdempotencyWindow <= 0 {
+		opts.IdempotencyWindow = DefaultIdempotencyWindow
+	}
+	if opts.IdempotencyDir != "" {
+		if err := os.MkdirAll(opts.IdempotencyDir, 0o700); err != nil {
+			return nil, fmt.Errorf("seal: idempotency directory: %w", err)
+		}
+	}
 	if err := opts.DB.Migrate(ctx, "seal", migrations); err != nil {
 		return nil, err
 	}
@@ -163,6 +177,16 @@ type Request struct {
 	PDF pades.Options
 	// BatchSize is the number of documents in the batch this request belongs to (≥1).
 	BatchSize int
+	// IdempotencyKey, when set, makes the request idempotent for its
+	// principal: a retry with the same key, options and document within the
+	// idempotency window gets the first request's result (Replayed) and
+	// seals nothing; the same key with another request is refused with
+	// idempotency_key_reused, and while the first is still at work with
+	// idempotency_key_in_progress. CheckIdempotencyKey gives its syntax.
+	IdempotencyKey string
+
+	// claim is the idempotency key this request holds while it is sealed.
+	claim *idemClaim
 }
 
 // Result is a sealed document. Close it to free its temporary file.
@@ -192,6 +216,9 @@ type Result struct {
 	// which no OCSP response or CRL could be embedded: a validator will
 	// have to find that data itself.
 	RevocationUnavailable []string
+	// Replayed reports a stored result: the answer to an earlier request
+	// with the same idempotency key.
+	Replayed bool
 
 	data   []byte     // CAdES output
 	file   *spoolFile // PAdES output
@@ -249,9 +276,9 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 // (a card or TSA unavailable) is not recorded for a job's document: it is
 // tried again. key signs, when given (a job's batch of the seal's key);
 // nil is the seal's key from Keys.
-func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc, key signing.Key) (*Result, error) {
+func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc, key signing.Key) (_ *Result, err error) {
 	started := time.Now()
-	req, err := s.normalize(req)
+	req, err = s.normalize(req)
 	if err != nil {
 		s.observe(req.Format, "failed", fault.CodeOf(err), started)
 		return nil, err
@@ -267,7 +294,24 @@ func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc, key sig
 		}
 		defer leave()
 	}
-	res, err := s.seal(ctx, req, doc, key)
+	var res *Result
+	if req.IdempotencyKey != "" && doc == nil {
+		if res, err = s.claimRequest(ctx, &req); res != nil {
+			s.log.Info("idempotent seal replayed", "event", res.EventID, "principal", req.Principal.Name)
+			return res, nil
+		}
+		if c := req.claim; c != nil {
+			defer func() {
+				c.in.remove()
+				if err != nil {
+					s.settleClaim(context.WithoutCancel(ctx), c)
+				}
+			}()
+		}
+	}
+	if err == nil {
+		res, err = s.seal(ctx, req, doc, key)
+	}
 	ev := event{req: req, started: started, doc: doc}
 	if err != nil {
 		if doc != nil && transient(err) {
@@ -416,8 +460,17 @@ func (s *Service) seal(ctx context.Context, req Request, job *jobDoc, key signin
 	if res.Level == "" {
 		res.Level = req.Level
 	}
-	if job != nil {
-		if err := job.keep(res); err != nil {
+	// A job's result, and an idempotent request's, is kept durably before
+	// its evidence is appended, so that a crash cannot lose a recorded seal.
+	kept := ""
+	switch {
+	case job != nil:
+		kept = job.outPath()
+	case req.claim != nil:
+		kept = req.claim.outPath()
+	}
+	if kept != "" {
+		if err := keepResult(kept, res); err != nil {
 			res.Close()
 			return nil, err
 		}
@@ -509,17 +562,35 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 	if ra, ok := req.Document.(io.ReaderAt); ok && req.Size > 0 {
 		return ra, req.Size, func() {}, nil
 	}
+	f, n, _, err := s.spoolCopy(doc, false)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	return f, n, func() { f.remove() }, nil
+}
+
+// spoolCopy copies doc to a new spool, and returns it with its size and,
+// when digest is set, its SHA-256.
+func (s *Service) spoolCopy(doc *limitedReader, digest bool) (*spoolFile, int64, []byte, error) {
 	f, err := newSpool(s.opts.TempDir, "in", memSpoolMax, s.opts.Spool)
 	if err != nil {
 		return nil, 0, nil, err
 	}
-	cleanup := func() { f.remove() }
-	n, err := io.Copy(f, doc)
+	var w io.Writer = f
+	h := sha256.New()
+	if digest {
+		w = io.MultiWriter(f, h)
+	}
+	n, err := io.Copy(w, doc)
 	if err != nil {
-		cleanup()
+		f.remove()
 		return nil, 0, nil, spoolError(err, f, doc)
 	}
-	return f, n, cleanup, nil
+	var sum []byte
+	if digest {
+		sum = h.Sum(nil)
+	}
+	return f, n, sum, nil
 }
 
 // contentType is the MIME type of a format's output.

@@ -464,18 +464,7 @@ func TestJobCrashHelper(t *testing.T) {
 		t.Skip("child process of TestJobSurvivesSIGKILL")
 	}
 	ctx := context.Background()
-	cfg, err := config.Load(path, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	erp, err := srv.Access.AuthenticateClientSecret(ctx, "erp", os.Getenv(crashSecretEnv), loopbackAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, erp := openChild(t, path, os.Getenv(crashSecretEnv))
 	if err := srv.Jobs.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -493,6 +482,43 @@ func TestJobCrashHelper(t *testing.T) {
 	}
 }
 
+// openChild opens, in a crash test's child process, the node configured at
+// path, and authenticates its process erp.
+func openChild(t testing.TB, path, erpSecret string) (*server.Server, access.Principal) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := config.Load(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	erp, err := srv.Access.AuthenticateClientSecret(ctx, "erp", erpSecret, loopbackAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, erp
+}
+
+// startChild runs the test helper of this binary as a child process with
+// env added, and returns it with the lines it prints.
+func startChild(t testing.TB, helper string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(stdout)
+}
+
 // A node killed with SIGKILL while it works a job of 1,000 documents
 // resumes the job when it starts again, and every document ends sealed
 // exactly once: one seal event and one evidence leaf each, its result
@@ -504,18 +530,8 @@ func TestJobSurvivesSIGKILL(t *testing.T) {
 	n, cfg := nodeConfig(t)
 	n.open(t, cfg)
 	n.Server.Close() // the child has the database to itself
-	cmd := exec.Command(os.Args[0], "-test.run=^TestJobCrashHelper$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashConfigEnv+"="+cfg.Path, crashSecretEnv+"="+n.ERPSecret)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, lines := startChild(t, "TestJobCrashHelper", crashConfigEnv+"="+cfg.Path, crashSecretEnv+"="+n.ERPSecret)
 	id, doneBefore, killed := "", 0, false
-	lines := bufio.NewScanner(stdout)
 	for lines.Scan() {
 		f := strings.Fields(lines.Text())
 		switch {

@@ -413,3 +413,37 @@ func randomBytes(t testing.TB, n int) []byte {
 	}
 	return b
 }
+
+// A job submitted again over REST with the same Idempotency-Key and body is
+// the same job; the key with other documents is 422 idempotency_key_reused.
+func TestJobIdempotencyOverREST(t *testing.T) {
+	n := newNode(t)
+	runJobs(t, n.Server)
+	erp := n.ERPID + ":" + n.ERPSecret
+	texts := textDocs(3)
+	archive := zipBytes(t, zipFile{name: "a.txt", data: texts[0]}, zipFile{name: "b.txt", data: texts[1]})
+	key := map[string]string{"Idempotency-Key": "batch-2026-12-02-0001"}
+	var ids []string
+	for range 2 {
+		resp, b := restCall(t, "POST", n.URL+"/api/v1/jobs?format=cades", erp, "application/zip", archive, key)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST /api/v1/jobs with a key: %s: %s", resp.Status, b)
+		}
+		var st seal.JobStatus
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, st.ID)
+	}
+	if ids[0] != ids[1] {
+		t.Fatalf("a retry with the same key made job %s beside %s", ids[1], ids[0])
+	}
+	if st := waitJobREST(t, n, erp, ids[0]); st.State != seal.JobDone || st.Counts.Done != 2 {
+		t.Fatalf("the job ended %+v", st)
+	}
+	other := zipBytes(t, zipFile{name: "c.txt", data: texts[2]})
+	resp, b := restCall(t, "POST", n.URL+"/api/v1/jobs?format=cades", erp, "application/zip", other, key)
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(b), `"idempotency_key_reused"`) {
+		t.Errorf("the key with other documents: %s %s", resp.Status, b)
+	}
+}

@@ -266,6 +266,18 @@ func TestOpenAPIContract(t *testing.T) {
 	if resp, _ := k.do(apiCall{method: "POST", path: "/api/v1/seals?level=B-LT", basic: erp, contentType: "application/pdf", body: pdf, status: 200}); resp.Header.Get("Sealgate-Revocation-Unavailable") == "" {
 		t.Error("B-LT without revocation data: no Sealgate-Revocation-Unavailable")
 	}
+	// Idempotent retries: the first answer again, headers and all; the key
+	// with another document; a key that is not printable ASCII.
+	key := map[string]string{"Idempotency-Key": `"contract-1"`}
+	first, firstBody := k.do(apiCall{method: "POST", path: "/api/v1/seals?level=B-LT", basic: erp, contentType: "application/pdf", body: pdf, header: key, status: 200})
+	again, againBody := k.do(apiCall{method: "POST", path: "/api/v1/seals?level=B-LT", basic: erp, contentType: "application/pdf", body: pdf, header: key, status: 200})
+	if !bytes.Equal(againBody, firstBody) || again.Header.Get("Sealgate-Event") != first.Header.Get("Sealgate-Event") ||
+		again.Header.Get("Sealgate-Revocation-Unavailable") != first.Header.Get("Sealgate-Revocation-Unavailable") {
+		t.Errorf("idempotent retry: event %s, %d bytes, revocation unavailable %q; first %s, %d bytes, %q", again.Header.Get("Sealgate-Event"), len(againBody),
+			again.Header.Get("Sealgate-Revocation-Unavailable"), first.Header.Get("Sealgate-Event"), len(firstBody), first.Header.Get("Sealgate-Revocation-Unavailable"))
+	}
+	k.do(apiCall{method: "POST", path: "/api/v1/seals?level=B-LT", basic: erp, contentType: "application/pdf", body: sealed, header: key, status: 422, code: "idempotency_key_reused"})
+	k.do(apiCall{method: "POST", path: "/api/v1/seals", basic: erp, contentType: "application/pdf", body: pdf, header: map[string]string{"Idempotency-Key": "clé"}, status: 400, code: "bad_request", outside: true})
 	k.do(apiCall{method: "POST", path: "/api/v1/seals?format=xades", basic: erp, contentType: "application/pdf", body: pdf, status: 400, code: "format_unsupported", outside: true})
 	k.do(apiCall{method: "POST", path: "/api/v1/seals?page=0", basic: erp, contentType: "application/pdf", body: pdf, status: 400, code: "bad_request", outside: true})
 	k.do(apiCall{method: "POST", path: "/api/v1/seals?page=1&x=20000&y=0&width=100&height=50", basic: erp, contentType: "application/pdf", body: pdf, status: 400, code: "bad_request", outside: true})

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -58,6 +59,10 @@ type SealSettings struct {
 	// MaxTempSpace bounds the bytes of all documents spooled in TempDir at
 	// once (sealing and verification). Default 8 GiB.
 	MaxTempSpace int64 `yaml:"maxTempSpace"`
+	// IdempotencyWindow is how long the answer to an Idempotency-Key is
+	// kept (default 24h); sealed outputs are kept for it under
+	// <data>/idempotency.
+	IdempotencyWindow time.Duration `yaml:"idempotencyWindow"`
 	// TrustRoots is a PEM file of the roots sealgate's verifier trusts for
 	// seals and timestamps (besides the system roots).
 	TrustRoots string `yaml:"trustRoots"`
@@ -177,6 +182,9 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if s.settings.MaxTempSpace == 0 {
 		s.settings.MaxTempSpace = 8 << 30
 	}
+	if s.settings.IdempotencyWindow < 0 {
+		return nil, fmt.Errorf("config section seal: idempotencyWindow is negative (%s)", s.settings.IdempotencyWindow)
+	}
 	if s.http, err = loadHTTP(cfg); err != nil {
 		return nil, err
 	}
@@ -281,20 +289,22 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	spool := seal.NewSpoolBudget(s.settings.MaxTempSpace)
 	s.spool = spool
 	if s.Seal, err = seal.New(ctx, seal.Options{
-		Observe:         s.metrics.observe,
-		DB:              s.DB,
-		Keys:            s.Pool,
-		Authorizer:      s.Access,
-		Evidence:        s.Evidence,
-		Timestamper:     ts,
-		DefaultSeal:     s.settings.DefaultSeal,
-		TempDir:         s.settings.TempDir,
-		MaxDocumentSize: s.settings.MaxDocumentSize,
-		Spool:           spool,
-		Revocation:      revocation,
-		Stamps:          stamps,
-		Queue:           s.settings.Queue,
-		Log:             log,
+		Observe:           s.metrics.observe,
+		DB:                s.DB,
+		Keys:              s.Pool,
+		Authorizer:        s.Access,
+		Evidence:          s.Evidence,
+		Timestamper:       ts,
+		DefaultSeal:       s.settings.DefaultSeal,
+		TempDir:           s.settings.TempDir,
+		MaxDocumentSize:   s.settings.MaxDocumentSize,
+		Spool:             spool,
+		IdempotencyDir:    filepath.Join(cfg.Data, "idempotency"),
+		IdempotencyWindow: s.settings.IdempotencyWindow,
+		Revocation:        revocation,
+		Stamps:            stamps,
+		Queue:             s.settings.Queue,
+		Log:               log,
 	}); err != nil {
 		return nil, err
 	}
@@ -569,6 +579,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.Jobs.Recover(ctx); err != nil {
 		return err
 	}
+	// So do idempotent seals a previous run left at work.
+	if err := s.Seal.Recover(ctx); err != nil {
+		return err
+	}
 	srv := s.httpServer(s.handler)
 	servers := []*http.Server{srv}
 	errc := make(chan error, 2)
@@ -605,6 +619,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.Directory.Loop(loopCtx, s.directoryInterval)
 	}
 	go s.anchorLoop(loopCtx)
+	go s.Seal.Run(loopCtx)
 	if s.Trust != nil {
 		go s.Trust.Run(loopCtx)
 	}

@@ -150,9 +150,18 @@ func (n *node) post(t testing.TB, path, id, secret, contentType string, body io.
 // returns the response with its body read.
 func (n *node) send(t testing.TB, method, path, id, secret, contentType string, body io.Reader) (*http.Response, []byte) {
 	t.Helper()
+	return n.sendWith(t, method, path, id, secret, contentType, nil, body)
+}
+
+// sendWith is send with more request headers.
+func (n *node) sendWith(t testing.TB, method, path, id, secret, contentType string, header http.Header, body io.Reader) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, n.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if id != "" {
 		req.SetBasicAuth(id, secret)

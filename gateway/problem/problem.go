@@ -52,6 +52,8 @@ func StatusOf(err error) int {
 		return http.StatusMethodNotAllowed
 	case fault.UnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
+	case fault.Unprocessable:
+		return http.StatusUnprocessableEntity
 	}
 	return http.StatusInternalServerError
 }

@@ -31,6 +31,7 @@ var kinds = map[string]fault.Kind{
 	"Forbidden": fault.Forbidden, "NotFound": fault.NotFound, "Conflict": fault.Conflict,
 	"Unavailable": fault.Unavailable, "TooLarge": fault.TooLarge, "TooMany": fault.TooMany, "Timeout": fault.Timeout, "MethodNotAllowed": fault.MethodNotAllowed,
 	"UnsupportedMediaType": fault.UnsupportedMediaType,
+	"Unprocessable":        fault.Unprocessable,
 }
 
 // codeUses is what the code base says about its error codes: every code a

@@ -71,7 +71,11 @@ func (a *REST) authenticate(w http.ResponseWriter, r *http.Request) (access.Prin
 // its documents streamed from the body. done frees what reading the body
 // holds (a ZIP's temporary file); call it once the job is submitted.
 func (a *REST) jobRequest(r *http.Request, p access.Principal) (seal.JobRequest, func(), error) {
-	jr := seal.JobRequest{Request: seal.Request{Principal: p}}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return seal.JobRequest{}, nil, err
+	}
+	jr := seal.JobRequest{Request: seal.Request{Principal: p}, IdempotencyKey: key}
 	var fields url.Values
 	var mr *multipart.Reader
 	var first *multipart.Part

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sealgate/sealgate/access"
 	"github.com/sealgate/sealgate/evidence"
+	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/gateway/engine"
 	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/seal"
@@ -111,7 +112,12 @@ func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fields := withQuery(r, u.fields)
-	req := seal.Request{Principal: p, Document: u.document, Size: u.size, Name: u.name}
+	key, err := idempotencyKey(r)
+	if err != nil {
+		problem.Write(w, r, a.Log, err)
+		return
+	}
+	req := seal.Request{Principal: p, Document: u.document, Size: u.size, Name: u.name, IdempotencyKey: key}
 	if err := seal.ParseOptions(&req, fields); err != nil {
 		problem.Write(w, r, a.Log, err)
 		return
@@ -131,6 +137,53 @@ func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
 	if _, err := res.WriteTo(w); err != nil {
 		a.Log.Warn("sending sealed document failed", "event", res.EventID, "err", err)
 	}
+}
+
+// idempotencyKey is the request's Idempotency-Key header field
+// (draft-ietf-httpapi-idempotency-key-header), "" when absent. The draft
+// makes the value a structured-field string ("key"); a bare token is taken
+// as it is, as most clients send it.
+func idempotencyKey(r *http.Request) (string, error) {
+	values := r.Header.Values("Idempotency-Key")
+	if len(values) == 0 {
+		return "", nil
+	}
+	if len(values) > 1 {
+		return "", fault.New(fault.Invalid, CodeBadRequest, "the Idempotency-Key header is given %d times: give it once", len(values))
+	}
+	key := strings.TrimSpace(values[0])
+	if len(key) >= 2 && key[0] == '"' && key[len(key)-1] == '"' {
+		var ok bool
+		if key, ok = unquoteSFString(key[1 : len(key)-1]); !ok {
+			return "", fault.New(fault.Invalid, CodeBadRequest, "the Idempotency-Key header is not a valid quoted string")
+		}
+	}
+	if err := seal.CheckIdempotencyKey(key); err != nil {
+		return "", fault.New(fault.Invalid, CodeBadRequest, "the Idempotency-Key header: %s", fault.As(err).Msg)
+	}
+	return key, nil
+}
+
+// unquoteSFString undoes the escapes of a structured-field string's
+// content (RFC 8941 section 3.3.3): a backslash escapes only " and \.
+func unquoteSFString(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\':
+			i++
+			if i == len(s) || s[i] != '"' && s[i] != '\\' {
+				return "", false
+			}
+			b.WriteByte(s[i])
+		case c == '"':
+			return "", false
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
 }
 
 // setResultHeaders names the seal event and its evidence entry.
