@@ -32,9 +32,10 @@ check:
 	$(GO) vet ./...
 
 # What the tests run for real: SoftHSM, OpenLDAP, the independent validators,
-# xmlsec1 (it signs the tests' trusted lists) and Chromium (for the PDF corpus).
+# xmlsec1 (it signs the tests' trusted lists), Chromium (for the PDF corpus)
+# and a JDK (javac and java run the Java client example).
 # Installed through apt when missing.
-TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core fonts-ipafont-gothic zbar-tools xmlsec1
+TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core fonts-ipafont-gothic zbar-tools xmlsec1 default-jdk-headless
 deps-test:
 	@missing=$$(for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
