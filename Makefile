@@ -4,7 +4,7 @@ BIN       := bin/sealgate
 DATA      ?= ./data
 export CGO_ENABLED := 1
 
-.PHONY: run build test bench generate check deps-run deps-test
+.PHONY: run build test bench bench-http generate check deps-run deps-test
 
 build:
 	$(GO) build -o $(BIN) ./cmd/sealgate
@@ -63,6 +63,14 @@ bench:
 	$(BENCH) -bench 'AccessLogin' -benchtime 20x ./access/
 	$(BENCH) -bench 'LDAP' -benchtime 3x ./ldapsync/
 	$(BENCH) -bench 'TSA' -benchtime 2s ./tsa/
+	$(MAKE) bench-http
+
+# Seals over HTTP against a fresh node on a free loopback port (about two
+# minutes): sealbench prints seals/s and latencies beside the hash-and-sign
+# floor of the same run. SEALBENCH_ARGS adds flags, e.g. SEALBENCH_ARGS="-soak 3m".
+bench-http: deps-test build
+	$(GO) build -o bin/sealbench ./cmd/sealbench
+	BIN_DIR=bin sh cmd/sealbench/bench.sh
 
 generate:
 	$(GO) generate ./...

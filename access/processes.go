@@ -282,7 +282,9 @@ func (s *Service) AuthenticateClientSecret(ctx context.Context, clientID, secret
 	if err != nil {
 		return Principal{}, err
 	}
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT x.salt, x.hash FROM access_process_secrets x
+	// One read finds the process (not revoked) with its live secrets: a
+	// revocation or rotation counts from the next request on.
+	rows, err := s.stmts.query(ctx, `SELECT p.id, p.roles, x.salt, x.hash FROM access_process_secrets x
 		JOIN access_processes p ON p.id = x.process_id
 		WHERE p.client_id = ? AND p.revoked = 0 AND (x.expires_at IS NULL OR x.expires_at > ?)`, clientID, s.nowMS())
 	if err != nil {
@@ -290,14 +292,20 @@ func (s *Service) AuthenticateClientSecret(ctx context.Context, clientID, secret
 	}
 	ok := false
 	n := 0
+	var p Principal
 	for rows.Next() {
+		var id int64
+		var roles string
 		var salt, want []byte
-		if err := rows.Scan(&salt, &want); err != nil {
+		if err := rows.Scan(&id, &roles, &salt, &want); err != nil {
 			rows.Close()
 			return Principal{}, internal(err, "read client secret")
 		}
 		n++
-		ok = hmac.Equal(secretHash(salt, secret), want) || ok
+		if hmac.Equal(secretHash(salt, secret), want) {
+			ok = true
+			p = Principal{Kind: KindProcess, ID: id, Name: clientID, Roles: splitList(roles)}
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -308,14 +316,6 @@ func (s *Service) AuthenticateClientSecret(ctx context.Context, clientID, secret
 	}
 	if !ok {
 		return Principal{}, s.recordFailure(ctx, KindProcess, clientID, src, "client secret")
-	}
-	id, err := lookupProcessID(ctx, s.db.Read(), clientID)
-	if err != nil {
-		return Principal{}, err
-	}
-	p, err := s.processPrincipal(ctx, id)
-	if err != nil {
-		return Principal{}, err
 	}
 	if hadFailures {
 		if err := s.db.Write(ctx, func(tx *sql.Tx) error { return s.clearFailures(ctx, tx, KindProcess, clientID, src) }); err != nil {
@@ -388,7 +388,7 @@ func (s *Service) IssueToken(ctx context.Context, p Principal) (string, time.Tim
 func (s *Service) processPrincipal(ctx context.Context, id int64) (Principal, error) {
 	var clientID, roles string
 	var revoked bool
-	err := s.db.Read().QueryRowContext(ctx, `SELECT client_id, roles, revoked FROM access_processes WHERE id = ?`, id).Scan(&clientID, &roles, &revoked)
+	err := s.stmts.queryRow(ctx, `SELECT client_id, roles, revoked FROM access_processes WHERE id = ?`, id).Scan(&clientID, &roles, &revoked)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && revoked) {
 		return Principal{}, errUnauthenticated()
 	}

@@ -113,6 +113,8 @@ type Service struct {
 	genMu   sync.Mutex
 	genConn *sql.Conn
 	genStmt *sql.Stmt
+	// stmts are the authentication path's prepared reads.
+	stmts statements
 
 	mu  sync.RWMutex
 	idx *index // rules and memberships as of idx.generation
@@ -276,7 +278,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box,
+	s := &Service{db: db, opts: opts, log: opts.Logger, now: opts.Now, box: box, stmts: statements{db: db.Read()},
 		hashGate: limit.NewGate(opts.PasswordChecks.WithDefaults(defaultPasswordChecks(opts.Password)), func() *fault.Error {
 			return fault.New(fault.TooMany, CodeLoginBusy, "too many password checks at once; try again shortly")
 		})}
@@ -308,7 +310,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Service, error) {
 // Close releases the Service's connection; the database stays open.
 func (s *Service) Close() error {
 	s.release.Stop()
-	return errors.Join(s.genStmt.Close(), s.genConn.Close())
+	return errors.Join(s.stmts.close(), s.genStmt.Close(), s.genConn.Close())
 }
 
 // generation reads the database's change counter.

@@ -154,7 +154,7 @@ func (s *Service) checkLocked(ctx context.Context, kind Kind, name string, src n
 		keys[i] = c.key
 		byKey[c.key] = c
 	}
-	rows, err := s.db.Read().QueryContext(ctx, `SELECT key, locked_until FROM access_failures WHERE key IN (?`+strings.Repeat(", ?", len(cs)-1)+`)`, keys...)
+	rows, err := s.stmts.query(ctx, `SELECT key, locked_until FROM access_failures WHERE key IN (?`+strings.Repeat(", ?", len(cs)-1)+`)`, keys...)
 	if err != nil {
 		return false, internal(err, "read lockout")
 	}

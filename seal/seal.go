@@ -112,13 +112,16 @@ type Options struct {
 	// Stamps is the look of visible stamps by seal id; the entry "" is for
 	// seals not named. A request that brings its own stamp options keeps them.
 	Stamps map[string]stamp.Options
-	Log    *slog.Logger
+	// Queue bounds the seals in progress and waiting, per seal.
+	Queue QueueSettings
+	Log   *slog.Logger
 }
 
 // Service seals documents. It is safe for concurrent use.
 type Service struct {
-	opts Options
-	log  *slog.Logger
+	opts  Options
+	log   *slog.Logger
+	admit *admission
 }
 
 // New returns a Service and applies its schema migrations.
@@ -138,7 +141,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if err := opts.DB.Migrate(ctx, "seal", migrations); err != nil {
 		return nil, err
 	}
-	return &Service{opts: opts, log: opts.Log}, nil
+	return &Service{opts: opts, log: opts.Log, admit: newAdmission(opts.Queue, opts.Keys)}, nil
 }
 
 // Request asks for one document to be sealed.
@@ -197,18 +200,17 @@ type Result struct {
 
 // WriteTo writes the sealed output (the PDF, or the detached signature).
 func (r *Result) WriteTo(w io.Writer) (int64, error) {
-	f := r.stored
-	if r.file != nil {
-		f = r.file.f
+	switch {
+	case r.file != nil:
+		return r.file.WriteTo(w)
+	case r.stored != nil:
+		if _, err := r.stored.Seek(0, io.SeekStart); err != nil {
+			return 0, err
+		}
+		return io.Copy(w, r.stored)
 	}
-	if f == nil {
-		n, err := w.Write(r.data)
-		return int64(n), err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	return io.Copy(w, f)
+	n, err := w.Write(r.data)
+	return int64(n), err
 }
 
 // Close releases the result's temporary file (a job's result stays stored).
@@ -246,6 +248,17 @@ func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc) (*Resul
 	if err != nil {
 		s.observe(req.Format, "failed", fault.CodeOf(err), started)
 		return nil, err
+	}
+	// A seal refused for want of a turn did no work and, like one refused
+	// for its options, leaves no event: an overload costs no writes. A
+	// job's documents need no turn: the job's workers are bounded already.
+	if doc == nil {
+		leave, err := s.admit.enter(ctx, req.Seal)
+		if err != nil {
+			s.observe(req.Format, "failed", fault.CodeOf(err), started)
+			return nil, err
+		}
+		defer leave()
 	}
 	res, err := s.seal(ctx, req, doc)
 	ev := event{req: req, started: started, doc: doc}
@@ -446,7 +459,7 @@ func (s *Service) pades(ctx context.Context, key signing.Key, req Request, doc *
 	if size == 0 {
 		return nil, fault.New(fault.Invalid, CodeDocumentEmpty, "the document is empty")
 	}
-	out, err := newSpool(s.opts.TempDir, "sealed", s.opts.Spool)
+	out, err := newSpool(s.opts.TempDir, "sealed", memSpoolMax, s.opts.Spool)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +500,7 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 	if ra, ok := req.Document.(io.ReaderAt); ok && req.Size > 0 {
 		return ra, req.Size, func() {}, nil
 	}
-	f, err := newSpool(s.opts.TempDir, "in", s.opts.Spool)
+	f, err := newSpool(s.opts.TempDir, "in", memSpoolMax, s.opts.Spool)
 	if err != nil {
 		return nil, 0, nil, err
 	}
@@ -497,7 +510,7 @@ func (s *Service) spool(doc *limitedReader, req Request) (io.ReaderAt, int64, fu
 		cleanup()
 		return nil, 0, nil, spoolError(err, f, doc)
 	}
-	return f.f, n, cleanup, nil
+	return f, n, cleanup, nil
 }
 
 // contentType is the MIME type of a format's output.

@@ -174,12 +174,12 @@ func (v *Verifier) Verify(ctx context.Context, req VerifyRequest) (*Report, erro
 		}
 		defer leave()
 	}
-	sf, err := newSpool(v.TempDir, "verify", v.Spool)
+	sf, err := newSpool(v.TempDir, "verify", 0, v.Spool)
 	if err != nil {
 		return nil, err
 	}
 	defer sf.remove()
-	f := sf.f
+	f := sf
 	h := sha256.New()
 	size, err := io.Copy(io.MultiWriter(sf, h), doc)
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +35,7 @@ import (
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/cms"
 	"github.com/sealgate/sealgate/signing/csc"
+	"github.com/sealgate/sealgate/signing/pades"
 	"github.com/sealgate/sealgate/signing/pkcs11"
 	"github.com/sealgate/sealgate/signing/softkey"
 	"github.com/sealgate/sealgate/store"
@@ -65,6 +65,8 @@ type SealSettings struct {
 	Stamps map[string]StampSettings `yaml:"stamps"`
 	// Revocation says where B-LT finds revocation data.
 	Revocation RevocationSettings `yaml:"revocation"`
+	// Queue bounds the seals in progress and waiting per seal.
+	Queue seal.QueueSettings `yaml:"queue"`
 }
 
 // DevTSASettings is the "devTSA" section: the development RFC 3161
@@ -98,6 +100,7 @@ type Server struct {
 	anchored       uint64
 
 	settings      SealSettings
+	debug         DebugSettings
 	http          HTTPSettings
 	verify        seal.VerifyLimits
 	metricsListen MetricsSettings
@@ -163,6 +166,9 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	if s.settings.MaxTempSpace < 0 {
 		return nil, fmt.Errorf("config section seal: maxTempSpace is negative (%d)", s.settings.MaxTempSpace)
 	}
+	if q := s.settings.Queue; q.PerSession < 0 || q.Length < 0 || q.MaxWait < 0 {
+		return nil, fmt.Errorf("config section seal: queue perSession, length and maxWait must not be negative")
+	}
 	if s.settings.MaxTempSpace == 0 {
 		s.settings.MaxTempSpace = 8 << 30
 	}
@@ -173,6 +179,9 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		return nil, err
 	}
 	if _, err := cfg.Section("metrics", &s.metricsListen); err != nil {
+		return nil, err
+	}
+	if _, err := cfg.Section("debug", &s.debug); err != nil {
 		return nil, err
 	}
 	evCfg, err := evidence.LoadConfig(cfg)
@@ -199,6 +208,10 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	ts, err := s.timestamper(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if ts != nil {
+		// PAdES sizes its placeholders from the authority's earlier tokens.
+		ts = pades.RememberTokenSizes(ts)
 	}
 	accOpts, err := AccessOptions(cfg)
 	if err != nil {
@@ -271,6 +284,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		Spool:           spool,
 		Revocation:      revocation,
 		Stamps:          stamps,
+		Queue:           s.settings.Queue,
 		Log:             log,
 	}); err != nil {
 		return nil, err
@@ -350,41 +364,12 @@ func (s *Server) timestamper(cfg *config.File) (signing.Timestamper, error) {
 	case ok && tc.URL != "":
 		return tsa.NewClient(tc)
 	case s.devTSA != nil:
-		// The node's own development TSA, called in-process so it works
-		// whatever address the node listens on; it still goes through the
-		// client's checks of every token.
-		return &tsa.Client{
-			URL:        "http://sealgate.internal/tsa",
-			Hash:       crypto.SHA256,
-			HTTPClient: &http.Client{Transport: responderTransport{s.devTSA}},
-			Timeout:    tsa.DefaultTimeout,
-		}, nil
+		// The node's own development TSA, called in process so it works
+		// whatever address the node listens on; its tokens still get the
+		// client's checks.
+		return tsa.Local{Responder: s.devTSA, Hash: crypto.SHA256}, nil
 	}
 	return nil, nil
-}
-
-// responderTransport answers the TSA client's queries with the in-process
-// development responder, as the responder's /tsa route would.
-type responderTransport struct{ r *tsa.Responder }
-
-func (t responderTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	query, err := io.ReadAll(io.LimitReader(req.Body, 1<<16))
-	req.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	reply := t.r.Respond(req.Context(), query)
-	return &http.Response{
-		Status:        "200 OK",
-		StatusCode:    http.StatusOK,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": {tsa.ReplyMediaType}},
-		Body:          io.NopCloser(bytes.NewReader(reply)),
-		ContentLength: int64(len(reply)),
-		Request:       req,
-	}, nil
 }
 
 // checkpointSealer seals evidence checkpoints with the organisation's seal
@@ -450,6 +435,9 @@ func (s *Server) routes() http.Handler {
 	e.GET("/healthz", engine.Std(http.HandlerFunc(healthz)))
 	e.GET("/readyz", engine.Std(http.HandlerFunc(s.readyz)))
 	e.GET("/metrics", engine.Std(s.monitoring(s.metrics.handler())))
+	if s.debug.PProf {
+		s.registerPProf(e)
+	}
 	return httpauth.NewProxies(s.proxy, s.log).Handler(s.http.guardBodies(engine.HeadAsGet(e), s.log))
 }
 

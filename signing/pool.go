@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -133,6 +134,26 @@ func (p *Pool) Key(id string) (Key, error) {
 		return nil, fault.New(fault.NotFound, CodeSealUnknown, "no seal %q is configured", id)
 	}
 	return &SealKey{seal: s}, nil
+}
+
+// Sessions is how many signatures the cards holding seal id can make at
+// once: their open sessions (the configured number while a card is out of
+// service), and GOMAXPROCS for a software key.
+func (p *Pool) Sessions(id string) int {
+	s, ok := p.seals[id]
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, k := range s.keys {
+		st := k.card.Status()
+		if st.Software || st.Sessions <= 0 {
+			n += runtime.GOMAXPROCS(0)
+		} else {
+			n += st.Sessions
+		}
+	}
+	return n
 }
 
 // SealKey is a pooled seal key; Pool.Key returns it.

@@ -135,6 +135,33 @@ func (c *Client) TimestampHash() crypto.Hash { return c.Hash }
 // Timestamp asks the authority for a token over digest (made with hash)
 // and returns the DER TimeStampToken.
 func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash) ([]byte, error) {
+	return exchange(ctx, c.URL, digest, hash, c.post)
+}
+
+// Local is the node's own development authority asked in process, with
+// every check a Client makes of its tokens but no HTTP in between. It is a
+// signing.Timestamper.
+type Local struct {
+	Responder *Responder
+	// Hash is the imprint algorithm asked for (TimestampHash).
+	Hash crypto.Hash
+}
+
+// TimestampHash tells signing which hash to make imprints with.
+func (l Local) TimestampHash() crypto.Hash { return l.Hash }
+
+// Timestamp asks the responder for a token over digest (made with hash).
+func (l Local) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash) ([]byte, error) {
+	return exchange(ctx, "the development TSA", digest, hash, func(ctx context.Context, query []byte) ([]byte, error) {
+		return l.Responder.Respond(ctx, query), nil
+	})
+}
+
+// exchange sends one query through post and checks the token answered:
+// status granted, the nonce sent, the imprint asked for, and a signer
+// certificate with a critical timeStamping extended key usage. name says
+// which authority in errors.
+func exchange(ctx context.Context, name string, digest []byte, hash crypto.Hash, post func(context.Context, []byte) ([]byte, error)) ([]byte, error) {
 	if hash.Available() && len(digest) != hash.Size() {
 		return nil, fault.New(fault.Invalid, cms.CodeDigestMismatch, "a %s digest has %d bytes, not %d", hash, hash.Size(), len(digest))
 	}
@@ -146,7 +173,7 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash)
 	if err != nil {
 		return nil, err
 	}
-	reply, err := c.post(ctx, query)
+	reply, err := post(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -156,18 +183,18 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash)
 	}
 	info, err := cms.ParseTimestampToken(token)
 	if err != nil {
-		return nil, fault.Wrap(err, fault.Unavailable, CodeTSAUnreachable, "%s returned a token that cannot be decoded", c.URL)
+		return nil, fault.Wrap(err, fault.Unavailable, CodeTSAUnreachable, "%s returned a token that cannot be decoded", name)
 	}
 	switch {
 	case info.Nonce == nil || info.Nonce.Cmp(nonce) != 0:
-		return nil, fault.New(fault.Unavailable, CodeTSAUnreachable, "%s returned a token for another request (nonce mismatch)", c.URL)
+		return nil, fault.New(fault.Unavailable, CodeTSAUnreachable, "%s returned a token for another request (nonce mismatch)", name)
 	case info.Hash != hash.String() || !bytes.Equal(info.Imprint, digest):
-		return nil, fault.New(fault.Unavailable, CodeTSAUnreachable, "%s returned a token over another imprint", c.URL)
+		return nil, fault.New(fault.Unavailable, CodeTSAUnreachable, "%s returned a token over another imprint", name)
 	case info.Certificate == nil:
-		return nil, fault.New(fault.Unavailable, CodeTSAUnreachable, "%s returned a token without its certificate although certReq was set", c.URL)
+		return nil, fault.New(fault.Unavailable, CodeTSAUnreachable, "%s returned a token without its certificate although certReq was set", name)
 	}
 	if err := cms.CheckTimestampingEKU(info.Certificate); err != nil {
-		return nil, fault.Wrap(err, fault.Unavailable, CodeTSAUnreachable, "%s signs with an unsuitable certificate", c.URL)
+		return nil, fault.Wrap(err, fault.Unavailable, CodeTSAUnreachable, "%s signs with an unsuitable certificate", name)
 	}
 	return token, nil
 }

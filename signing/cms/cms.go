@@ -178,6 +178,30 @@ type TimestampHasher interface {
 // with issuerSerial), as CAdES and PAdES baseline signatures need; the
 // certificates field carries key's full chain. key.Sign is called once.
 func Sign(ctx context.Context, key signing.Key, digest []byte, hash crypto.Hash, opts Options) ([]byte, error) {
+	s, err := SignValue(ctx, key, digest, hash, opts)
+	if err != nil {
+		return nil, err
+	}
+	var token []byte
+	if opts.Timestamper != nil {
+		if token, err = s.Timestamp(ctx, opts.Timestamper); err != nil {
+			return nil, err
+		}
+	}
+	return s.Encode(token)
+}
+
+// Signed is a SignerInfo whose signature is made, before its unsigned
+// attributes: a signer that must fit the encoding into reserved space (a
+// PDF's /Contents) can still choose to leave the timestamp out once it sees
+// the token, without asking the key to sign again.
+type Signed struct {
+	parts signedDataParts
+	hash  crypto.Hash
+}
+
+// SignValue is Sign up to the signature: opts.Timestamper is not used.
+func SignValue(ctx context.Context, key signing.Key, digest []byte, hash crypto.Hash, opts Options) (*Signed, error) {
 	chain := key.Chain()
 	if len(chain) == 0 {
 		return nil, fault.New(fault.Internal, signing.CodeKeyMismatch, "the seal key has no certificate")
@@ -235,16 +259,7 @@ func Sign(ctx context.Context, key signing.Key, digest []byte, hash crypto.Hash,
 		return nil, fault.Wrap(err, fault.Unavailable, signing.CodeTokenUnavailable, "the seal key %q could not sign", signer.Subject.CommonName)
 	}
 
-	var unsigned [][]byte
-	if opts.Timestamper != nil {
-		token, err := timestampSignature(ctx, opts.Timestamper, signature, hash)
-		if err != nil {
-			return nil, err
-		}
-		unsigned = append(unsigned, attribute(oidAttrTimestampToken, func(b *cryptobyte.Builder) { b.AddBytes(token) }))
-	}
-
-	return marshalSignedData(signedDataParts{
+	return &Signed{hash: hash, parts: signedDataParts{
 		dalg:        dalg,
 		contentType: contentType,
 		content:     opts.Content,
@@ -253,8 +268,23 @@ func Sign(ctx context.Context, key signing.Key, digest []byte, hash crypto.Hash,
 		signedAttrs: signedAttrs,
 		sigAlg:      sigAlg,
 		signature:   signature,
-		unsigned:    unsigned,
-	})
+	}}, nil
+}
+
+// Timestamp asks ts for a signature-time-stamp token over the signature
+// value (baseline level B-T) and checks that it covers it.
+func (s *Signed) Timestamp(ctx context.Context, ts signing.Timestamper) ([]byte, error) {
+	return timestampSignature(ctx, ts, s.parts.signature, s.hash)
+}
+
+// Encode returns the DER ContentInfo, with token (when not nil) as the
+// signature-time-stamp attribute.
+func (s *Signed) Encode(token []byte) ([]byte, error) {
+	p := s.parts
+	if token != nil {
+		p.unsigned = [][]byte{attribute(oidAttrTimestampToken, func(b *cryptobyte.Builder) { b.AddBytes(token) })}
+	}
+	return marshalSignedData(p)
 }
 
 // timestampSignature obtains a signature-time-stamp token (ETSI EN 319 122-1

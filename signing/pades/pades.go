@@ -15,6 +15,7 @@ import (
 	"crypto/rsa"
 	"encoding"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -162,10 +163,21 @@ func Seal(ctx context.Context, key signing.Key, in io.ReaderAt, size int64, out 
 			return nil, err
 		}
 	}
-	var sample []byte // a token from the authority, for sizes and its certificates
+	var sample []byte // a token from the authority, for its certificates
+	tokenSize := 0    // what the signature-time-stamp token is expected to take
 	if opts.Level.Rank() >= signing.LevelBT.Rank() {
-		if sample, err = sampleTimestamp(ctx, opts.Timestamper, opts.Hash); err != nil {
-			return nil, err
+		sizes, _ := opts.Timestamper.(*TokenSizes)
+		if sizes != nil {
+			tokenSize = sizes.Largest(timestampHash(opts.Timestamper, opts.Hash))
+		}
+		// B-LT and B-LTA need the authority's current certificates for
+		// the validation data; B-T needs only a size, known after the
+		// first token.
+		if tokenSize == 0 || opts.Level.Rank() >= signing.LevelBLT.Rank() {
+			if sample, err = sampleTimestamp(ctx, opts.Timestamper, opts.Hash); err != nil {
+				return nil, err
+			}
+			tokenSize = max(tokenSize, len(sample))
 		}
 	}
 	res := &Result{Level: opts.Level}
@@ -199,7 +211,7 @@ func Seal(ctx context.Context, key signing.Key, in io.ReaderAt, size int64, out 
 	}
 	sig, err := prepareSignature(r, signatureSpec{
 		dict:        sigDict,
-		contentsLen: estimateCMS(key, len(sample)),
+		contentsLen: estimateCMS(key, tokenSize),
 		field:       opts.Field,
 		placement:   opts.Placement,
 		stamp:       look,
@@ -218,22 +230,26 @@ func Seal(ctx context.Context, key signing.Key, in io.ReaderAt, size int64, out 
 		return nil, err
 	}
 	digest := sig.digest(prefix, opts.Hash, nil)
-	cmsOpts := cms.Options{OmitSigningTime: true}
-	if opts.Level.Rank() >= signing.LevelBT.Rank() {
-		cmsOpts.Timestamper = opts.Timestamper
-	}
-	cms, err := cms.Sign(ctx, key, digest, opts.Hash, cmsOpts)
+	signed, err := cms.SignValue(ctx, key, digest, opts.Hash, cms.Options{OmitSigningTime: true})
 	if err != nil {
 		return nil, err
 	}
-	if err := sig.fill(cms); err != nil {
+	docTimestamp := opts.Level == signing.LevelBLTA
+	if grown, err := fillSignature(ctx, sig, signed, opts); errors.Is(err, errTokenOutgrew) {
+		// The authority's token outgrew the placeholder sized from its
+		// earlier ones (TokenSizes now knows the new size). The key is
+		// not asked again: the signature goes in without the token and a
+		// document timestamp over it gives the seal its time, which also
+		// makes PAdES-B-T (ETSI EN 319 142-1 §5.4). The next seal fits.
+		docTimestamp, tokenSize = true, grown
+	} else if err != nil {
 		return nil, err
 	}
 	res.Field = sig.field
 	updates := [][]byte{sig.laid.Bytes}
-	if opts.Level == signing.LevelBLTA {
+	if docTimestamp {
 		cur := &pdf.Appended{R: in, Size: size, Tail: sig.laid.Bytes}
-		ts, err := addDocTimestamp(ctx, cur, prefix, opts.Timestamper, tsHash, len(sample))
+		ts, err := addDocTimestamp(ctx, cur, prefix, opts.Timestamper, tsHash, tokenSize)
 		if err != nil {
 			return nil, err
 		}
@@ -256,6 +272,38 @@ func Seal(ctx context.Context, key signing.Key, in io.ReaderAt, size int64, out 
 	}
 	res.SHA256, res.Size = h.Sum(nil), n
 	return res, nil
+}
+
+// errTokenOutgrew: the signature-time-stamp token does not fit the
+// placeholder; the signature was filled in without it.
+var errTokenOutgrew = errors.New("pades: the timestamp token outgrew its placeholder")
+
+// fillSignature timestamps the signature (from B-T on) and writes it into
+// the placeholder. When only the token makes it too large, the signature
+// is written without it and errTokenOutgrew returned with the token's size.
+func fillSignature(ctx context.Context, sig *preparedSignature, signed *cms.Signed, opts Options) (int, error) {
+	var token []byte
+	if opts.Level.Rank() >= signing.LevelBT.Rank() {
+		var err error
+		if token, err = signed.Timestamp(ctx, opts.Timestamper); err != nil {
+			return 0, err
+		}
+	}
+	der, err := signed.Encode(token)
+	if err != nil {
+		return 0, err
+	}
+	ferr := sig.fill(der)
+	if ferr == nil || token == nil {
+		return len(token), ferr
+	}
+	if der, err = signed.Encode(nil); err != nil {
+		return 0, err
+	}
+	if err := sig.fill(der); err != nil {
+		return 0, err
+	}
+	return len(token), errTokenOutgrew
 }
 
 // prefixHashes holds hash states after the original document, by

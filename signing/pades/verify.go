@@ -494,6 +494,12 @@ func assignLevels(doc *pdf.Reader, sigs []Signature) {
 			continue
 		}
 		s.Level = s.CMS.Level
+		if s.Level == signing.LevelBB && coveredByDocTimestamp(sigs, s.end) {
+			// A document timestamp over the signature gives it its time
+			// as a signature timestamp would (ETSI EN 319 142-1 §5.4).
+			s.Level = signing.LevelBT
+			continue
+		}
 		if len(s.CMS.Chain) == 0 {
 			continue
 		}
@@ -538,6 +544,17 @@ func assignLevels(doc *pdf.Reader, sigs []Signature) {
 			}
 		}
 	}
+}
+
+// coveredByDocTimestamp reports whether a valid document timestamp covers
+// the bytes up to end.
+func coveredByDocTimestamp(sigs []Signature, end int64) bool {
+	for _, t := range sigs {
+		if t.Type == "documentTimestamp" && t.Valid && t.end > end {
+			return true
+		}
+	}
+	return false
 }
 
 // dssStore is what a document security store holds.
