@@ -35,7 +35,7 @@ check:
 # xmlsec1 (it signs the tests' trusted lists), Chromium (for the PDF corpus)
 # and a JDK (javac and java run the Java client example).
 # Installed through apt when missing.
-TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core fonts-ipafont-gothic zbar-tools xmlsec1 default-jdk-headless
+TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core fonts-ipafont-gothic zbar-tools xmlsec1 python3-zeep jaxws default-jdk-headless
 deps-test:
 	@missing=$$(for p in $(TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -57,7 +57,10 @@ bench:
 	$(BENCH) -bench 'SigningPAdES100KB|SigningPAdESVsToken|SigningPdfsign100KB' -benchtime 3s ./signing/pades/
 	$(BENCH) -bench 'SigningCAdES1GBRSS' -benchtime 1x ./signing/cms/
 	$(BENCH) -bench 'SigningPAdES200MBRSS' -benchtime 1x ./signing/pades/
-	$(BENCH) -bench 'Seal' -benchtime 3s ./server/
+	$(BENCH) -bench 'Seal[^S]|SealService' -benchtime 3s ./server/
+	$(BENCH) -bench 'SealSOAPVsREST' -benchtime 5s ./server/
+	$(BENCH) -bench 'SealSOAPMTOM100MBRSS' -benchtime 1x ./server/
+	$(BENCH) -bench 'Job' -benchtime 5x ./server/
 	$(BENCH) -bench 'Evidence' ./evidence/
 	$(BENCH) -bench 'AccessDecide' -benchtime 50000x ./access/
 	$(BENCH) -bench 'AccessLogin' -benchtime 20x ./access/

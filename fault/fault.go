@@ -45,6 +45,9 @@ const (
 	Timeout
 	// MethodNotAllowed means the resource exists but not with this method.
 	MethodNotAllowed
+	// UnsupportedMediaType means the body's content type is not one the
+	// request takes.
+	UnsupportedMediaType
 )
 
 // Error is an error with a stable code.

@@ -93,6 +93,11 @@ func (g *Gate) Enter(ctx context.Context) (func(), error) {
 
 func (g *Gate) leave() { <-g.slots }
 
+// Load reports how many tasks hold a turn and how many wait for one.
+func (g *Gate) Load() (running, waiting int) {
+	return len(g.slots), int(g.waiting.Load())
+}
+
 // refuse suggests retrying after the longest a queued task waits: by then
 // the queue has turned over at least once.
 func (g *Gate) refuse() error {

@@ -80,3 +80,14 @@ func (a *admission) enter(ctx context.Context, sealID string) (func(), error) {
 	a.mu.Unlock()
 	return g.Enter(ctx)
 }
+
+// load reports the seals of sealID in progress and waiting for a turn.
+func (a *admission) load(sealID string) (inProgress, waiting int) {
+	a.mu.Lock()
+	g := a.gates[sealID]
+	a.mu.Unlock()
+	if g == nil {
+		return 0, 0
+	}
+	return g.Load()
+}

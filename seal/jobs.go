@@ -65,14 +65,21 @@ const (
 // JobsConfig is the "jobs" section of sealgate.yaml:
 //
 //	jobs:
-//	  workers: 8               # default: twice the seal pool's signing sessions
+//	  workers: 8               # default: twice the seal pool's signing sessions, at least batchSize
+//	  batchSize: 8             # a job's documents signed as one batch at a remote credential; default workers
 //	  maxDocuments: 10000      # documents per job
 //	  maxTotalSize: 4294967296 # bytes per job
 //	  maxQueued: 100000        # documents waiting over all jobs; beyond: 429 queue_full
 //	  retention: 168h          # results kept after a job ends
 //	  dir: /var/lib/sealgate/jobs  # default <data>/jobs
 type JobsConfig struct {
-	Workers      int           `yaml:"workers"`
+	Workers int `yaml:"workers"`
+	// BatchSize bounds how many of a job's documents are sealed at the same
+	// time with their signatures gathered into one signing.Batch, where a
+	// card holding the job's seal signs batches (a remote credential: one
+	// authorization for the batch). It cannot exceed Workers, which seal
+	// a batch's documents side by side.
+	BatchSize    int           `yaml:"batchSize"`
 	MaxDocuments int           `yaml:"maxDocuments"`
 	MaxTotalSize int64         `yaml:"maxTotalSize"`
 	MaxQueued    int           `yaml:"maxQueued"`
@@ -82,14 +89,15 @@ type JobsConfig struct {
 
 // LoadJobsConfig decodes the jobs section of f with its defaults; a
 // relative dir is taken from the configuration file's directory. Workers
-// stays 0 unless set: the node sizes it from its seal pool.
+// and BatchSize stay 0 unless set: the node sizes workers from its seal
+// pool, and NewJobs makes a batch as large as the workers.
 func LoadJobsConfig(f *config.File) (JobsConfig, error) {
 	var c JobsConfig
 	if _, err := f.Section("jobs", &c); err != nil {
 		return c, fault.Wrap(err, fault.Invalid, CodeJobsConfigInvalid, "jobs section of %s", f.Path)
 	}
-	if c.Workers < 0 || c.MaxDocuments < 0 || c.MaxTotalSize < 0 || c.MaxQueued < 0 || c.Retention < 0 {
-		return c, fault.New(fault.Invalid, CodeJobsConfigInvalid, "jobs: workers, maxDocuments, maxTotalSize, maxQueued and retention must not be negative")
+	if c.Workers < 0 || c.BatchSize < 0 || c.MaxDocuments < 0 || c.MaxTotalSize < 0 || c.MaxQueued < 0 || c.Retention < 0 {
+		return c, fault.New(fault.Invalid, CodeJobsConfigInvalid, "jobs: workers, batchSize, maxDocuments, maxTotalSize, maxQueued and retention must not be negative")
 	}
 	if c.MaxDocuments == 0 {
 		c.MaxDocuments = 10000
@@ -144,11 +152,22 @@ func NewJobs(svc *Service, opts JobsOptions) (*Jobs, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 1
 	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = opts.Workers
+	}
+	if opts.BatchSize > opts.Workers {
+		return nil, fault.New(fault.Invalid, CodeJobsConfigInvalid, "jobs: batchSize %d exceeds workers %d: the documents of a batch are sealed side by side", opts.BatchSize, opts.Workers)
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("seal: jobs directory: %w", err)
 	}
 	return &Jobs{svc: svc, db: svc.opts.DB, opts: opts, log: svc.log, wake: make(chan struct{}, 1)}, nil
 }
+
+// Limits are the job limits in force (jobs.maxDocuments, jobs.maxTotalSize
+// and the rest), for transports that check an archive's directory before
+// unpacking it.
+func (j *Jobs) Limits() JobsConfig { return j.opts.JobsConfig }
 
 // JobInput is one document handed in with a job. Reader is read to its end
 // before the next document is asked for.

@@ -3,6 +3,7 @@ package seal
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"database/sql"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealgate/sealgate/evidence"
 	"github.com/sealgate/sealgate/fault"
+	"github.com/sealgate/sealgate/signing"
 )
 
 // How a document that failed for a reason that may pass (a card or the TSA
@@ -37,6 +41,59 @@ type jobDoc struct {
 	// ended is set by finish: the state the document ended in, and the
 	// job's when this document was its last.
 	ended, jobEnded JobState
+	// signer is the document's part in its batch of signatures (see
+	// groupSignatures); nil signs with the seal's key on its own.
+	signer *batchRun
+}
+
+// batchLinger bounds how long a batch's first signature waits for the
+// others: a batch's documents are sealed side by side, so they normally
+// all ask within the time the largest of them takes to be hashed.
+const batchLinger = 5 * time.Second
+
+// batchKey is a pooled seal key that can gather signatures into batches
+// (*signing.SealKey).
+type batchKey interface {
+	signing.Key
+	Batches() bool
+	NewBatch(runs int, linger time.Duration) *signing.Batch
+}
+
+// batchRun is one document's part in a signing.Batch. It notes whether the
+// document asked for its signature, so that one failing before that leaves
+// the batch at once instead of holding the others up.
+type batchRun struct {
+	*signing.Batch
+	asked atomic.Bool
+}
+
+// Sign queues the document's digest in its batch.
+func (r *batchRun) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	r.asked.Store(true)
+	return r.Batch.Sign(rand, digest, opts)
+}
+
+// SignContext queues the document's digest in its batch.
+func (r *batchRun) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	r.asked.Store(true)
+	return r.Batch.SignContext(ctx, digest, opts)
+}
+
+// key is what the document signs with: its batch, or nil for the seal's key.
+func (r *batchRun) key() signing.Key {
+	if r == nil {
+		return nil
+	}
+	return r
+}
+
+// leave takes a document that has not asked for its signature (it failed
+// before, or was never started) out of its batch; it does nothing after
+// the document asked, and nothing twice.
+func (r *batchRun) leave() {
+	if r != nil && r.asked.CompareAndSwap(false, true) {
+		r.Leave()
+	}
 }
 
 func (d *jobDoc) rule() string { return d.job.rule }
@@ -175,10 +232,14 @@ func (j *Jobs) dispatch(ctx context.Context, work chan<- *jobDoc) {
 		if err != nil && ctx.Err() == nil {
 			j.log.Error("job documents not claimed", "err", err)
 		}
+		j.groupSignatures(docs)
 		for i, d := range docs {
 			select {
 			case work <- d:
 			case <-ctx.Done():
+				for _, d := range docs[i:] {
+					d.signer.leave()
+				}
 				j.release(docs[i:])
 				return
 			}
@@ -239,6 +300,44 @@ func (j *Jobs) claim(ctx context.Context, k int) ([]*jobDoc, error) {
 	return docs, nil
 }
 
+// groupSignatures gathers the signatures of the claimed documents of each
+// job, up to BatchSize at a time, into one signing.Batch of the job's seal
+// key, where a card in service holding the seal signs batches (a remote
+// credential): one authorization and ⌈n/multisign⌉ signHash calls then
+// cover n documents. Other cards sign document by document, as soon as
+// each asks. A batch never holds more documents than there are workers,
+// and all of a claim's documents are handed out before the next claim, so
+// every document of a batch gets its worker.
+func (j *Jobs) groupSignatures(docs []*jobDoc) {
+	byJob := map[*jobRow][]*jobDoc{}
+	var jobs []*jobRow
+	for _, d := range docs {
+		if byJob[d.job] == nil {
+			jobs = append(jobs, d.job)
+		}
+		byJob[d.job] = append(byJob[d.job], d)
+	}
+	for _, job := range jobs {
+		if len(byJob[job]) < 2 {
+			continue
+		}
+		key, err := j.svc.opts.Keys.Key(job.opts.Seal)
+		bk, ok := key.(batchKey)
+		if err != nil || !ok || !bk.Batches() {
+			continue // an unknown seal fails each document through the sealing path
+		}
+		for group := range slices.Chunk(byJob[job], j.opts.BatchSize) {
+			if len(group) < 2 {
+				continue
+			}
+			batch := bk.NewBatch(len(group), batchLinger)
+			for _, d := range group {
+				d.signer = &batchRun{Batch: batch}
+			}
+		}
+	}
+}
+
 // release puts claimed documents that were not started back in the queue.
 func (j *Jobs) release(docs []*jobDoc) {
 	err := j.db.Write(context.Background(), func(tx *sql.Tx) error {
@@ -260,15 +359,18 @@ func (j *Jobs) release(docs []*jobDoc) {
 func (j *Jobs) process(ctx context.Context, d *jobDoc) {
 	var state JobState
 	if err := j.db.Read().QueryRowContext(ctx, `SELECT state FROM seal_jobs WHERE id = ?`, d.job.id).Scan(&state); err != nil || state == JobCancelled {
+		d.signer.leave()
 		j.drop(ctx, d, err)
 		return
 	}
 	f, err := os.Open(d.inPath())
 	if err != nil {
+		d.signer.leave()
 		j.settle(ctx, d, fmt.Errorf("seal: job document: %w", err))
 		return
 	}
-	res, err := j.svc.sealOne(ctx, d.request(f), d)
+	res, err := j.svc.sealOne(ctx, d.request(f), d, d.signer.key())
+	d.signer.leave()
 	f.Close()
 	if err != nil {
 		j.settle(ctx, d, err)

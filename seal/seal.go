@@ -228,11 +228,17 @@ func (r *Result) Close() error {
 	return err
 }
 
+// Load reports the single seals of sealID holding a turn (being sealed,
+// or their documents still arriving) and those waiting for one (seal.queue).
+func (s *Service) Load(sealID string) (inProgress, waiting int) {
+	return s.admit.load(sealID)
+}
+
 // Seal seals one document. Nothing is recorded as sealed unless the output
 // exists and its evidence entry is durable; every failure after the request
 // was understood is recorded as a failed seal event with its code.
 func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
-	return s.sealOne(ctx, req, nil)
+	return s.sealOne(ctx, req, nil, nil)
 }
 
 // sealOne is the one sealing path, for a request on its own (doc nil) and
@@ -241,8 +247,9 @@ func (s *Service) Seal(ctx context.Context, req Request) (*Result, error) {
 // its seal event names it, so that a crash at any point leaves it
 // recognisably sealed or not (see Jobs.settle). A failure that may pass
 // (a card or TSA unavailable) is not recorded for a job's document: it is
-// tried again.
-func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc) (*Result, error) {
+// tried again. key signs, when given (a job's batch of the seal's key);
+// nil is the seal's key from Keys.
+func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc, key signing.Key) (*Result, error) {
 	started := time.Now()
 	req, err := s.normalize(req)
 	if err != nil {
@@ -260,7 +267,7 @@ func (s *Service) sealOne(ctx context.Context, req Request, doc *jobDoc) (*Resul
 		}
 		defer leave()
 	}
-	res, err := s.seal(ctx, req, doc)
+	res, err := s.seal(ctx, req, doc, key)
 	ev := event{req: req, started: started, doc: doc}
 	if err != nil {
 		if doc != nil && transient(err) {
@@ -372,8 +379,9 @@ func (req Request) action() access.Action {
 	}
 }
 
-func (s *Service) seal(ctx context.Context, req Request, job *jobDoc) (*Result, error) {
+func (s *Service) seal(ctx context.Context, req Request, job *jobDoc, key signing.Key) (*Result, error) {
 	var rule string
+	var err error
 	if job == nil {
 		dec, err := s.opts.Authorizer.Decide(ctx, req.Principal, req.action())
 		if err != nil {
@@ -383,9 +391,10 @@ func (s *Service) seal(ctx context.Context, req Request, job *jobDoc) (*Result, 
 	} else {
 		rule = job.rule()
 	}
-	key, err := s.opts.Keys.Key(req.Seal)
-	if err != nil {
-		return nil, err
+	if key == nil {
+		if key, err = s.opts.Keys.Key(req.Seal); err != nil {
+			return nil, err
+		}
 	}
 	ctx, signedBy := signing.WithSignedBy(ctx)
 	var ts signing.Timestamper

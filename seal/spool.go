@@ -204,3 +204,31 @@ func RemoveSpool(dir string) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// TempFile is a temporary file in the sealing path's TempDir whose bytes
+// count against the spool budget, for a transport that needs random access
+// to a request body (a ZIP archive's directory is at its end).
+type TempFile struct{ s *spoolFile }
+
+// NewTempFile creates a TempFile; kind goes into its name, after
+// SpoolPrefix, so a restart removes what a crash left behind.
+func (s *Service) NewTempFile(kind string) (*TempFile, error) {
+	f, err := newSpool(s.opts.TempDir, kind, 0, s.opts.Spool)
+	if err != nil {
+		return nil, err
+	}
+	return &TempFile{s: f}, nil
+}
+
+// Write counts p against the budget, then writes it.
+func (t *TempFile) Write(p []byte) (int, error) { return t.s.Write(p) }
+
+// ReadAt reads what was written.
+func (t *TempFile) ReadAt(p []byte, off int64) (int, error) { return t.s.f.ReadAt(p, off) }
+
+// Refused is the budget's error (temp_space_full, document_too_large) when
+// a write was refused for lack of space; nil otherwise.
+func (t *TempFile) Refused() error { return t.s.refusal() }
+
+// Remove closes and deletes the file and gives its bytes back.
+func (t *TempFile) Remove() error { return t.s.remove() }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/sealgate/sealgate/internal/pdftest"
 	"github.com/sealgate/sealgate/seal"
@@ -69,4 +70,40 @@ func BenchmarkSealRESTCAdES100KB(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "seals/s")
+}
+
+// benchJob seals jobs of docs (CAdES B-B) on node n, each job through
+// the job workers from submission to its last document, and reports
+// documents per second.
+func benchJob(b *testing.B, n *node, docs [][]byte) {
+	ctx := context.Background()
+	runJobs(b, n.Server)
+	erp := n.process(b, n.ERPID, n.ERPSecret)
+	for b.Loop() {
+		st, err := n.Jobs.Submit(ctx, seal.JobRequest{
+			Request: seal.Request{Principal: erp, Format: seal.CAdES, Level: seal.LevelBB}, Documents: inputs(docs...)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st = waitJob(b, n.Server, erp, st.ID, 5*time.Minute); st.Counts.Done != len(docs) {
+			b.Fatalf("job ended %s %+v", st.State, st.Counts)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(docs))/b.Elapsed().Seconds(), "docs/s")
+}
+
+// BenchmarkJobLocalCards: jobs of 200 documents of 1 KB on the node's two
+// SoftHSM cards.
+func BenchmarkJobLocalCards(b *testing.B) {
+	benchJob(b, newNode(b), textDocs(200))
+}
+
+// BenchmarkJobRemoteBatches: jobs of 100 documents of 1 KB through a CSC
+// provider on loopback (multisign 15), signed in batches of 100; compare
+// with BenchmarkJobLocalCards of the same run.
+func BenchmarkJobRemoteBatches(b *testing.B) {
+	n, tsp := remoteNode(b, 15, 100)
+	authorize0 := tsp.Calls("credentials/authorize")
+	benchJob(b, n, textDocs(100))
+	b.ReportMetric(float64(tsp.Calls("credentials/authorize")-authorize0)/float64(b.N), "authorize/job")
 }

@@ -167,6 +167,10 @@ var (
 		"Cards in service holding the seal's key.", []string{"seal"}, nil)
 	descSealExpiry = prometheus.NewDesc("sealgate_seal_certificate_expiry_timestamp_seconds",
 		"When the seal certificate expires (Unix time).", []string{"seal"}, nil)
+	descSealInProgress = prometheus.NewDesc("sealgate_seal_in_progress",
+		"Single seal requests holding a turn (seal.queue), by seal.", []string{"seal"}, nil)
+	descSealWaiting = prometheus.NewDesc("sealgate_seal_waiting",
+		"Single seal requests waiting for a turn (seal.queue), by seal.", []string{"seal"}, nil)
 	descLogSize = prometheus.NewDesc("sealgate_evidence_leaves",
 		"Leaves in the evidence log.", nil, nil)
 	descJobDocuments = prometheus.NewDesc("sealgate_job_documents",
@@ -182,7 +186,7 @@ var jobStates = []seal.JobState{seal.JobQueued, seal.JobRunning, seal.JobDone, s
 type stateCollector struct{ s *Server }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCardUp, descCardSignatures, descCardSessions, descSealCards, descSealExpiry, descLogSize, descJobDocuments, descJobs} {
+	for _, d := range []*prometheus.Desc{descCardUp, descCardSignatures, descCardSessions, descSealCards, descSealExpiry, descSealInProgress, descSealWaiting, descLogSize, descJobDocuments, descJobs} {
 		ch <- d
 	}
 }
@@ -200,6 +204,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.s.Pool.Seals() {
 		ch <- prometheus.MustNewConstMetric(descSealCards, prometheus.GaugeValue, float64(st.HealthyCards), st.ID)
 		ch <- prometheus.MustNewConstMetric(descSealExpiry, prometheus.GaugeValue, float64(st.NotAfter.Unix()), st.ID)
+		running, waiting := c.s.Seal.Load(st.ID)
+		ch <- prometheus.MustNewConstMetric(descSealInProgress, prometheus.GaugeValue, float64(running), st.ID)
+		ch <- prometheus.MustNewConstMetric(descSealWaiting, prometheus.GaugeValue, float64(waiting), st.ID)
 	}
 	ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(c.s.Evidence.Size()))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -41,7 +41,7 @@ type contract struct {
 func init() {
 	// The document's binary bodies are read as strings, as kin-openapi reads
 	// application/octet-stream.
-	for _, mt := range []string{"application/pdf", "application/pkcs7-signature", "application/vnd.sealgate.ers", "application/jsonl"} {
+	for _, mt := range []string{"application/pdf", "application/pkcs7-signature", "application/vnd.sealgate.ers", "application/jsonl", "application/zip"} {
 		openapi3filter.RegisterBodyDecoder(mt, openapi3filter.FileBodyDecoder)
 	}
 }
@@ -286,6 +286,40 @@ func TestOpenAPIContract(t *testing.T) {
 		t.Errorf("GET /api/v1/seals: %v, want [acme]", seals.Seals)
 	}
 	k.do(apiCall{method: "GET", path: "/api/v1/seals", status: 401, code: "unauthenticated", outside: true})
+
+	// Jobs: multipart and ZIP submissions, status, one result (and 304),
+	// all results, cancellation, and the refusals.
+	runJobs(t, n.Server)
+	ct, mp = multipartBytes(t, part{name: "format", value: "cades"}, part{name: "level", value: "B-B"},
+		part{name: "document", file: "a.txt", value: "order 1"}, part{name: "document", file: "b.txt", value: "order 2"})
+	var job struct{ ID string }
+	k.json(apiCall{method: "POST", path: "/api/v1/jobs", basic: erp, contentType: ct, body: mp, status: 202}, &job)
+	ct, mp = multipartBytes(t, part{name: "totp", value: "123456"}, part{name: "document", file: "a.pdf", value: string(pdf)})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs", basic: erp, contentType: ct, body: mp, status: 403, code: "operation_not_permitted"})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs?format=pades&reason=batch", basic: erp, contentType: "application/zip",
+		body: zipBytes(t, zipFile{name: "in/a.pdf", data: pdf}), status: 202})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs?format=cades", basic: erp, contentType: "application/zip",
+		body: zipBytes(t, zipFile{name: "../../x", data: doc}), status: 400, code: "zip_entry_invalid"})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs?format=cades", basic: erp, contentType: "application/zip", body: zerosZip(t, 4<<20), status: 400, code: "zip_ratio_exceeded"})
+	ct, mp = multipartBytes(t, part{name: "format", value: "cades"}, part{name: "document", file: "big.bin", value: strings.Repeat("x", 1<<20+1)})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs", basic: erp, contentType: ct, body: mp, status: 413, code: "document_too_large"})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs", basic: erp, contentType: "application/pdf", body: pdf, status: 415, code: "unsupported_media_type", outside: true})
+	ct, mp = multipartBytes(t, part{name: "format", value: "cades"})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs", basic: erp, contentType: ct, body: mp, status: 400, code: "job_empty", outside: true})
+	k.do(apiCall{method: "POST", path: "/api/v1/jobs", contentType: "application/zip", body: zipBytes(t, zipFile{name: "a.txt", data: doc}), status: 401, code: "unauthenticated", outside: true})
+	erpP := n.process(t, n.ERPID, n.ERPSecret)
+	waitJob(t, n.Server, erpP, job.ID, time.Minute)
+	jobPath := "/api/v1/jobs/" + job.ID
+	k.do(apiCall{method: "GET", path: jobPath, basic: erp, status: 200})
+	k.do(apiCall{method: "GET", path: jobPath, basic: intruder, status: 404, code: "job_unknown"})
+	resp, _ = k.do(apiCall{method: "GET", path: jobPath + "/documents/1", basic: erp, status: 200})
+	k.do(apiCall{method: "GET", path: jobPath + "/documents/1", basic: erp, header: map[string]string{"If-None-Match": resp.Header.Get("ETag")}, status: 304})
+	k.do(apiCall{method: "GET", path: jobPath + "/documents/3", basic: erp, status: 404, code: "job_document_unknown"})
+	k.do(apiCall{method: "GET", path: jobPath + "/documents/first", basic: erp, status: 400, code: "bad_request", outside: true})
+	k.do(apiCall{method: "GET", path: jobPath + "/results.zip", basic: erp, status: 200})
+	k.do(apiCall{method: "GET", path: "/api/v1/jobs/0123456789abcdef01234567/results.zip", basic: erp, status: 404, code: "job_unknown"})
+	k.do(apiCall{method: "DELETE", path: jobPath, basic: erp, status: 204})
+	k.do(apiCall{method: "DELETE", path: jobPath, basic: erp, status: 404, code: "job_unknown"})
 
 	// OAuth and sessions.
 	var tok struct {

@@ -36,6 +36,15 @@ func TestSealQueueBounded(t *testing.T) {
 			statuses <- resp.StatusCode
 		})
 	}
+	// Probe only once every turn and the queue place are taken.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if running, waiting := n.Seal.Load("acme"); running+waiting == holders {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holding seals did not all take a turn or a queue place")
+		}
+	}
 	var busy *http.Response
 	var body []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

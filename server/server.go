@@ -30,7 +30,9 @@ import (
 	"github.com/sealgate/sealgate/gateway/httpauth"
 	"github.com/sealgate/sealgate/gateway/problem"
 	"github.com/sealgate/sealgate/gateway/rest"
+	"github.com/sealgate/sealgate/gateway/soap"
 	"github.com/sealgate/sealgate/ldapsync"
+	"github.com/sealgate/sealgate/limit"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/cms"
@@ -104,6 +106,9 @@ type Server struct {
 	http          HTTPSettings
 	verify        seal.VerifyLimits
 	metricsListen MetricsSettings
+	soap          soap.Settings
+	// spool is the temporary space documents in progress share.
+	spool *limit.Budget
 	// proxy names the reverse proxies whose forwarding headers are believed.
 	proxy    access.ProxySettings
 	auth     *httpauth.Authenticator
@@ -182,6 +187,9 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		return nil, err
 	}
 	if _, err := cfg.Section("debug", &s.debug); err != nil {
+		return nil, err
+	}
+	if s.soap, err = soap.LoadSettings(cfg); err != nil {
 		return nil, err
 	}
 	evCfg, err := evidence.LoadConfig(cfg)
@@ -271,6 +279,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}
 	s.metrics = newMetrics(s)
 	spool := seal.NewSpoolBudget(s.settings.MaxTempSpace)
+	s.spool = spool
 	if s.Seal, err = seal.New(ctx, seal.Options{
 		Observe:         s.metrics.observe,
 		DB:              s.DB,
@@ -294,7 +303,7 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 		return nil, err
 	}
 	if jobsCfg.Workers == 0 {
-		jobsCfg.Workers = s.jobWorkers()
+		jobsCfg.Workers = max(s.jobWorkers(), jobsCfg.BatchSize)
 	}
 	if s.Jobs, err = seal.NewJobs(s.Seal, seal.JobsOptions{JobsConfig: jobsCfg,
 		ObserveDocument: s.metrics.observeJobDocument, ObserveJob: s.metrics.observeJob}); err != nil {
@@ -419,8 +428,11 @@ func (s *Server) routes() http.Handler {
 	s.engine = e
 	auth := httpauth.New(s.Access, httpauth.Options{Logger: s.log})
 	s.auth = auth
-	api := &rest.REST{Seal: s.Seal, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
+	api := &rest.REST{Seal: s.Seal, Jobs: s.Jobs, Verifier: s.Verifier.Public(s.verify), Evidence: s.Evidence, Access: s.Access, Auth: auth, Log: s.log}
 	api.Register(e)
+	ws := soap.New(soap.Options{Settings: s.soap, TempDir: s.settings.TempDir, Spool: s.spool, MaxDocumentSize: s.settings.MaxDocumentSize})
+	ws.Seal, ws.Jobs, ws.Verifier, ws.Access, ws.Auth, ws.Log = s.Seal, s.Jobs, api.Verifier, s.Access, auth, s.log
+	ws.Register(e)
 	e.POST("/api/v1/oauth/token", engine.Std(auth.TokenHandler()))
 	e.POST("/api/v1/sessions", engine.Std(auth.LoginHandler()))
 	e.DELETE("/api/v1/sessions/current", engine.Std(auth.LogoutHandler()))

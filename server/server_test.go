@@ -160,6 +160,12 @@ func (n *node) send(t testing.TB, method, path, id, secret, contentType string, 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return roundTrip(t, req)
+}
+
+// roundTrip sends req and returns the response with its body read.
+func roundTrip(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -152,10 +152,12 @@ func (b *Batch) sign(reqs []*batchRequest) {
 		for i, r := range group {
 			digests[i] = r.digest
 		}
-		sigs, err := b.key.SignBatch(ctx, digests, group[0].opts)
+		signCtx, by := WithSignedBy(ctx)
+		sigs, err := b.key.SignBatch(signCtx, digests, group[0].opts)
 		for i, r := range group {
 			if err == nil {
 				r.sig = sigs[i]
+				reportCard(r.ctx, by.Card) // each run records the card that signed its batch
 			}
 			r.err = err
 			close(r.done)

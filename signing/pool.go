@@ -228,6 +228,19 @@ func (k *SealKey) SignBatch(ctx context.Context, digests [][]byte, opts crypto.S
 	return sigs, nil
 }
 
+// Batches reports whether a card in service holding the seal signs
+// batches of digests under one authorization (BatchCardKey): only then is
+// gathering concurrent signatures into a Batch worth their wait; other
+// cards sign digest by digest, each as soon as it is asked.
+func (k *SealKey) Batches() bool {
+	for _, hk := range k.seal.keys {
+		if _, ok := hk.key.(BatchCardKey); ok && hk.card.InService() {
+			return true
+		}
+	}
+	return false
+}
+
 // onCards runs sign on the least busy healthy card holding the seal, and
 // again on the next one each time a card fails with ErrCardOut. sign keeps
 // whatever progress it made before failing.

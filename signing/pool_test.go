@@ -109,6 +109,9 @@ func TestSignBatchOnPlainCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := k.(*signing.SealKey)
+	if key.Batches() {
+		t.Error("Batches is true for a seal without a card that signs batches")
+	}
 	pub := key.Public().(*ecdsa.PublicKey)
 	digests := make([][]byte, 10)
 	for i := range digests {

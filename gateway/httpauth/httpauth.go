@@ -74,14 +74,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (access.Principal, error) 
 		p, err = a.svc.AuthenticateClientCert(ctx, cert, verified, src)
 	case strings.EqualFold(scheme, "Basic"):
 		name, secret, ok := r.BasicAuth()
-		switch {
-		case !ok:
-			err = fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "the Basic credentials are malformed")
-		case strings.HasPrefix(secret, access.ClientSecretPrefix):
-			p, err = a.svc.AuthenticateClientSecret(ctx, name, secret, src)
-		default:
-			return a.svc.AuthenticateUser(ctx, access.UserCredentials{Login: name, Password: secret, OTP: r.Header.Get(OTPHeader), Source: src})
+		if !ok {
+			return access.Principal{}, fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "the Basic credentials are malformed")
 		}
+		return a.AuthenticatePassword(r, name, secret)
 	case strings.EqualFold(scheme, "Bearer") && strings.HasPrefix(strings.TrimSpace(cred), access.SessionTokenPrefix):
 		p, err = a.svc.AuthenticateSession(ctx, strings.TrimSpace(cred), src)
 	case strings.EqualFold(scheme, "Bearer"):
@@ -98,6 +94,24 @@ func (a *Authenticator) Authenticate(r *http.Request) (access.Principal, error) 
 	if otp := r.Header.Get(OTPHeader); otp != "" && p.Kind == access.KindUser {
 		return a.svc.Approve(ctx, p, otp)
 	}
+	return p, nil
+}
+
+// AuthenticatePassword authenticates a name and secret that r carries
+// other than in HTTP Basic (SOAP's WS-Security UsernameToken does): a
+// process's client id and secret, or a user's login and password with the
+// TOTP code in the Sealgate-OTP header — with the lockouts and audit of
+// Basic.
+func (a *Authenticator) AuthenticatePassword(r *http.Request, name, secret string) (access.Principal, error) {
+	ctx, src := r.Context(), RemoteAddr(r)
+	if !strings.HasPrefix(secret, access.ClientSecretPrefix) {
+		return a.svc.AuthenticateUser(ctx, access.UserCredentials{Login: name, Password: secret, OTP: r.Header.Get(OTPHeader), Source: src})
+	}
+	p, err := a.svc.AuthenticateClientSecret(ctx, name, secret, src)
+	if err != nil {
+		return access.Principal{}, err
+	}
+	p.Source = src
 	return p, nil
 }
 

@@ -50,6 +50,8 @@ func StatusOf(err error) int {
 		return http.StatusRequestTimeout
 	case fault.MethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case fault.UnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
 	}
 	return http.StatusInternalServerError
 }

@@ -30,6 +30,7 @@ var kinds = map[string]fault.Kind{
 	"Internal": fault.Internal, "Invalid": fault.Invalid, "Unauthenticated": fault.Unauthenticated,
 	"Forbidden": fault.Forbidden, "NotFound": fault.NotFound, "Conflict": fault.Conflict,
 	"Unavailable": fault.Unavailable, "TooLarge": fault.TooLarge, "TooMany": fault.TooMany, "Timeout": fault.Timeout, "MethodNotAllowed": fault.MethodNotAllowed,
+	"UnsupportedMediaType": fault.UnsupportedMediaType,
 }
 
 // codeUses is what the code base says about its error codes: every code a

@@ -6,6 +6,7 @@
 package rest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,7 @@ type Seals interface {
 // REST is the /api/v1 facade.
 type REST struct {
 	Seal     *seal.Service
+	Jobs     *seal.Jobs
 	Verifier *seal.Verifier
 	Evidence *evidence.Log
 	Access   Seals
@@ -69,6 +71,11 @@ func (a *REST) Register(r gin.IRouter) {
 	r.GET("/api/v1/log/checkpoint", engine.Std(http.HandlerFunc(a.getCheckpoint)))
 	r.GET("/api/v1/log/consistency", engine.Std(http.HandlerFunc(a.getConsistency)))
 	r.GET("/api/v1/log/key", engine.Std(http.HandlerFunc(a.getLogKey)))
+	r.POST("/api/v1/jobs", engine.Std(http.HandlerFunc(a.postJob)))
+	r.GET("/api/v1/jobs/:id", engine.Std(http.HandlerFunc(a.getJob)))
+	r.DELETE("/api/v1/jobs/:id", engine.Std(http.HandlerFunc(a.deleteJob)))
+	r.GET("/api/v1/jobs/:id/documents/:n", engine.Std(http.HandlerFunc(a.getJobDocument)))
+	r.GET("/api/v1/jobs/:id/results.zip", engine.Std(http.HandlerFunc(a.getJobResults)))
 	r.GET("/api/v1/openapi.json", engine.Std(http.HandlerFunc(getOpenAPI)))
 }
 
@@ -103,10 +110,7 @@ func (a *REST) postSeal(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, a.Log, err)
 		return
 	}
-	fields := r.URL.Query()
-	for k, v := range u.fields {
-		fields[k] = append(fields[k], v...)
-	}
+	fields := withQuery(r, u.fields)
 	req := seal.Request{Principal: p, Document: u.document, Size: u.size, Name: u.name}
 	if err := seal.ParseOptions(&req, fields); err != nil {
 		problem.Write(w, r, a.Log, err)
@@ -147,16 +151,32 @@ func setResultHeaders(h http.Header, res *seal.Result) {
 }
 
 func contentDisposition(name string, f seal.Format) string {
+	return mime.FormatMediaType("attachment", map[string]string{"filename": resultName(name, f)})
+}
+
+// resultName is the file name of the sealed form of a document named
+// name: "x-sealed.pdf" for PAdES, "x.p7s" for CAdES, "document" standing
+// in for no name. Only the name's last path element counts, and characters
+// file systems refuse become '_', so the name is safe to save or unpack.
+func resultName(name string, f seal.Format) string {
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f || strings.ContainsRune(`:*?"<>|`, r) {
+			return '_'
+		}
+		return r
+	}, name)
+	if name == "." || name == ".." {
+		name = ""
+	}
+	if f == seal.CAdES {
+		return cmp.Or(name, "document") + ".p7s"
+	}
 	base := strings.TrimSuffix(name, filepath.Ext(name))
 	if base == "" || base == "." {
 		base = "document"
 	}
-	ext := "-sealed.pdf"
-	if f == seal.CAdES {
-		base, ext = name, ".p7s"
-		if base == "" {
-			base = "document"
-		}
-	}
-	return mime.FormatMediaType("attachment", map[string]string{"filename": base + ext})
+	return base + "-sealed.pdf"
 }

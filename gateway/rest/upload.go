@@ -29,49 +29,68 @@ type upload struct {
 }
 
 // readUpload finds the document in r. Multipart fields before the part
-// "document" are read whole; fields names each field the request takes with
-// its size limit, and any other part is refused by name, as is a field given
-// twice. The document is streamed, so what follows it is found only at its
-// end: a later part makes reading the document fail with an error naming it,
-// before anything is signed.
+// "document" are read whole (readFields). The document is streamed, so what
+// follows it is found only at its end: a later part makes reading the
+// document fail with an error naming it, before anything is signed.
 func readUpload(r *http.Request, fields map[string]int) (*upload, error) {
 	u := &upload{document: r.Body, size: r.ContentLength, fields: url.Values{}}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
+	if !isMultipart(r) {
 		return u, nil
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read")
 	}
+	var part *multipart.Part
+	if u.fields, part, err = readFields(mr, fields); err != nil {
+		return nil, err
+	}
+	if part == nil {
+		return nil, fault.New(fault.Invalid, seal.CodeDocumentEmpty, "the multipart body has no part named \"document\"")
+	}
+	u.document, u.name, u.size = &documentPart{part: part, body: mr}, filepath.Base(part.FileName()), -1
+	return u, nil
+}
+
+func isMultipart(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "multipart/form-data"
+}
+
+// readFields reads the multipart fields up to the first part "document",
+// which it returns (nil when the body ends first). fields names each field
+// the request takes with its size limit; any other part is refused by name,
+// as is a field given twice.
+func readFields(mr *multipart.Reader, fields map[string]int) (url.Values, *multipart.Part, error) {
+	values := url.Values{}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
-			return nil, fault.New(fault.Invalid, seal.CodeDocumentEmpty, "the multipart body has no part named \"document\"")
+			return values, nil, nil
 		}
 		if err != nil {
-			return nil, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read")
+			return nil, nil, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart body could not be read")
 		}
 		name := part.FormName()
 		if name == "document" {
-			u.document, u.name, u.size = &documentPart{part: part, body: mr}, filepath.Base(part.FileName()), -1
-			return u, nil
+			return values, part, nil
 		}
 		limit, ok := fields[name]
 		if !ok {
-			return nil, fault.New(fault.Invalid, CodeBadRequest, "the multipart part %q is not one this request takes: the fields are %s, then the part \"document\"",
+			return nil, nil, fault.New(fault.Invalid, CodeBadRequest, "the multipart part %q is not one this request takes: the fields are %s, then the part \"document\"",
 				name, strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
 		}
-		if u.fields.Has(name) {
-			return nil, fault.New(fault.Invalid, CodeBadRequest, "the multipart field %q is given twice: give it once", name)
+		if values.Has(name) {
+			return nil, nil, fault.New(fault.Invalid, CodeBadRequest, "the multipart field %q is given twice: give it once", name)
 		}
 		v, err := io.ReadAll(io.LimitReader(part, int64(limit)+1))
 		if err != nil {
-			return nil, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart field %q could not be read", name)
+			return nil, nil, fault.Wrap(err, fault.Invalid, CodeBadRequest, "the multipart field %q could not be read", name)
 		}
 		if len(v) > limit {
-			return nil, fault.New(fault.Invalid, CodeBadRequest, "%s: longer than the limit of %s", name, sizeString(limit))
+			return nil, nil, fault.New(fault.Invalid, CodeBadRequest, "%s: longer than the limit of %s", name, sizeString(limit))
 		}
-		u.fields.Set(name, string(v))
+		values.Set(name, string(v))
 	}
 }
 

@@ -158,6 +158,9 @@ func TestBatchOneAuthorization(t *testing.T) {
 	_, key := s.pool(t)
 	authorize0, sign0 := s.tsp.Calls("credentials/authorize"), s.tsp.Calls("signatures/signHash")
 
+	if !key.Batches() {
+		t.Error("Batches is false for a seal on a remote credential in service")
+	}
 	batch := key.NewBatch(docs, 10*time.Second)
 	sealed := make([][]byte, docs)
 	var wg sync.WaitGroup
@@ -166,9 +169,13 @@ func TestBatchOneAuthorization(t *testing.T) {
 		wg.Go(func() {
 			in := pdftest.Bytes(pdftest.Spec{Pages: []pdftest.Page{{Text: fmt.Sprintf("invoice %d", i)}}})
 			var out bytes.Buffer
-			if _, err := pades.Seal(context.Background(), batch, bytes.NewReader(in), int64(len(in)), &out, pades.Options{}); err != nil {
+			ctx, by := signing.WithSignedBy(context.Background())
+			if _, err := pades.Seal(ctx, batch, bytes.NewReader(in), int64(len(in)), &out, pades.Options{}); err != nil {
 				errs <- fmt.Errorf("document %d: %w", i, err)
 				return
+			}
+			if by.Card != "tsp" {
+				errs <- fmt.Errorf("document %d: signed by %q, want the credential tsp", i, by.Card)
 			}
 			sealed[i] = out.Bytes()
 		})
@@ -295,11 +302,17 @@ func TestFailoverToLocalCard(t *testing.T) {
 			if st.Healthy || !st.Retrying || st.LastError == "" {
 				t.Errorf("remote card while the provider fails: %+v", st)
 			}
+			if key.Batches() {
+				t.Error("Batches is true with the remote credential out of service: the local card would sign a batch digest by digest")
+			}
 			if err := pool.Ready(); err != nil {
 				t.Errorf("Ready with the local card in service: %v", err)
 			}
 			s.tsp.SetFault(csctest.Fault{})
 			waitFor(t, "the remote credential is back in service", func() bool { return cardStatus(t, pool, "csc:tsp").Healthy })
+			if !key.Batches() {
+				t.Error("Batches is false with the remote credential back in service")
+			}
 			before := s.tsp.Signed()
 			if failed, by := signAll(key, 40); failed != 0 || by["tsp"] == 0 || s.tsp.Signed() == before {
 				t.Errorf("after recovery: %d failed, by card %v", failed, by)
