@@ -162,7 +162,7 @@ func TestJavaClientExample(t *testing.T) {
 			signingtest.CheckIndependently(t, buf.Bytes(), 1)
 		}
 		r.line(t, `document: 1 sha256 [0-9a-f]{64} \(event \w+, evidence index \d+\) matches its ZIP entry`)
-		verified := regexp.MustCompile(`(?m)^verify: \S+ valid \(.+\)$`).FindAllString(r.out, -1)
+		verified := regexp.MustCompile(`(?m)^verify: .+ valid \(.+\)$`).FindAllString(r.out, -1)
 		if len(verified) != 4 {
 			t.Errorf("%d verifications reported valid, want 4 (the sealed PDF and 3 results):\n%s", len(verified), r.out)
 		}

@@ -8,7 +8,8 @@
  *   4. POST /api/v1/jobs               submit every PDF as one batch job (multipart:
  *                                      options first, then one "document" part per file)
  *   5. GET  /api/v1/jobs/{id}          poll until the job has ended
- *   6. GET  /api/v1/jobs/{id}/results.zip, /documents/1   download the results
+ *   6. GET  /api/v1/jobs/{id}/results.zip, /documents/1   download the results (and
+ *                                      check document 1's SHA-256 against its headers and the ZIP)
  *   7. POST /api/v1/verifications      verify every result in the ZIP
  *   8. DELETE /api/v1/jobs/{id}        purge the job's results on the server
  *
@@ -30,9 +31,9 @@
  * "zip: ...", "document: ..."); the last line is "OK" and the exit status 0. Any
  * failure prints "FAILED: ..." — for an API error its HTTP status, problem code and
  * detail — and exits 1 (2 for a usage error). An answer 429 or 503 with Retry-After
- * is retried after the time it names (up to 5 times); a job submission is retried
- * with the same Idempotency-Key, so it is never accepted twice. Secrets and tokens
- * are never printed.
+ * is retried after the time it names (up to 5 times); a job submission keeps its
+ * Idempotency-Key on every retry, so a server that honours the key answers a retry
+ * with the job it accepted first. Secrets and tokens are never printed.
  */
 
 import java.io.IOException;
@@ -277,8 +278,8 @@ public final class SealgateClient {
         for (Path f : files) {
             mp.file("document", f, "application/pdf");
         }
-        // One key for every retry of this submission: the server answers a
-        // retry with the job it accepted first instead of a second job.
+        // One key for every retry of this submission: a server that honours
+        // it answers a retry with the job it accepted first, not a second job.
         HttpRequest req = authorized("api/v1/jobs")
                 .header("Content-Type", mp.contentType())
                 .header("Idempotency-Key", UUID.randomUUID().toString())
@@ -387,7 +388,8 @@ public final class SealgateClient {
 
     /**
      * Downloads document n alone and checks that its bytes are what its
-     * Sealgate-Sealed-Sha256 header names and are one of the ZIP's entries.
+     * Sealgate-Sealed-Sha256 header and ETag name and are one of the ZIP's
+     * entries.
      */
     private void checkDocument(String id, int n, List<Path> entries) throws IOException, InterruptedException {
         HttpResponse<InputStream> resp = send(authorized(jobPath(id) + "/documents/" + n).GET().build(), 200);
@@ -395,8 +397,9 @@ public final class SealgateClient {
         save(resp, dst);
         String digest = sha256(dst);
         String named = header(resp, "Sealgate-Sealed-Sha256");
-        if (!digest.equalsIgnoreCase(named)) {
-            throw new Failure("document " + n + ": SHA-256 " + digest + " but Sealgate-Sealed-Sha256 " + named);
+        String etag = header(resp, "ETag");
+        if (!digest.equalsIgnoreCase(named) || !etag.equalsIgnoreCase("\"" + digest + "\"")) {
+            throw new Failure("document " + n + ": SHA-256 " + digest + " but Sealgate-Sealed-Sha256 " + named + " and ETag " + etag);
         }
         boolean inZip = false;
         for (Path e : entries) {
