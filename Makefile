@@ -32,7 +32,9 @@ check:
 	$(GO) vet ./...
 
 # What the tests run for real: SoftHSM, OpenLDAP, the independent validators,
-# xmlsec1 (it signs the tests' trusted lists) and Chromium (for the PDF corpus).
+# xmlsec1 (it signs the tests' trusted lists), Chromium (for the PDF corpus),
+# the SOAP clients (python3-zeep, JAX-WS) and a JDK (javac and java run the
+# JAX-WS client and the Java REST client example).
 # Installed through apt when missing.
 TEST_PKGS := softhsm2 opensc openssl slapd ldap-utils poppler-utils qpdf libnss3-tools chromium fonts-dejavu-core fonts-ipafont-gothic zbar-tools xmlsec1 python3-zeep jaxws default-jdk-headless
 deps-test:
