@@ -32,7 +32,7 @@
  * failure prints "FAILED: ..." — for an API error its HTTP status, problem code and
  * detail — and exits 1 (2 for a usage error). An answer 429 or 503 with Retry-After
  * is retried after the time it names (up to 5 times); a job submission keeps its
- * Idempotency-Key on every retry, so a server that honours the key answers a retry
+ * Idempotency-Key on every retry, so sealgate answers a retry
  * with the job it accepted first. Secrets and tokens are never printed.
  */
 
