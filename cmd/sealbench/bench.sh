@@ -45,4 +45,4 @@ url="http://127.0.0.1:$port"
 "$bin/sealbench" -url "$url" -data "$dir/data" -pid "$pid" -format cades -doc "$dir/doc-100k.bin" ${SEALBENCH_ARGS:-}
 echo
 # shellcheck disable=SC2086
-"$bin/sealbench" -url "$url" -data "$dir/data" -pid "$pid" -format pades -doc "$dir/invoice.pdf" -pdfsign ${SEALBENCH_ARGS:-}
+"$bin/sealbench" -url "$url" -data "$dir/data" -pid "$pid" -format pades -doc "$dir/invoice.pdf" -pdfsign -job 1000 ${SEALBENCH_ARGS:-}

@@ -16,6 +16,7 @@ import (
 
 // target is the seal endpoint with the caller's credentials and document.
 type target struct {
+	base        string // the node's base URL
 	url         string
 	id, secret  string
 	doc         []byte
@@ -41,7 +42,7 @@ func newTarget(base, id, secret, format, level string, doc []byte, conns int) *t
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // loopback benchmark target
 	}
 	return &target{
-		url: base + "/api/v1/seals?" + q.Encode(), id: id, secret: secret, doc: doc, contentType: ct,
+		base: base, url: base + "/api/v1/seals?" + q.Encode(), id: id, secret: secret, doc: doc, contentType: ct,
 		client: &http.Client{Transport: tr, Timeout: time.Minute},
 	}
 }

@@ -49,6 +49,10 @@ type options struct {
 	Floor bool
 	// Pdfsign compares with digitorus/pdfsign signing the same PDF in process.
 	Pdfsign bool
+	// Job, when positive, submits one batch job of that many copies of the
+	// document and compares its documents/s with the best single-request
+	// rate (with the node's peak RSS during the job, given PID).
+	Job int
 }
 
 func main() {
@@ -87,6 +91,7 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 	fs.IntVar(&o.PID, "pid", 0, "the node's process id, for its resident memory")
 	fs.BoolVar(&o.Floor, "floor", true, "measure the raw token rate and the hash-and-sign floor (needs -data)")
 	fs.BoolVar(&o.Pdfsign, "pdfsign", false, "compare with digitorus/pdfsign signing the PDF in process with the same key (pades)")
+	fs.IntVar(&o.Job, "job", 0, "also seal one batch job of this many copies of the document (POST /api/v1/jobs)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -111,6 +116,8 @@ func parseFlags(args []string, errOut io.Writer) (options, error) {
 		return o, errors.New("-soak needs -pid (the node whose memory to watch)")
 	case (o.Floor || o.Pdfsign) && o.Data == "":
 		return o, errors.New("-floor and -pdfsign need -data (the node's data directory); use -floor=false without it")
+	case o.Job < 0 || o.Job > 10000:
+		return o, errors.New("-job must be between 0 and 10000 documents")
 	case o.Pdfsign && o.Format != "pades":
 		return o, errors.New("-pdfsign compares PAdES only")
 	}

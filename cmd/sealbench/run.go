@@ -99,6 +99,22 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		row(r)
 		row(t.paced(ctx, best.rate()/2, 4*bestC, o.Duration))
 	}
+	if o.Job > 0 {
+		j, err := t.job(ctx, o.Job, o.PID, o.Format, o.Level)
+		if err != nil {
+			return fmt.Errorf("batch job: %w", err)
+		}
+		rate := float64(j.done) / j.took.Seconds()
+		fmt.Fprintf(out, "batch job of %d documents: %s, %d sealed in %s: %.0f documents/s = ×%.2f of the best single-request rate (%.0f seals/s at c=%d)",
+			j.docs, j.state, j.done, j.took.Round(time.Millisecond), rate, rate/best.rate(), best.rate(), bestC)
+		if floor > 0 {
+			fmt.Fprintf(out, ", ×%.2f of floor", rate/floor)
+		}
+		if j.peakRSS > 0 {
+			fmt.Fprintf(out, "; node peak RSS during the job %.1f MiB", mib(j.peakRSS))
+		}
+		fmt.Fprintln(out)
+	}
 	if o.Soak > 0 {
 		if err := soak(ctx, t, bestC, o, row, out); err != nil {
 			return err
