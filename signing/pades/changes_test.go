@@ -84,14 +84,7 @@ type sealedForTampering struct {
 func sealForTampering(t *testing.T, key signing.Key, doc []byte) *sealedForTampering {
 	t.Helper()
 	sealed, _ := signingtest.SealPDF(t, key, doc, pades.Options{})
-	r, err := pdf.Open(bytes.NewReader(sealed), int64(len(sealed)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, cat, err := r.Catalog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, root, cat := signingtest.OpenCatalog(t, sealed)
 	page, err := r.Page(1)
 	if err != nil {
 		t.Fatal(err)
@@ -259,14 +252,7 @@ const missingNum = 4242
 func formForTampering(t *testing.T) []byte {
 	t.Helper()
 	doc := pdftest.Bytes(pdftest.Spec{SigField: "CEO", SigFieldRect: [4]float64{300, 40, 520, 110}})
-	r, err := pdf.Open(bytes.NewReader(doc), int64(len(doc)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, cat, err := r.Catalog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, root, cat := signingtest.OpenCatalog(t, doc)
 	form, err := r.Dict(cat["AcroForm"])
 	if err != nil || form == nil {
 		t.Fatalf("no form: %v", err)

@@ -106,14 +106,7 @@ func newCRLSeal(t testing.TB, p *signingtest.PKI) *crlSeal {
 // and, for each of its arrays, the data of every entry in order.
 func dssEntries(t testing.TB, file []byte) (pdf.Dict, map[pdf.Name][][]byte) {
 	t.Helper()
-	r, err := pdf.Open(bytes.NewReader(file), int64(len(file)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, cat, err := r.Catalog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, _, cat := signingtest.OpenCatalog(t, file)
 	dss, err := r.Dict(cat["DSS"])
 	if err != nil || dss == nil {
 		t.Fatalf("no /DSS in the catalog: %v", err)
@@ -393,14 +386,7 @@ func TestPAdESDSSReuse(t *testing.T) {
 // producers write, and returns the file and the entry's key.
 func addVRI(t testing.TB, file []byte) ([]byte, pdf.Name) {
 	t.Helper()
-	r, err := pdf.Open(bytes.NewReader(file), int64(len(file)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, cat, err := r.Catalog()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, root, cat := signingtest.OpenCatalog(t, file)
 	dss, err := r.Dict(cat["DSS"])
 	if err != nil || dss == nil {
 		t.Fatalf("no /DSS: %v", err)

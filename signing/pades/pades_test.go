@@ -219,15 +219,8 @@ func TestPAdESCertifiedLTA(t *testing.T) {
 func TestPAdESFieldNameUnique(t *testing.T) {
 	key, p := signingtest.SoftHSMSeal(t)
 	doc := pdftest.Bytes(pdftest.Spec{})
-	r, err := pdf.Open(bytes.NewReader(doc), int64(len(doc)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, root, cat := signingtest.OpenCatalog(t, doc)
 	page, err := r.Page(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, cat, err := r.Catalog()
 	if err != nil {
 		t.Fatal(err)
 	}

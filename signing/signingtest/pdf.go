@@ -22,6 +22,7 @@ import (
 
 	"github.com/sealgate/sealgate/signing"
 	"github.com/sealgate/sealgate/signing/pades"
+	"github.com/sealgate/sealgate/signing/pdf"
 	"github.com/sealgate/sealgate/signing/pkcs11"
 	"github.com/sealgate/sealgate/signing/softkey"
 )
@@ -240,4 +241,19 @@ func Logo(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// OpenCatalog opens file with sealgate's PDF reader and returns the reader,
+// the catalog's reference and the catalog.
+func OpenCatalog(t testing.TB, file []byte) (*pdf.Reader, pdf.Ref, pdf.Dict) {
+	t.Helper()
+	r, err := pdf.Open(bytes.NewReader(file), int64(len(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, cat, err := r.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, root, cat
 }
