@@ -128,8 +128,9 @@ func (s *Service) record(ctx context.Context, ev *event, res *Result) error {
 		idempotency = sql.NullString{String: claim.id, Valid: true}
 	}
 	// The event row, its audit event and a job document's or an idempotency
-	// key's state commit together.
-	err := s.opts.DB.Write(ctx, func(tx *sql.Tx) error {
+	// key's state commit together — and with the events of the seals
+	// recorded at the same moment: one commit, one flush, for the group.
+	err := s.opts.DB.WriteGrouped(ctx, func(tx *sql.Tx) error {
 		if err := s.opts.Authorizer.AuditTx(ctx, tx, auditEvent(ev, res)); err != nil {
 			return err
 		}

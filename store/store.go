@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -28,6 +29,7 @@ type DB struct {
 	path   string
 	read   *sql.DB
 	writer *sql.DB
+	group  writeGroup
 }
 
 // Options tune Open. The zero value is fine.
@@ -135,6 +137,123 @@ func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) 
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	return nil
+}
+
+// writeGroup gathers the WriteGrouped calls waiting at one time.
+type writeGroup struct {
+	mu      sync.Mutex
+	pending []*groupedWrite
+	leading bool // a caller is committing a group; the next one waits its turn
+}
+
+// groupedWrite is one WriteGrouped call: its function, and where it hears
+// its outcome or that it is to commit the next group.
+type groupedWrite struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	done chan error
+	lead chan struct{}
+}
+
+// WriteGrouped runs fn like Write, but in one transaction with the other
+// WriteGrouped calls waiting at the same time, so that a group costs one
+// commit (one flush to disk with durability full) instead of one each.
+// Every fn runs under its own savepoint: one that fails, or panics, is
+// rolled back alone and its caller gets the error; the others commit. It
+// returns only once the group's commit is done, so what a caller was told
+// is written is durable like with Write. fn must not call Write or
+// WriteGrouped.
+func (db *DB) WriteGrouped(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	w := &groupedWrite{ctx: ctx, fn: fn, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	g := &db.group
+	g.mu.Lock()
+	g.pending = append(g.pending, w)
+	if !g.leading {
+		g.leading = true
+		w.lead <- struct{}{}
+	}
+	g.mu.Unlock()
+	select {
+	case err := <-w.done:
+		return err
+	case <-w.lead:
+	}
+	// This caller commits everything waiting now, its own write included,
+	// then hands the turn to the first that came meanwhile: no caller
+	// commits for others for longer than one group.
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	db.commitGroup(batch)
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		g.pending[0].lead <- struct{}{}
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+	return <-w.done
+}
+
+// commitGroup runs the writes of batch in one transaction, each under a
+// savepoint, commits, and tells each its outcome.
+func (db *DB) commitGroup(batch []*groupedWrite) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for _, w := range batch {
+			w.done <- err
+		}
+	}
+	// The transaction serves many callers: none's context may end it.
+	ctx := context.Background()
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("store: begin: %w", err))
+		return
+	}
+	for i, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT grouped`); err != nil {
+			_ = tx.Rollback()
+			fail(fmt.Errorf("store: savepoint: %w", err))
+			return
+		}
+		errs[i] = runGrouped(w.fn, tx)
+		if errs[i] != nil {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO grouped`); err != nil {
+				_ = tx.Rollback()
+				fail(fmt.Errorf("store: rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE grouped`); err != nil {
+			_ = tx.Rollback()
+			fail(fmt.Errorf("store: release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("store: commit: %w", err))
+		return
+	}
+	for i, w := range batch {
+		w.done <- errs[i]
+	}
+}
+
+// runGrouped runs one grouped write, turning a panic into its error so the
+// others of its group still commit.
+func runGrouped(fn func(tx *sql.Tx) error, tx *sql.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: grouped write panicked: %v", p)
+		}
+	}()
+	return fn(tx)
 }
 
 // Close closes both pools.

@@ -107,3 +107,71 @@ func TestDurability(t *testing.T) {
 		t.Errorf("unknown durability: %v", err)
 	}
 }
+
+// Concurrent grouped writes commit together, yet each stands alone: one
+// that fails or panics leaves nothing and gets its own error, the others
+// commit and each caller hears only of its own write.
+func TestWriteGroupedKeepsEachWriteApart(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx, "c", []string{`CREATE TABLE c (n INTEGER NOT NULL UNIQUE)`}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO c (n) VALUES (-1)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 200
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			errs[i] = db.WriteGrouped(ctx, func(tx *sql.Tx) error {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO c (n) VALUES (?)`, i); err != nil {
+					return err
+				}
+				switch i % 10 {
+				case 3:
+					return sql.ErrNoRows // any error, after writing
+				case 7:
+					panic("a write that panics")
+				case 9:
+					_, err := tx.ExecContext(ctx, `INSERT INTO c (n) VALUES (-1)`) // a constraint the database refuses
+					return err
+				}
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	rows, err := db.Read().Query(`SELECT n FROM c`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[int]bool{}
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		kept[n] = true
+	}
+	rows.Close()
+	for i, err := range errs {
+		failing := i%10 == 3 || i%10 == 7 || i%10 == 9
+		switch {
+		case failing && err == nil:
+			t.Errorf("write %d should have failed", i)
+		case !failing && err != nil:
+			t.Errorf("write %d: %v", i, err)
+		case failing == kept[i]:
+			t.Errorf("write %d: failed %v, row kept %v", i, failing, kept[i])
+		}
+	}
+}
