@@ -65,7 +65,7 @@ const (
 // JobsConfig is the "jobs" section of sealgate.yaml:
 //
 //	jobs:
-//	  workers: 8               # default: twice the seal pool's signing sessions, at least batchSize
+//	  workers: 32              # default: sixteen per signing session of the seal pool, at least batchSize
 //	  batchSize: 8             # a job's documents signed as one batch at a remote credential; default workers
 //	  maxDocuments: 10000      # documents per job
 //	  maxTotalSize: 4294967296 # bytes per job

@@ -335,10 +335,11 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	return s, nil
 }
 
-// jobWorkers is the default number of job workers: twice the signing
-// sessions of the cards in service (a software seal counts as one per
-// CPU), since a worker waits for its durable commits about as long as it
-// signs.
+// jobWorkers is the default number of job workers: sixteen per signing
+// session of the cards in service (a software seal counts as one per CPU).
+// A worker spends most of its time waiting for flushes to disk (its output
+// file, the evidence leaf, the seal event), not signing; many workers
+// overlap those waits and let the grouped commits gather more seals.
 func (s *Server) jobWorkers() int {
 	sessions := 0
 	for _, c := range s.Pool.Status() {
@@ -351,7 +352,7 @@ func (s *Server) jobWorkers() int {
 			sessions += runtime.NumCPU()
 		}
 	}
-	return 2 * max(sessions, runtime.NumCPU())
+	return 16 * max(sessions, runtime.NumCPU())
 }
 
 // timestamper returns the configured TSA client, or nil without one; it also
