@@ -99,7 +99,7 @@ type Options struct {
 	DefaultSeal string
 	// TempDir holds spooled inputs and outputs; default os.TempDir().
 	TempDir string
-	// MaxDocumentSize bounds an input; default 2 GiB.
+	// MaxDocumentSize bounds an input; default 100 MiB.
 	MaxDocumentSize int64
 	// Spool bounds the bytes of spooled inputs and outputs in TempDir
 	// (NewSpoolBudget); nil is unbounded.
@@ -136,7 +136,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, errors.New("seal: DB, Keys, Authorizer and Evidence are required")
 	}
 	if opts.MaxDocumentSize == 0 {
-		opts.MaxDocumentSize = 2 << 30
+		opts.MaxDocumentSize = 100 << 20
 	}
 	if opts.TempDir == "" {
 		opts.TempDir = os.TempDir()

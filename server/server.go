@@ -50,7 +50,8 @@ import (
 type SealSettings struct {
 	// DefaultSeal is used when a request names no seal.
 	DefaultSeal string `yaml:"defaultSeal"`
-	// MaxDocumentSize bounds one document, in bytes. Default 2 GiB.
+	// MaxDocumentSize bounds one document, in bytes. Default 100 MiB
+	// (larger: 413 document_too_large).
 	MaxDocumentSize int64 `yaml:"maxDocumentSize"`
 	// TempDir holds documents while they are sealed or verified. Default:
 	// the system's. Files named seal.SpoolPrefix* in it are removed when
@@ -181,6 +182,10 @@ func New(ctx context.Context, cfg *config.File, log *slog.Logger) (_ *Server, er
 	}
 	if s.settings.MaxTempSpace == 0 {
 		s.settings.MaxTempSpace = 8 << 30
+	}
+	if s.settings.MaxDocumentSize == 0 {
+		// One default for every transport (REST, SOAP parts, jobs).
+		s.settings.MaxDocumentSize = 100 << 20
 	}
 	if s.settings.IdempotencyWindow < 0 {
 		return nil, fmt.Errorf("config section seal: idempotencyWindow is negative (%s)", s.settings.IdempotencyWindow)
