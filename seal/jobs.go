@@ -280,6 +280,9 @@ func (j *Jobs) Submit(ctx context.Context, jr JobRequest) (JobStatus, error) {
 	if p.Kind == access.KindAnonymous {
 		return JobStatus{}, fault.New(fault.Unauthenticated, access.CodeUnauthenticated, "a job needs an authenticated caller")
 	}
+	if jr.Request.Name != "" {
+		return JobStatus{}, fault.New(fault.Invalid, CodeBadRequest, "option \"name\" does not apply to a job: each document is named by itself (a part's file name, a ZIP entry, a SOAP document's name)")
+	}
 	req, err := j.svc.normalizeOptions(jr.Request)
 	if err != nil {
 		return JobStatus{}, err

@@ -103,9 +103,6 @@ func (a *REST) jobRequest(r *http.Request, p access.Principal) (seal.JobRequest,
 	}
 	jr.TOTP = fields.Get("totp")
 	delete(fields, "totp")
-	if fields.Has("name") {
-		return jr, nil, fault.New(fault.Invalid, CodeBadRequest, "option \"name\" does not apply to a job: each document is named by its part's file name or its ZIP entry")
-	}
 	if err := seal.ParseOptions(&jr.Request, fields); err != nil {
 		return jr, nil, err
 	}

@@ -3,7 +3,6 @@ package soap
 import (
 	"strconv"
 
-	"github.com/sealgate/sealgate/fault"
 	"github.com/sealgate/sealgate/seal"
 	"github.com/sealgate/sealgate/wsdl"
 )
@@ -16,9 +15,6 @@ func (c *call) sealBatch() error {
 		return err
 	}
 	fields := optionFields(req.SealOptions)
-	if _, ok := fields["name"]; ok {
-		return fault.New(fault.Invalid, seal.CodeBadRequest, "name: in SealBatch each document has its own name")
-	}
 	jr := seal.JobRequest{Request: seal.Request{Principal: c.p}, TOTP: req.Totp}
 	if err := seal.ParseOptions(&jr.Request, fields); err != nil {
 		return err
